@@ -1,0 +1,141 @@
+//! Backends: the only modules that name a driver type.
+//!
+//! A backend is a [`Driver`] (opens physical connections for one configuration) and a
+//! [`RawConn`] (one physical connection: run a statement, run a control statement, cancel from
+//! outside). Everything above this module — pool, timeouts, transactions, entities — is written
+//! once against these two traits. Adding a backend means adding one file here and one arm in
+//! [`driver_for`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::DatabaseConfig;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::sql::Backend;
+use crate::value::Value;
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+/// What one statement produced.
+#[derive(Debug, Default)]
+pub(crate) struct QueryOutput {
+    pub rows: Vec<Row>,
+    pub rows_affected: u64,
+}
+
+/// Opens physical connections for one configuration.
+#[async_trait]
+pub(crate) trait Driver: Send + Sync + 'static {
+    /// Opens one connection. The caller bounds it with `connection_creation_timeout`.
+    async fn connect(&self) -> Result<Box<dyn RawConn>>;
+    /// True when connections hold sockets registered with the tokio runtime that opened them
+    /// (and so must not outlive it). SQLite connections run on their own threads and are not.
+    fn runtime_bound(&self) -> bool {
+        true
+    }
+}
+
+/// One physical connection.
+#[async_trait]
+pub(crate) trait RawConn: Send + 'static {
+    /// Runs one statement (already in native SQL) with positional parameters, as a prepared
+    /// statement cached per connection.
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput>;
+    /// Runs a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`, `SET …`) without
+    /// preparing it.
+    async fn simple(&mut self, sql: &str) -> Result<()>;
+    /// A handle that can stop the statement running on this connection from another task.
+    fn cancel_token(&self) -> Arc<dyn CancelToken>;
+    /// Round trip to check the connection is alive.
+    async fn ping(&mut self) -> Result<()>;
+    /// Closes the connection politely.
+    async fn close(self: Box<Self>);
+}
+
+/// Stops the statement currently running on one connection.
+#[async_trait]
+pub(crate) trait CancelToken: Send + Sync {
+    /// Asks the server to stop the running statement. Returns once the request was delivered.
+    async fn cancel(&self) -> Result<()>;
+    /// Clears any cancellation state before the connection runs its next statement.
+    fn reset(&self) {}
+}
+
+/// The driver for `backend` and `config`.
+pub(crate) fn driver_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<dyn Driver>> {
+    Ok(match backend {
+        Backend::Postgres => Arc::new(postgres::PgDriver::new(config)),
+        Backend::MySql => Arc::new(mysql::MySqlDriver::new(config)),
+        Backend::Sqlite => Arc::new(sqlite::SqliteDriver::new(config)?),
+    })
+}
+
+impl Backend {
+    /// Parses a backend name: `postgres`, `postgresql`, `mysql`, `mariadb`, `sqlite`
+    /// (ASCII case-insensitive). Anything else is a clear configuration error.
+    pub fn from_name(name: &str) -> Result<Backend> {
+        match name.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            "sqlite" | "sqlite3" => Ok(Backend::Sqlite),
+            _ => Err(Error::Config(format!(
+                "unknown database backend {name:?}: expected postgres, postgresql, mysql, mariadb or sqlite"
+            ))),
+        }
+    }
+}
+
+/// Maps a driver error to ours, keeping the server's code and message and nothing else
+/// (driver errors never carry the password, but we do not forward their `Debug` either).
+pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) => Error::Database {
+            // MySQL: the error number (1062, 1213, …) says more than its SQLSTATE.
+            code: match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                Some(my) => Some(my.number().to_string()),
+                None => db.code().map(|c| c.into_owned()),
+            },
+            message: db.message().to_owned(),
+            constraint: db.constraint().map(str::to_owned),
+        },
+        sqlx::Error::Io(io) => Error::Connection(io.to_string()),
+        sqlx::Error::Tls(t) => Error::Connection(format!("TLS: {t}")),
+        sqlx::Error::Protocol(p) => Error::Connection(format!("protocol: {p}")),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            Error::Connection(e.to_string())
+        }
+        sqlx::Error::Configuration(c) => Error::Config(c.to_string()),
+        sqlx::Error::ColumnDecode { index, source } => {
+            Error::Conversion(format!("column {index}: {source}"))
+        }
+        sqlx::Error::Decode(d) | sqlx::Error::Encode(d) => Error::Conversion(d.to_string()),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Decimal text (as servers send NUMERIC/DECIMAL) to the most faithful `Value`: an `Int` when
+/// it is a whole number that fits, else a `Float`, else the text itself.
+pub(crate) fn decimal_text_to_value(s: &str) -> Value {
+    let t = s.trim();
+    let integral = t.strip_suffix(".0").unwrap_or(t);
+    let integral = match integral.split_once('.') {
+        Some((i, frac)) if frac.bytes().all(|b| b == b'0') => i,
+        _ => integral,
+    };
+    if let Ok(i) = integral.parse::<i64>() {
+        return Value::Int(i);
+    }
+    match t.parse::<f64>() {
+        Ok(f) if f.is_finite() => Value::Float(f),
+        _ => Value::Text(t.to_owned()),
+    }
+}
+
+/// Builds the shared column-name list of a result.
+pub(crate) fn column_names<C: sqlx::Column>(cols: &[C]) -> Arc<[String]> {
+    cols.iter().map(|c| c.name().to_owned()).collect()
+}

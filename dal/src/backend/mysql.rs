@@ -1,0 +1,221 @@
+//! MySQL and MariaDB through `sqlx-mysql`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use futures_util::TryStreamExt;
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlValueRef};
+use sqlx::{
+    Arguments, AssertSqlSafe, ConnectOptions, Connection, Decode, Either, Executor, MySql,
+    Row as _, TypeInfo, ValueRef,
+};
+
+use super::{
+    column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
+};
+use crate::config::DatabaseConfig;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::sql::Backend;
+use crate::value::Value;
+
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct MySqlDriver {
+    options: Arc<MySqlConnectOptions>,
+}
+
+impl MySqlDriver {
+    pub(crate) fn new(config: &DatabaseConfig) -> Self {
+        let mut o = MySqlConnectOptions::new()
+            .host(config.get_host())
+            .port(config.effective_port(Backend::MySql))
+            .username(config.get_user().unwrap_or("root"))
+            .database(config.database())
+            .charset("utf8mb4")
+            // Timestamps travel as UTC; the session time zone must agree.
+            .timezone(Some("+00:00".to_owned()))
+            .pipes_as_concat(false)
+            .statement_cache_capacity(512);
+        if let Some(pw) = config.password_secret() {
+            o = o.password(pw);
+        }
+        MySqlDriver {
+            options: Arc::new(o.disable_statement_logging()),
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for MySqlDriver {
+    async fn connect(&self) -> Result<Box<dyn RawConn>> {
+        let mut conn = MySqlConnection::connect_with(&self.options)
+            .await
+            .map_err(map_sqlx_error)?;
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(Box::new(MyConn {
+            conn,
+            cancel: Arc::new(MyCancel {
+                options: self.options.clone(),
+                id,
+            }),
+        }))
+    }
+}
+
+struct MyConn {
+    conn: MySqlConnection,
+    cancel: Arc<MyCancel>,
+}
+
+struct MyCancel {
+    options: Arc<MySqlConnectOptions>,
+    id: u64,
+}
+
+#[async_trait]
+impl CancelToken for MyCancel {
+    async fn cancel(&self) -> Result<()> {
+        let work = async {
+            let mut c = MySqlConnection::connect_with(&self.options)
+                .await
+                .map_err(map_sqlx_error)?;
+            // KILL takes no placeholders; the id is a number we read from the server.
+            c.execute(AssertSqlSafe(format!("KILL QUERY {}", self.id)))
+                .await
+                .map_err(map_sqlx_error)?;
+            let _ = c.close().await;
+            Ok(())
+        };
+        tokio::time::timeout(CANCEL_TIMEOUT, work)
+            .await
+            .map_err(|_| Error::Connection("cancel request timed out".into()))?
+    }
+}
+
+#[async_trait]
+impl RawConn for MyConn {
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+        let mut args = MySqlArguments::default();
+        for v in params {
+            bind(&mut args, v).map_err(|e| Error::Conversion(e.to_string()))?;
+        }
+        let mut out = QueryOutput::default();
+        let mut columns: Option<Arc<[String]>> = None;
+        let mut stream =
+            (&mut self.conn).fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args));
+        while let Some(item) = stream.try_next().await.map_err(map_sqlx_error)? {
+            match item {
+                Either::Left(done) => out.rows_affected += done.rows_affected(),
+                Either::Right(row) => {
+                    let cols = columns.get_or_insert_with(|| column_names(row.columns()));
+                    out.rows.push(decode_row(&row, cols.clone())?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<()> {
+        self.conn
+            .execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx_error)
+    }
+
+    fn cancel_token(&self) -> Arc<dyn CancelToken> {
+        self.cancel.clone()
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        self.conn.ping().await.map_err(map_sqlx_error)
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.conn.close().await;
+    }
+}
+
+fn bind(args: &mut MySqlArguments, v: &Value) -> std::result::Result<(), sqlx::error::BoxDynError> {
+    match v {
+        Value::Null => args.add(None::<String>),
+        Value::Bool(b) => args.add(*b),
+        Value::Int(i) => args.add(*i),
+        Value::Float(f) => args.add(*f),
+        Value::Text(s) => args.add(s.clone()),
+        Value::Bytes(b) => args.add(b.clone()),
+        Value::Json(j) => args.add(j.to_string()),
+        Value::Timestamp(t) => args.add(*t),
+        Value::Date(d) => args.add(*d),
+        Value::Time(t) => args.add(*t),
+        // UUIDs are stored as text (CHAR(36)) so that every backend reads the same thing.
+        Value::Uuid(u) => args.add(u.to_string()),
+    }
+}
+
+fn decode_row(row: &MySqlRow, columns: Arc<[String]>) -> Result<Row> {
+    let mut values = Vec::with_capacity(columns.len());
+    for i in 0..columns.len() {
+        let raw = row.try_get_raw(i).map_err(map_sqlx_error)?;
+        values.push(
+            decode_value(raw)
+                .map_err(|e| Error::Conversion(format!("column {:?}: {e}", columns[i])))?,
+        );
+    }
+    Ok(Row::new(columns, values))
+}
+
+fn dec<'r, T: Decode<'r, MySql>>(
+    v: MySqlValueRef<'r>,
+) -> std::result::Result<T, sqlx::error::BoxDynError> {
+    T::decode(v)
+}
+
+fn decode_value(v: MySqlValueRef<'_>) -> std::result::Result<Value, sqlx::error::BoxDynError> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let info = v.type_info();
+    Ok(match info.name() {
+        "BOOLEAN" => Value::Bool(dec::<i8>(v)? != 0),
+        "TINYINT" => Value::Int(i64::from(dec::<i8>(v)?)),
+        "SMALLINT" => Value::Int(i64::from(dec::<i16>(v)?)),
+        "INT" | "MEDIUMINT" => Value::Int(i64::from(dec::<i32>(v)?)),
+        "BIGINT" => Value::Int(dec(v)?),
+        "TINYINT UNSIGNED" => Value::Int(i64::from(dec::<u8>(v)?)),
+        "SMALLINT UNSIGNED" => Value::Int(i64::from(dec::<u16>(v)?)),
+        "INT UNSIGNED" | "MEDIUMINT UNSIGNED" => Value::Int(i64::from(dec::<u32>(v)?)),
+        "BIGINT UNSIGNED" => {
+            let u: u64 = dec(v)?;
+            i64::try_from(u).map_or(Value::Float(u as f64), Value::Int)
+        }
+        "YEAR" => Value::Int(i64::from(dec::<u16>(v)?)),
+        "FLOAT" => Value::Float(f64::from(dec::<f32>(v)?)),
+        "DOUBLE" => Value::Float(dec(v)?),
+        "DECIMAL" => decimal_text_to_value(std::str::from_utf8(raw_bytes(&v)?)?),
+        "JSON" => Value::Json(serde_json::from_slice(raw_bytes(&v)?)?),
+        "DATETIME" => Value::Timestamp(dec::<NaiveDateTime>(v)?.and_utc()),
+        "TIMESTAMP" => Value::Timestamp(dec::<DateTime<Utc>>(v)?),
+        "DATE" => Value::Date(dec::<NaiveDate>(v)?),
+        "TIME" => Value::Time(dec::<NaiveTime>(v)?),
+        "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
+        | "GEOMETRY" => Value::Bytes(dec(v)?),
+        _ => {
+            let b = raw_bytes(&v)?;
+            match std::str::from_utf8(b) {
+                Ok(s) => Value::Text(s.to_owned()),
+                Err(_) => Value::Bytes(b.to_vec()),
+            }
+        }
+    })
+}
+
+fn raw_bytes<'r>(v: &MySqlValueRef<'r>) -> std::result::Result<&'r [u8], sqlx::error::BoxDynError> {
+    <&[u8] as Decode<MySql>>::decode(v.clone())
+}

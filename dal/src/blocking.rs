@@ -1,0 +1,175 @@
+//! The blocking twin: [`SyncConnection`], a thin layer over [`Connection`] driven by a small
+//! runtime owned by the library, so it works from a plain `fn main` with no runtime of its own.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::connection::{Connection, QueryOptions};
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::sql::Backend;
+use crate::value::{IntoParams, Value};
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dal-blocking")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Internal(format!("cannot start the blocking runtime: {e}")))
+}
+
+/// Runs `fut` to completion on the library's runtime. Refuses (with an error, never a panic)
+/// when called from inside an async runtime, where blocking would stall other tasks.
+pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Config(
+            "the blocking API (sync_connection) was called from inside an async runtime; \
+             use async_connection there, or call it from spawn_blocking"
+                .into(),
+        ));
+    }
+    Ok(runtime()?.block_on(fut))
+}
+
+/// A pooled connection for blocking code. Same operations as [`Connection`]; options that the
+/// async form takes as builder calls are passed as [`QueryOptions`] to the `_with` methods.
+///
+/// ```
+/// let db = dal::Database::from_url("sqlite::memory:")?;
+/// let mut conn = db.sync_connection()?;
+/// conn.execute("CREATE TABLE [t] ([a] INTEGER)", ())?;
+/// conn.execute("INSERT INTO [t] ([a]) VALUES (?)", dal::params![42])?;
+/// let rows = conn.execute("SELECT [a] FROM [t]", ())?;
+/// assert_eq!(rows[0].try_get::<i64, _>(0)?, 42);
+/// # Ok::<(), dal::Error>(())
+/// ```
+pub struct SyncConnection {
+    inner: Option<Connection>,
+}
+
+impl std::fmt::Debug for SyncConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SyncConnection").field(&self.inner).finish()
+    }
+}
+
+impl SyncConnection {
+    pub(crate) fn new(conn: Connection) -> Self {
+        SyncConnection { inner: Some(conn) }
+    }
+
+    /// The async connection inside, for code that needs to call something only the async API
+    /// offers from a blocking context (used by the entity layer's blocking methods).
+    pub(crate) fn with<'a, T, F, Fut>(&'a mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&'a mut Connection) -> Fut,
+        Fut: Future<Output = Result<T>> + 'a,
+    {
+        let conn = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::Internal("connection already released".into()))?;
+        block_on(f(conn))?
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Option<Backend> {
+        self.inner.as_ref().map(Connection::backend)
+    }
+
+    /// Runs one statement and returns its rows.
+    pub fn execute<P: IntoParams>(&mut self, sql: &str, params: P) -> Result<Vec<Row>> {
+        self.execute_with(sql, params, QueryOptions::default())
+    }
+
+    /// Runs one statement with options (timeout, tags).
+    pub fn execute_with<P: IntoParams>(
+        &mut self,
+        sql: &str,
+        params: P,
+        opts: QueryOptions,
+    ) -> Result<Vec<Row>> {
+        let params = params.into_params();
+        self.with(|c| async move {
+            c.execute_with_count(sql, params, &opts)
+                .await
+                .map(|(r, _)| r)
+        })
+    }
+
+    /// Runs one statement once per parameter list, atomically.
+    pub fn executemany(&mut self, sql: &str, param_list: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+        self.executemany_with(sql, param_list, QueryOptions::default())
+    }
+
+    /// `executemany` with options.
+    pub fn executemany_with(
+        &mut self,
+        sql: &str,
+        param_list: Vec<Vec<Value>>,
+        opts: QueryOptions,
+    ) -> Result<Vec<Row>> {
+        self.with(|c| async move {
+            let mut b = c.executemany(sql, param_list);
+            if let Some(t) = opts.timeout {
+                b = b.timeout(t);
+            }
+            for (k, v) in opts.tags {
+                b = b.tag(k, v);
+            }
+            b.await
+        })
+    }
+
+    /// Begins a transaction.
+    pub fn begin_transaction(&mut self) -> Result<()> {
+        self.with(|c| c.begin_transaction())
+    }
+
+    /// Commits the open transaction.
+    pub fn commit_transaction(&mut self) -> Result<()> {
+        self.with(|c| c.commit_transaction())
+    }
+
+    /// Rolls back the open transaction.
+    pub fn rollback_transaction(&mut self) -> Result<()> {
+        self.with(|c| c.rollback_transaction())
+    }
+
+    /// True while a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.inner.as_ref().is_some_and(Connection::in_transaction)
+    }
+
+    /// Round trip to the server, with a bound.
+    pub fn ping(&mut self) -> Result<()> {
+        self.with(|c| async move {
+            tokio::time::timeout(Duration::from_secs(10), c.ping())
+                .await
+                .map_err(|_| Error::Connection("ping timed out".into()))?
+        })
+    }
+}
+
+impl Drop for SyncConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.inner.take() {
+            // Give the connection back (and roll back an open transaction) on the library's
+            // runtime, since the caller has none.
+            match runtime() {
+                Ok(rt) => {
+                    let _guard = rt.enter();
+                    drop(conn);
+                }
+                Err(_) => drop(conn),
+            }
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! [`DatabaseConfig`]: where a database is and how long to wait for it.
+
+use std::fmt;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::sql::Backend;
+
+/// Default `connection_acquisition_timeout`: 10 s.
+pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `pool_creation_timeout`: 30 s.
+pub const DEFAULT_POOL_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `query_execution_timeout`: 60 s.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `connection_creation_timeout`: 15 s.
+pub const DEFAULT_CONNECTION_CREATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default pool size bounds (min, max): about 20 connections per application server.
+pub const DEFAULT_POOL_SIZE: (usize, usize) = (1, 20);
+
+/// A password that never prints.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Secret(Option<String>);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("\"***\""),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+/// Where a database is and how long to wait for it.
+///
+/// ```
+/// use std::time::Duration;
+/// use dal::DatabaseConfig;
+/// let config = DatabaseConfig::new("my_database")
+///     .host("localhost").port(5432)
+///     .user("postgres").password("secret")
+///     .alias("main_db").env("dev")
+///     .query_execution_timeout(Duration::from_secs(5));
+/// assert!(!format!("{config:?}").contains("secret"));
+/// assert_eq!(config.hash(), config.clone().password("other").hash());
+/// ```
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    database: String,
+    host: String,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Secret,
+    alias: Option<String>,
+    env: String,
+    backend: Option<Backend>,
+    connection_acquisition_timeout: Duration,
+    pool_creation_timeout: Duration,
+    query_execution_timeout: Duration,
+    connection_creation_timeout: Duration,
+    pool_size: (usize, usize),
+}
+
+impl DatabaseConfig {
+    /// A configuration for `database`: a database name, or for SQLite a file path or `:memory:`.
+    /// Host defaults to `localhost`, the port to the backend's default, env to `prod`.
+    pub fn new(database: impl Into<String>) -> Self {
+        DatabaseConfig {
+            database: database.into(),
+            host: "localhost".to_owned(),
+            port: None,
+            user: None,
+            password: Secret::default(),
+            alias: None,
+            env: "prod".to_owned(),
+            backend: None,
+            connection_acquisition_timeout: DEFAULT_ACQUISITION_TIMEOUT,
+            pool_creation_timeout: DEFAULT_POOL_CREATION_TIMEOUT,
+            query_execution_timeout: DEFAULT_QUERY_TIMEOUT,
+            connection_creation_timeout: DEFAULT_CONNECTION_CREATION_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+
+    /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
+    /// `mariadb://…`, `sqlite://path/to/file.db`, `sqlite:relative.db`, `sqlite::memory:`.
+    ///
+    /// Query options: `alias`, `env`, `connection_acquisition_timeout`, `pool_creation_timeout`,
+    /// `query_execution_timeout`, `connection_creation_timeout` (seconds, may be fractional),
+    /// `pool_min`, `pool_max`. Any other option is an error.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| Error::Config(format!("not a database URL: {}", redact_url(url))))?;
+        let backend = Backend::from_name(scheme)?;
+        let (mut config, query) = if backend == Backend::Sqlite {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, query) = match rest.split_once('?') {
+                Some((p, q)) => (p, Some(q.to_owned())),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(Error::Config(format!(
+                    "SQLite URL without a path: {url} (use sqlite::memory: or sqlite://file.db)"
+                )));
+            }
+            let path = url::form_urlencoded::parse(path.as_bytes())
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k
+                    } else {
+                        format!("{k}={v}").into()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            (DatabaseConfig::new(path), query)
+        } else {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| Error::Config(format!("malformed URL {}: {e}", redact_url(url))))?;
+            let database = parsed.path().trim_start_matches('/');
+            let database = percent_decode(database);
+            if database.is_empty() {
+                return Err(Error::Config(format!(
+                    "URL names no database: {}",
+                    redact_url(url)
+                )));
+            }
+            let mut c = DatabaseConfig::new(database);
+            if let Some(host) = parsed.host_str() {
+                c.host = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+            }
+            c.port = parsed.port();
+            if !parsed.username().is_empty() {
+                c.user = Some(percent_decode(parsed.username()));
+            }
+            if let Some(pw) = parsed.password() {
+                c.password = Secret(Some(percent_decode(pw)));
+            }
+            (c, parsed.query().map(str::to_owned))
+        };
+        config.backend = Some(backend);
+        if let Some(q) = query {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                config = config.apply_option(&k, &v)?;
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply_option(self, key: &str, value: &str) -> Result<Self> {
+        let secs = || -> Result<Duration> {
+            value
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "option {key}: {value:?} is not a number of seconds"
+                    ))
+                })
+        };
+        let count = || -> Result<usize> {
+            value
+                .parse::<usize>()
+                .map_err(|_| Error::Config(format!("option {key}: {value:?} is not a count")))
+        };
+        Ok(match key {
+            "alias" => self.alias(value),
+            "env" => self.env(value),
+            "connection_acquisition_timeout" => self.connection_acquisition_timeout(secs()?),
+            "pool_creation_timeout" => self.pool_creation_timeout(secs()?),
+            "query_execution_timeout" => self.query_execution_timeout(secs()?),
+            "connection_creation_timeout" => self.connection_creation_timeout(secs()?),
+            "pool_min" => {
+                let max = self.pool_size.1;
+                self.pool_size(count()?, max)
+            }
+            "pool_max" => {
+                let min = self.pool_size.0;
+                self.pool_size(min, count()?)
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown URL option {other:?} (known: alias, env, the four timeouts, pool_min, pool_max)"
+                )))
+            }
+        })
+    }
+
+    /// Server host name or address (default `localhost`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+    /// Server port (default: 5432 for PostgreSQL, 3306 for MySQL).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+    /// User name (default: `postgres` on PostgreSQL, `root` on MySQL).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+    /// Password. It never appears in `Debug`, `Display`, logs, metrics or errors.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Secret(Some(password.into()));
+        self
+    }
+    /// Friendly name used in logs and metrics (default: the database name).
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+    /// Environment label: `prod` (default), `dev`, `test`, `staging`, …
+    pub fn env(mut self, env: impl Into<String>) -> Self {
+        self.env = env.into();
+        self
+    }
+    /// How long a caller waits for a connection from a busy pool (default 10 s).
+    pub fn connection_acquisition_timeout(mut self, t: Duration) -> Self {
+        self.connection_acquisition_timeout = t;
+        self
+    }
+    /// How long the first use may wait for the pool to be set up (default 30 s).
+    pub fn pool_creation_timeout(mut self, t: Duration) -> Self {
+        self.pool_creation_timeout = t;
+        self
+    }
+    /// Default limit for one statement, overridable per query with `.timeout()` (default 60 s).
+    pub fn query_execution_timeout(mut self, t: Duration) -> Self {
+        self.query_execution_timeout = t;
+        self
+    }
+    /// How long opening one physical connection may take (default 15 s).
+    pub fn connection_creation_timeout(mut self, t: Duration) -> Self {
+        self.connection_creation_timeout = t;
+        self
+    }
+    /// Pool bounds: connections kept open at least, and at most (default 1 and 20).
+    /// `min > max` or `max == 0` is reported as a configuration error when the pool is created.
+    pub fn pool_size(mut self, min: usize, max: usize) -> Self {
+        self.pool_size = (min, max);
+        self
+    }
+
+    /// Database name (or SQLite path).
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+    /// Host.
+    pub fn get_host(&self) -> &str {
+        &self.host
+    }
+    /// Port, if set explicitly.
+    pub fn get_port(&self) -> Option<u16> {
+        self.port
+    }
+    /// User, if set.
+    pub fn get_user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    /// Alias, defaulting to the database name.
+    pub fn get_alias(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.database)
+    }
+    /// Environment label.
+    pub fn get_env(&self) -> &str {
+        &self.env
+    }
+    /// The backend named by the URL this config came from, if any.
+    pub fn backend(&self) -> Option<Backend> {
+        self.backend
+    }
+    /// Acquisition timeout.
+    pub fn get_connection_acquisition_timeout(&self) -> Duration {
+        self.connection_acquisition_timeout
+    }
+    /// Pool creation timeout.
+    pub fn get_pool_creation_timeout(&self) -> Duration {
+        self.pool_creation_timeout
+    }
+    /// Default query timeout.
+    pub fn get_query_execution_timeout(&self) -> Duration {
+        self.query_execution_timeout
+    }
+    /// Connection creation timeout.
+    pub fn get_connection_creation_timeout(&self) -> Duration {
+        self.connection_creation_timeout
+    }
+    /// Pool bounds (min, max).
+    pub fn get_pool_size(&self) -> (usize, usize) {
+        self.pool_size
+    }
+
+    pub(crate) fn password_secret(&self) -> Option<&str> {
+        self.password.expose()
+    }
+
+    pub(crate) fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The port in effect for `backend`.
+    pub(crate) fn effective_port(&self, backend: Backend) -> u16 {
+        self.port.unwrap_or(match backend {
+            Backend::Postgres => 5432,
+            Backend::MySql => 3306,
+            Backend::Sqlite => 0,
+        })
+    }
+
+    /// A stable key for this configuration: the same in every process and run, built from every
+    /// setting except the password. Pools are shared by configurations with the same hash.
+    pub fn hash(&self) -> String {
+        let canonical = format!(
+            "v1|db={}|host={}|port={:?}|user={:?}|alias={:?}|env={}|acq={}|pool={}|query={}|conn={}|size={}-{}",
+            self.database,
+            self.host,
+            self.port,
+            self.user,
+            self.alias,
+            self.env,
+            self.connection_acquisition_timeout.as_nanos(),
+            self.pool_creation_timeout.as_nanos(),
+            self.query_execution_timeout.as_nanos(),
+            self.connection_creation_timeout.as_nanos(),
+            self.pool_size.0,
+            self.pool_size.1,
+        );
+        let digest = Sha256::digest(canonical.as_bytes());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for DatabaseConfig {
+    /// `alias (backend://user@host:port/database)`, never with the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.backend.map_or("db", Backend::as_str);
+        if self.backend == Some(Backend::Sqlite) {
+            return write!(f, "{} (sqlite:{})", self.get_alias(), self.database);
+        }
+        write!(f, "{} ({scheme}://", self.get_alias())?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}")?;
+            if self.password.expose().is_some() {
+                write!(f, ":***")?;
+            }
+            write!(f, "@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "/{})", self.database)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.replace('+', "%2B").as_bytes())
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A URL with any password replaced by `***`, safe to put in an error message.
+pub(crate) fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            return format!("{scheme}://{masked}@{host}{tail}");
+        }
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_url_parses_every_part_and_hides_the_password() {
+        let c = DatabaseConfig::from_url(
+            "postgres://bob:s%40cret@127.0.0.1:5433/app?alias=main&query_execution_timeout=1.5",
+        )
+        .unwrap();
+        assert_eq!(c.database(), "app");
+        assert_eq!(c.get_host(), "127.0.0.1");
+        assert_eq!(c.get_port(), Some(5433));
+        assert_eq!(c.get_user(), Some("bob"));
+        assert_eq!(c.password_secret(), Some("s@cret"));
+        assert_eq!(c.get_alias(), "main");
+        assert_eq!(c.get_query_execution_timeout(), Duration::from_millis(1500));
+        assert!(!format!("{c:?}").contains("s@cret"));
+        assert!(!format!("{c}").contains("s@cret"));
+    }
+
+    #[test]
+    fn sqlite_urls() {
+        assert_eq!(
+            DatabaseConfig::from_url("sqlite::memory:")
+                .unwrap()
+                .database(),
+            ":memory:"
+        );
+        assert_eq!(
+            DatabaseConfig::from_url("sqlite://data/app.db")
+                .unwrap()
+                .database(),
+            "data/app.db"
+        );
+        assert_eq!(
+            DatabaseConfig::from_url("sqlite:app.db")
+                .unwrap()
+                .database(),
+            "app.db"
+        );
+        assert!(DatabaseConfig::from_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn bad_urls_are_clear_errors_without_password() {
+        let e = DatabaseConfig::from_url("oracle://u:pw@h/db").unwrap_err();
+        assert!(e.to_string().contains("oracle"), "{e}");
+        let e = DatabaseConfig::from_url("postgres://u:topsecret@h:notaport/db").unwrap_err();
+        assert!(!e.to_string().contains("topsecret"), "{e}");
+        assert!(DatabaseConfig::from_url("postgres://h:5432/db?bogus=1").is_err());
+        assert!(DatabaseConfig::from_url("no-scheme").is_err());
+    }
+
+    #[test]
+    fn hash_is_stable_and_ignores_password() {
+        let a = DatabaseConfig::new("db").host("h").password("a");
+        let b = DatabaseConfig::new("db").host("h").password("b");
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), a.clone().alias("x").hash());
+        // Pinned: the hash must not change between processes or releases of the same format.
+        assert_eq!(DatabaseConfig::new("db").hash().len(), 32);
+        assert_eq!(
+            DatabaseConfig::new("db").hash(),
+            DatabaseConfig::new("db").hash()
+        );
+    }
+}

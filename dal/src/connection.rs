@@ -1,0 +1,493 @@
+//! [`Connection`]: a pooled connection. Every statement, whatever method issued it, flows
+//! through [`Connection::run`]: translate → timeout (with server-side cancel) → backend.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::QueryOutput;
+use crate::error::{Error, Result, TimeoutKind};
+use crate::pool::{PoolInner, PooledRaw};
+use crate::row::Row;
+use crate::sql::{translate, Backend};
+use crate::value::{IntoParams, Value};
+
+/// How long a statement may take to wind down after the server was asked to cancel it, before
+/// the connection is considered unusable and closed instead of reused.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// Bound for the automatic rollback of a connection dropped inside a transaction.
+const DROP_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Statements slower than this are logged at WARN.
+const SLOW_QUERY_THRESHOLD: Duration = Duration::from_secs(2);
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A connection borrowed from the pool. Dropping it gives it back; if a transaction is still
+/// open it is rolled back first, and nobody else can borrow the connection until that is done.
+/// If the connection was dropped in the middle of a statement (its task was cancelled), it is
+/// closed rather than reused.
+pub struct Connection {
+    pool: Arc<PoolInner>,
+    conn: Option<PooledRaw>,
+    in_tx: bool,
+    /// A statement is in flight: set before awaiting the backend, cleared after. Still set at
+    /// drop time means the protocol state is unknown.
+    busy: bool,
+    /// The connection failed in a way that makes it unfit for reuse.
+    broken: bool,
+}
+
+/// Options for one statement, used by the blocking twin's `_with` methods.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Overrides `query_execution_timeout` for this statement.
+    pub timeout: Option<Duration>,
+    /// Key/value tags for tracing and logs.
+    pub tags: Vec<(String, String)>,
+}
+
+impl QueryOptions {
+    /// Options with a timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+    /// Adds a tag.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    Query(&'a str, &'a [Value]),
+    Control(&'static str),
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("alias", &self.pool.alias)
+            .field("backend", &self.pool.backend)
+            .field("in_transaction", &self.in_tx)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(pool: Arc<PoolInner>, conn: PooledRaw) -> Self {
+        Connection {
+            pool,
+            conn: Some(conn),
+            in_tx: false,
+            busy: false,
+            broken: false,
+        }
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        self.pool.backend
+    }
+
+    /// The pool's alias.
+    pub fn alias(&self) -> &str {
+        &self.pool.alias
+    }
+
+    /// Runs one statement in portable SQL (see [`crate::sql`]) and returns its rows.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut dal::Connection) -> dal::Result<()> {
+    /// use std::time::Duration;
+    /// use dal::params;
+    /// let rows = conn.execute("SELECT [name] FROM [users] WHERE [id] = ?", params![7])
+    ///     .timeout(Duration::from_secs(5))
+    ///     .tag("operation", "get_user")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn execute<P: IntoParams>(&mut self, sql: &str, params: P) -> Execute<'_> {
+        Execute {
+            conn: self,
+            sql: sql.to_owned(),
+            params: params.into_params(),
+            opts: QueryOptions::default(),
+        }
+    }
+
+    /// Runs one statement once per parameter list, inside one transaction (the caller's, or
+    /// one of its own), and returns all rows produced. Nothing is written if any run fails.
+    pub fn executemany(&mut self, sql: &str, param_list: Vec<Vec<Value>>) -> ExecuteMany<'_> {
+        ExecuteMany {
+            conn: self,
+            sql: sql.to_owned(),
+            params: param_list,
+            opts: QueryOptions::default(),
+        }
+    }
+
+    /// Runs a statement and returns its rows and the number of rows it affected.
+    pub async fn execute_with_count(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        opts: &QueryOptions,
+    ) -> Result<(Vec<Row>, u64)> {
+        let out = self.run(sql, &params, opts).await?;
+        Ok((out.rows, out.rows_affected))
+    }
+
+    /// True while a transaction begun on this connection is open.
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+
+    /// Begins a transaction. Nested `begin_transaction` is an error: use
+    /// `#[auto_transaction]` or check [`in_transaction`](Self::in_transaction) to join one.
+    pub async fn begin_transaction(&mut self) -> Result<()> {
+        if self.in_tx {
+            return Err(Error::Transaction(
+                "a transaction is already open on this connection".into(),
+            ));
+        }
+        let begin = match self.backend() {
+            Backend::Postgres => "BEGIN",
+            Backend::MySql => "START TRANSACTION",
+            // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+            // instead of deadlocking when both upgrade from a read lock.
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+        };
+        self.control(begin).await?;
+        self.in_tx = true;
+        Ok(())
+    }
+
+    /// Commits the open transaction. If the commit fails, the transaction is rolled back and
+    /// the error returned; either way no transaction is open afterwards.
+    pub async fn commit_transaction(&mut self) -> Result<()> {
+        if !self.in_tx {
+            return Err(Error::Transaction(
+                "commit without an open transaction".into(),
+            ));
+        }
+        let result = self.control("COMMIT").await;
+        if result.is_err() && !self.broken {
+            let _ = self.control("ROLLBACK").await;
+        }
+        self.in_tx = false;
+        result
+    }
+
+    /// Rolls back the open transaction; without one, does nothing.
+    pub async fn rollback_transaction(&mut self) -> Result<()> {
+        if !self.in_tx {
+            return Ok(());
+        }
+        let result = self.control("ROLLBACK").await;
+        self.in_tx = false;
+        if result.is_err() {
+            // We cannot be sure the server rolled back: never lend this connection again.
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Round trip to the server.
+    pub async fn ping(&mut self) -> Result<()> {
+        let conn = self.raw()?;
+        conn.raw.ping().await
+    }
+
+    async fn control(&mut self, sql: &'static str) -> Result<()> {
+        self.exec(Op::Control(sql), &QueryOptions::default())
+            .await
+            .map(|_| ())
+    }
+
+    fn raw(&mut self) -> Result<&mut PooledRaw> {
+        if self.broken {
+            return Err(Error::Connection(
+                "this connection was lost or left in an unknown state; get a new one".into(),
+            ));
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::Internal("connection already released".into()))
+    }
+
+    /// The one path every statement takes.
+    pub(crate) async fn run(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput> {
+        let translated = translate(sql, self.backend())?;
+        if translated.placeholders != params.len() {
+            return Err(Error::ParameterCount {
+                expected: translated.placeholders,
+                given: params.len(),
+            });
+        }
+        track_transaction_keywords(&translated.sql, &mut self.in_tx);
+        self.exec(Op::Query(&translated.sql, params), opts).await
+    }
+
+    async fn exec(&mut self, op: Op<'_>, opts: &QueryOptions) -> Result<QueryOutput> {
+        let limit = opts
+            .timeout
+            .unwrap_or_else(|| self.pool.config.get_query_execution_timeout());
+        let pool = self.pool.clone();
+        let conn = self.raw()?;
+        let token = conn.raw.cancel_token();
+        let start = Instant::now();
+        self.busy = true;
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => return Err(Error::Internal("connection already released".into())),
+        };
+        let (result, clean) = {
+            let fut = async {
+                match op {
+                    Op::Query(sql, params) => conn.raw.query(sql, params).await,
+                    Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
+                }
+            };
+            tokio::pin!(fut);
+            match tokio::time::timeout(limit, &mut fut).await {
+                Ok(r) => {
+                    let clean = !matches!(r, Err(Error::Connection(_)));
+                    (r, clean)
+                }
+                Err(_) => {
+                    // Deadline: ask the server to stop the statement, then let the driver read
+                    // the server's answer so the connection is left in a known state.
+                    let cancelled = token.cancel().await;
+                    let settled = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
+                    token.reset();
+                    let clean = cancelled.is_ok()
+                        && matches!(settled, Ok(Ok(_)) | Ok(Err(Error::Database { .. })));
+                    (
+                        Err(Error::timeout(TimeoutKind::Query, limit, start.elapsed())),
+                        clean,
+                    )
+                }
+            }
+        };
+        self.busy = false;
+        if !clean {
+            self.broken = true;
+        }
+        let elapsed = start.elapsed();
+        pool.stats
+            .queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = &result {
+            pool.stats.record_error(e);
+        }
+        if elapsed >= SLOW_QUERY_THRESHOLD {
+            let sql = match &op {
+                Op::Query(sql, _) => *sql,
+                Op::Control(sql) => sql,
+            };
+            tracing::warn!(
+                target: "dal::slow_query",
+                alias = %pool.alias,
+                backend = pool.backend.as_str(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                tags = ?opts.tags,
+                sql,
+                "slow query"
+            );
+        }
+        result
+    }
+}
+
+/// Keeps `in_tx` right when users write `BEGIN`/`COMMIT`/`ROLLBACK` as plain statements.
+fn track_transaction_keywords(sql: &str, in_tx: &mut bool) {
+    let head = sql.trim_start();
+    let word: String = head
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match word.as_str() {
+        "BEGIN" => *in_tx = true,
+        "START" if head.to_ascii_uppercase().starts_with("START TRANSACTION") => *in_tx = true,
+        "COMMIT" | "END" => *in_tx = false,
+        "ROLLBACK" if !head.to_ascii_uppercase().contains(" TO ") => *in_tx = false,
+        _ => {}
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let pool = self.pool.clone();
+        if self.busy {
+            // Dropped mid-statement (the task was cancelled): stop the statement on the server,
+            // then close the connection; the server rolls back whatever it had open.
+            let token = conn.raw.cancel_token();
+            pool.release_broken(conn);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = token.cancel().await;
+                });
+            }
+            return;
+        }
+        if self.broken {
+            pool.release_broken(conn);
+            return;
+        }
+        if !self.in_tx {
+            pool.release(conn);
+            return;
+        }
+        // Open transaction: roll back before anyone else can borrow the connection. The
+        // permit stays taken until the rollback task gives the connection back.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let mut conn = conn;
+                    let ok = matches!(
+                        tokio::time::timeout(DROP_ROLLBACK_TIMEOUT, conn.raw.simple("ROLLBACK"))
+                            .await,
+                        Ok(Ok(()))
+                    );
+                    if ok {
+                        pool.release(conn);
+                    } else {
+                        pool.release_broken(conn);
+                    }
+                });
+            }
+            // No runtime to roll back on: close it; the server rolls back on disconnect.
+            Err(_) => pool.release_broken(conn),
+        }
+    }
+}
+
+/// A statement being built: set `.timeout()` / `.tag()`, then `.await` it.
+#[must_use = "a statement does nothing until awaited"]
+pub struct Execute<'c> {
+    conn: &'c mut Connection,
+    sql: String,
+    params: Vec<Value>,
+    opts: QueryOptions,
+}
+
+impl Execute<'_> {
+    /// Overrides `query_execution_timeout` for this statement.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.opts.timeout = Some(t);
+        self
+    }
+    /// Adds a tag (for tracing spans, metrics and the slow-query log).
+    pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.opts.tags.push((key.into(), value.to_string()));
+        self
+    }
+}
+
+impl<'c> IntoFuture for Execute<'c> {
+    type Output = Result<Vec<Row>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<Row>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let out = self.conn.run(&self.sql, &self.params, &self.opts).await?;
+            Ok(out.rows)
+        })
+    }
+}
+
+/// `executemany` being built: set `.timeout()` (per statement) / `.tag()`, then `.await` it.
+#[must_use = "a statement does nothing until awaited"]
+pub struct ExecuteMany<'c> {
+    conn: &'c mut Connection,
+    sql: String,
+    params: Vec<Vec<Value>>,
+    opts: QueryOptions,
+}
+
+impl ExecuteMany<'_> {
+    /// Timeout for each execution.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.opts.timeout = Some(t);
+        self
+    }
+    /// Adds a tag.
+    pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.opts.tags.push((key.into(), value.to_string()));
+        self
+    }
+}
+
+impl<'c> IntoFuture for ExecuteMany<'c> {
+    type Output = Result<Vec<Row>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<Row>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ExecuteMany {
+                conn,
+                sql,
+                params,
+                opts,
+            } = self;
+            // Validate everything before touching the server: no partial writes on bad input.
+            let translated = translate(&sql, conn.backend())?;
+            if let Some(p) = params.iter().find(|p| p.len() != translated.placeholders) {
+                return Err(Error::ParameterCount {
+                    expected: translated.placeholders,
+                    given: p.len(),
+                });
+            }
+            let own_tx = !conn.in_transaction();
+            if own_tx {
+                conn.begin_transaction().await?;
+            }
+            let mut rows = Vec::new();
+            for p in &params {
+                match conn.exec(Op::Query(&translated.sql, p), &opts).await {
+                    Ok(out) => rows.extend(out.rows),
+                    Err(e) => {
+                        if own_tx {
+                            let _ = conn.rollback_transaction().await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            if own_tx {
+                conn.commit_transaction().await?;
+            }
+            Ok(rows)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::track_transaction_keywords;
+
+    #[test]
+    fn plain_transaction_statements_update_the_flag() {
+        let mut t = false;
+        track_transaction_keywords("  begin", &mut t);
+        assert!(t);
+        track_transaction_keywords("ROLLBACK TO SAVEPOINT a", &mut t);
+        assert!(t);
+        track_transaction_keywords("commit", &mut t);
+        assert!(!t);
+        track_transaction_keywords("START TRANSACTION", &mut t);
+        assert!(t);
+        track_transaction_keywords("SELECT 1", &mut t);
+        assert!(t);
+    }
+}

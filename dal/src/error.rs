@@ -1,0 +1,202 @@
+//! One error type for the whole library, classified so callers can react without string matching.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Result alias used throughout `dal`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which timeout ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeoutKind {
+    /// Waiting for a connection from the pool (`connection_acquisition_timeout`).
+    Acquire,
+    /// Creating a pool on first use (`pool_creation_timeout`).
+    PoolCreation,
+    /// Opening one physical connection (`connection_creation_timeout`).
+    ConnectionCreation,
+    /// Running one statement (`query_execution_timeout` or `.timeout()`).
+    Query,
+}
+
+impl TimeoutKind {
+    /// Stable lower-case name, used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutKind::Acquire => "acquire",
+            TimeoutKind::PoolCreation => "pool_creation",
+            TimeoutKind::ConnectionCreation => "connection_creation",
+            TimeoutKind::Query => "query",
+        }
+    }
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Acquire => "connection acquisition",
+            TimeoutKind::PoolCreation => "pool creation",
+            TimeoutKind::ConnectionCreation => "connection creation",
+            TimeoutKind::Query => "query execution",
+        })
+    }
+}
+
+/// Every error `dal` returns.
+///
+/// Messages never contain a password: configuration errors print the URL with its password
+/// replaced, and driver errors are reduced to the server's code and message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value or URL is invalid (unknown backend, malformed URL, bad option).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Portable SQL could not be translated (unterminated literal, mixed placeholders, …).
+    #[error("invalid SQL: {message} (at byte {position})")]
+    Sql {
+        /// What is wrong.
+        message: String,
+        /// Byte offset in the statement where the problem starts.
+        position: usize,
+    },
+
+    /// The statement has a different number of placeholders than parameters were given.
+    #[error("parameter count mismatch: the statement has {expected} placeholder(s) but {given} parameter(s) were given")]
+    ParameterCount {
+        /// Placeholders in the statement.
+        expected: usize,
+        /// Parameters given.
+        given: usize,
+    },
+
+    /// A value could not be converted to or from the type the database or the caller expects.
+    #[error("type conversion: {0}")]
+    Conversion(String),
+
+    /// A timeout ran out.
+    #[error("{kind} timed out after {elapsed:?} (limit {limit:?})")]
+    Timeout {
+        /// Which timeout.
+        kind: TimeoutKind,
+        /// The configured limit.
+        limit: Duration,
+        /// How long the operation actually waited.
+        elapsed: Duration,
+    },
+
+    /// The server answered with an error. `code` is the SQLSTATE (PostgreSQL), the error number
+    /// (MySQL) or the extended result code (SQLite).
+    #[error("database error{}: {message}", code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default())]
+    Database {
+        /// Server error code, when the server gave one.
+        code: Option<String>,
+        /// Server message.
+        message: String,
+        /// Which constraint was violated, when the server said.
+        constraint: Option<String>,
+    },
+
+    /// The connection to the server failed or was lost.
+    #[error("connection error: {0}")]
+    Connection(String),
+
+    /// The pool is closed or closing and hands out no more connections.
+    #[error("pool closed: {0}")]
+    PoolClosed(String),
+
+    /// The circuit breaker of this pool is open: calls are rejected at once until it half-opens.
+    #[error("circuit breaker open for pool {pool}: rejecting calls for another {retry_in:?}")]
+    CircuitOpen {
+        /// Alias of the pool.
+        pool: String,
+        /// How long until the breaker lets a trial call through.
+        retry_in: Duration,
+    },
+
+    /// Transaction misuse (commit without begin, nested begin, …).
+    #[error("transaction: {0}")]
+    Transaction(String),
+
+    /// An entity or field name, or an entity value, is not acceptable.
+    #[error("entity: {0}")]
+    Entity(String),
+
+    /// A row has no such column.
+    #[error("no column {0} in row")]
+    ColumnNotFound(String),
+
+    /// Something that should not happen inside the library (a bug): please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// True for every timeout (acquisition, pool creation, connection creation, query).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Which timeout, if this is one.
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        match self {
+            Error::Timeout { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The server's error code (SQLSTATE, MySQL error number, SQLite extended code), if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Database { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// True when the server reported a unique or primary key violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("23505") | Some("1062") | Some("2067") | Some("1555")
+        )
+    }
+
+    /// True when the failure concerns the infrastructure (connection, timeout) rather than
+    /// the statement itself. Only these count for circuit breakers.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self, Error::Connection(_) | Error::Timeout { .. })
+    }
+
+    /// A short category name for metrics (`timeout`, `connection`, `database`, `input`, …).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Sql { .. } | Error::ParameterCount { .. } | Error::Conversion(_) => "input",
+            Error::Timeout { .. } => "timeout",
+            Error::Database { .. } => "database",
+            Error::Connection(_) => "connection",
+            Error::PoolClosed(_) => "pool_closed",
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::Transaction(_) => "transaction",
+            Error::Entity(_) => "entity",
+            Error::ColumnNotFound(_) => "input",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn timeout(kind: TimeoutKind, limit: Duration, elapsed: Duration) -> Self {
+        Error::Timeout {
+            kind,
+            limit,
+            elapsed,
+        }
+    }
+
+    pub(crate) fn sql(message: impl Into<String>, position: usize) -> Self {
+        Error::Sql {
+            message: message.into(),
+            position,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! # dal — one database API over PostgreSQL, MySQL/MariaDB and SQLite
+//!
+//! Pooling, timeouts (that stop the query on the server), transactions that never leak, portable
+//! SQL, and an entity layer — behind one small API.
+//!
+//! ```
+//! use dal::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+//! let db = Database::from_url("sqlite::memory:")?;
+//! let mut conn = db.async_connection().await?;
+//! conn.execute("CREATE TABLE [users] ([id] INTEGER PRIMARY KEY, [name] TEXT)", ()).await?;
+//!
+//! conn.begin_transaction().await?;
+//! conn.execute("INSERT INTO [users] ([name]) VALUES (?)", params!["Phil"]).await?;
+//! conn.commit_transaction().await?;
+//!
+//! let rows = conn.execute("SELECT [name] FROM [users] WHERE [id] = ?", params![1]).await?;
+//! let name: String = rows[0].try_get("name")?;
+//! assert_eq!(name, "Phil");
+//! # Ok(()) }
+//! ```
+//!
+//! Portable SQL: `[name]` quotes an identifier and `?` is a parameter on every backend; see
+//! [`sql`] for the exact rules.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod blocking;
+mod config;
+mod connection;
+mod database;
+mod error;
+mod pool;
+mod row;
+pub mod sql;
+mod value;
+
+pub use blocking::SyncConnection;
+pub use config::DatabaseConfig;
+pub use connection::{Connection, Execute, ExecuteMany, QueryOptions};
+pub use database::{Database, DatabaseFactory};
+pub use error::{Error, Result, TimeoutKind};
+pub use pool::{PoolManager, PoolMetrics, PoolStatus};
+pub use row::{ColumnIndex, Row};
+pub use sql::Backend;
+pub use value::{FromValue, IntoParams, Value};
+
+/// Everything a typical user needs: `use dal::prelude::*;`.
+pub mod prelude {
+    pub use crate::params;
+    pub use crate::{
+        Backend, Connection, Database, DatabaseConfig, DatabaseFactory, Error, FromValue,
+        IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result, Row,
+        SyncConnection, TimeoutKind, Value,
+    };
+    pub use serde_json::{json, Map, Value as JsonValue};
+}

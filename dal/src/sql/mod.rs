@@ -1,0 +1,505 @@
+//! Portable SQL and its translation to the native dialect of each backend.
+//!
+//! # Portable syntax
+//!
+//! Statements are written once and translated, in a single linear pass, for PostgreSQL, MySQL
+//! (MariaDB) or SQLite:
+//!
+//! | portable            | PostgreSQL     | MySQL           | SQLite         |
+//! |---------------------|----------------|-----------------|----------------|
+//! | `[name]`            | `"name"`       | `` `name` ``    | `"name"`       |
+//! | `?`                 | `$1`, `$2`, …  | `?`             | `?`            |
+//! | `??`                | `?`            | `?`             | `?`            |
+//! | `[[`, `]]`          | `[`, `]`       | `[`, `]`        | `[`, `]`       |
+//!
+//! `[name]` is only a quoted identifier when `name` starts with a (Unicode) letter or `_` and
+//! continues with letters, digits, `_`, `$` or spaces; anything else in brackets (`arr[1]`,
+//! `ARRAY[1,2]`, `[ a]`, `[]`, `[a-b]`) is left alone byte-for-byte (the text between the
+//! brackets is still scanned, so `arr[?]` gets its placeholder translated).
+//!
+//! Native placeholders are accepted too: `$1`, `$2`, … on PostgreSQL (the statement then expects
+//! as many parameters as the highest index; mixing them with `?` is an error), and `?` /
+//! `?NNN` on SQLite (SQLite's own numbering: an anonymous `?` takes the highest index so far
+//! plus one, `?NNN` takes `NNN`, the count is the highest index). SQLite's `:name`, `@name` and
+//! `$name` parameters and MySQL-driver-style `%s` are passed through untouched and not counted.
+//!
+//! # What is never rewritten
+//!
+//! Nothing inside string literals, quoted identifiers, dollar-quoted strings or comments is
+//! touched, following each backend's own lexical rules:
+//!
+//! * all backends: `'…'` with `''` as an escaped quote, `-- …` line comments (which may end at
+//!   the end of the input) and `/* … */` block comments;
+//! * PostgreSQL: `E'…'` (backslash escapes; the `E`/`e` must not end a longer word), `"…"`
+//!   quoted identifiers (`""` escape), dollar quotes `$$…$$` / `$tag$…$tag$`, nested block
+//!   comments, line comments also ending at a carriage return;
+//! * MySQL: backslash escapes in `'…'` and `"…"` (`"…"` is a string literal, `ANSI_QUOTES` is
+//!   not assumed), `` `…` `` quoted identifiers, `#` line comments; `--` always starts a
+//!   comment, as on the other backends (MySQL itself wants a space after it: write `1 - -1`,
+//!   not `1--1`);
+//! * SQLite: `"…"` and `` `…` `` quoted identifiers.
+//!
+//! An unterminated literal, quoted identifier or block comment is an [`Error::Sql`] naming it
+//! and giving the byte offset where it starts.
+
+use std::fmt::{self, Write as _};
+
+use crate::error::{Error, Result};
+
+/// The database family a statement is translated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Backend {
+    /// Every backend, in a fixed order.
+    pub const ALL: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqlite];
+
+    /// Stable lower-case name: `"postgres"`, `"mysql"` or `"sqlite"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Result of a translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    /// The statement in the backend's native SQL.
+    pub sql: String,
+    /// How many parameters the statement expects.
+    pub placeholders: usize,
+}
+
+/// Translates portable SQL to the backend's native SQL; `placeholders` is the number of
+/// parameters the statement expects.
+///
+/// ```
+/// # use dal::sql::{translate, Backend};
+/// let t = translate("SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?", Backend::Postgres)?;
+/// assert_eq!(t.sql, r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#);
+/// assert_eq!(t.placeholders, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn translate(sql: &str, backend: Backend) -> Result<Translated> {
+    Translator::new(sql, backend).run()
+}
+
+/// Like [`translate`], returning only the SQL.
+pub fn to_native(sql: &str, backend: Backend) -> Result<String> {
+    translate(sql, backend).map(|t| t.sql)
+}
+
+/// Quotes an identifier for the backend: PostgreSQL and SQLite `"a""b"` (inner `"` doubled),
+/// MySQL `` `a``b` `` (inner backtick doubled).
+///
+/// Fails for an empty name or one containing a NUL byte.
+pub fn quote_ident(name: &str, backend: Backend) -> Result<String> {
+    if name.is_empty() {
+        return Err(Error::sql("empty identifier", 0));
+    }
+    if let Some(pos) = name.bytes().position(|b| b == 0) {
+        return Err(Error::sql("identifier contains a NUL byte", pos));
+    }
+    let quote = match backend {
+        Backend::Postgres | Backend::Sqlite => '"',
+        Backend::MySql => '`',
+    };
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push(quote);
+    for c in name.chars() {
+        if c == quote {
+            out.push(quote);
+        }
+        out.push(c);
+    }
+    out.push(quote);
+    Ok(out)
+}
+
+/// First byte of an unquoted identifier (keyword) per PostgreSQL/MySQL/SQLite: an ASCII letter,
+/// `_`, or any byte of a non-ASCII character.
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+/// A byte that continues an unquoted identifier.
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+/// A byte of a dollar-quote tag after its first byte (identifier bytes without `$`).
+fn is_tag_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit()
+}
+
+/// If a portable quoted identifier `[name]` starts at `open` (the `[`), the index of its `]`.
+fn bracket_ident_end(src: &str, open: usize) -> Option<usize> {
+    let rest = src.get(open + 1..)?;
+    let mut chars = rest.char_indices();
+    let (_, first) = chars.next()?;
+    if !(first.is_alphabetic() || first == '_') {
+        return None;
+    }
+    for (k, c) in chars {
+        if c == ']' {
+            return Some(open + 1 + k);
+        }
+        if !(c.is_alphanumeric() || c == '_' || c == '$' || c == ' ') {
+            return None;
+        }
+    }
+    None
+}
+
+/// Parses the ASCII digits starting at `start`; returns (value, end index).
+fn parse_digits(bytes: &[u8], start: usize) -> Result<(usize, usize)> {
+    let mut end = start;
+    let mut value: usize = 0;
+    while let Some(&b) = bytes.get(end) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(usize::from(b - b'0')))
+            .ok_or_else(|| Error::sql("placeholder number too large", start.saturating_sub(1)))?;
+        end += 1;
+    }
+    Ok((value, end))
+}
+
+/// One translation: a cursor over the input with the output built so far.
+struct Translator<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    backend: Backend,
+    out: String,
+    /// Input bytes `copied..pos` still have to be copied verbatim to `out`.
+    copied: usize,
+    /// PostgreSQL: number of portable `?` placeholders; MySQL: number of `?`;
+    /// SQLite: highest parameter index so far.
+    count: usize,
+    /// PostgreSQL: position of the first portable `?`.
+    first_portable: Option<usize>,
+    /// PostgreSQL: position of the first native `$n`.
+    first_native: Option<usize>,
+    /// PostgreSQL: highest native `$n`.
+    native_max: usize,
+}
+
+impl<'a> Translator<'a> {
+    fn new(src: &'a str, backend: Backend) -> Self {
+        Translator {
+            src,
+            bytes: src.as_bytes(),
+            backend,
+            out: String::with_capacity(src.len() + src.len() / 8 + 8),
+            copied: 0,
+            count: 0,
+            first_portable: None,
+            first_native: None,
+            native_max: 0,
+        }
+    }
+
+    /// Copies the pending verbatim input up to `pos` (a char boundary) to the output.
+    fn flush(&mut self, pos: usize) {
+        if let Some(s) = self.src.get(self.copied..pos) {
+            self.out.push_str(s);
+        }
+    }
+
+    /// Writes `text` in place of the input bytes `pos..next`.
+    fn replace(&mut self, pos: usize, next: usize, text: &str) {
+        self.flush(pos);
+        self.out.push_str(text);
+        self.copied = next;
+    }
+
+    fn run(mut self) -> Result<Translated> {
+        let bytes = self.bytes;
+        let n = bytes.len();
+        let pg = self.backend == Backend::Postgres;
+        let mysql = self.backend == Backend::MySql;
+        let mut i = 0;
+        // The previous byte belongs to an unquoted identifier or keyword (so a `$` or `'`
+        // right here is part of / glued to that word).
+        let mut in_word = false;
+        // Position of an `E`/`e` that begins a word (a possible E-string prefix).
+        let mut e_prefix: Option<usize> = None;
+
+        while i < n {
+            let b = bytes[i];
+            match b {
+                b'\'' => {
+                    let e_string = pg && i > 0 && e_prefix == Some(i - 1);
+                    let backslash = mysql || e_string;
+                    let start = if e_string { i - 1 } else { i };
+                    i = skip_quoted(bytes, i, b'\'', backslash).ok_or_else(|| {
+                        let what = if e_string {
+                            "unterminated E'...' string literal"
+                        } else {
+                            "unterminated string literal"
+                        };
+                        Error::sql(what, start)
+                    })?;
+                    in_word = false;
+                }
+                b'"' => {
+                    i = skip_quoted(bytes, i, b'"', mysql).ok_or_else(|| {
+                        let what = if mysql {
+                            "unterminated string literal"
+                        } else {
+                            "unterminated quoted identifier"
+                        };
+                        Error::sql(what, i)
+                    })?;
+                    in_word = false;
+                }
+                b'`' if !pg => {
+                    i = skip_quoted(bytes, i, b'`', false)
+                        .ok_or_else(|| Error::sql("unterminated quoted identifier", i))?;
+                    in_word = false;
+                }
+                b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                    i = skip_line(bytes, i + 2, pg);
+                    in_word = false;
+                }
+                b'#' if mysql => {
+                    i = skip_line(bytes, i + 1, false);
+                    in_word = false;
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    i = skip_block_comment(bytes, i, pg)
+                        .ok_or_else(|| Error::sql("unterminated block comment", i))?;
+                    in_word = false;
+                }
+                b'$' if pg && !in_word => {
+                    i = self.dollar(i)?;
+                    in_word = false;
+                }
+                b'?' => {
+                    i = self.question(i)?;
+                    in_word = false;
+                }
+                b'[' => {
+                    if bytes.get(i + 1) == Some(&b'[') {
+                        self.replace(i, i + 2, "[");
+                        i += 2;
+                    } else if let Some(close) = bracket_ident_end(self.src, i) {
+                        let quote = if mysql { "`" } else { "\"" };
+                        self.flush(i);
+                        self.out.push_str(quote);
+                        self.out.push_str(&self.src[i + 1..close]);
+                        self.out.push_str(quote);
+                        i = close + 1;
+                        self.copied = i;
+                    } else {
+                        i += 1;
+                    }
+                    in_word = false;
+                }
+                b']' => {
+                    if bytes.get(i + 1) == Some(&b']') {
+                        self.replace(i, i + 2, "]");
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                    in_word = false;
+                }
+                _ => {
+                    if !in_word && (b == b'E' || b == b'e') {
+                        e_prefix = Some(i);
+                    }
+                    in_word = if in_word {
+                        is_ident_cont(b)
+                    } else {
+                        is_ident_start(b)
+                    };
+                    i += 1;
+                }
+            }
+        }
+        self.flush(n);
+
+        let placeholders = if pg && self.first_portable.is_none() {
+            self.native_max
+        } else {
+            self.count
+        };
+        Ok(Translated {
+            sql: self.out,
+            placeholders,
+        })
+    }
+
+    /// PostgreSQL `$` not inside a word, at `i`: a native placeholder `$n`, a dollar-quoted
+    /// string, or a plain `$`. Returns the index to continue from.
+    fn dollar(&mut self, i: usize) -> Result<usize> {
+        let bytes = self.bytes;
+        match bytes.get(i + 1) {
+            Some(d) if d.is_ascii_digit() => {
+                if self.first_portable.is_some() {
+                    return Err(Error::sql(
+                        "cannot mix native $n placeholders with portable ? placeholders",
+                        i,
+                    ));
+                }
+                self.first_native.get_or_insert(i);
+                let (index, end) = parse_digits(bytes, i + 1)?;
+                self.native_max = self.native_max.max(index);
+                Ok(end)
+            }
+            Some(&c) if c == b'$' || is_ident_start(c) => {
+                let mut j = i + 1;
+                while j < bytes.len() && is_tag_cont(bytes[j]) {
+                    j += 1;
+                }
+                if bytes.get(j) != Some(&b'$') {
+                    // `$abc` without a closing `$`: not a dollar quote.
+                    return Ok(i + 1);
+                }
+                let tag = &self.src[i..=j];
+                let body = j + 1;
+                match self.src[body..].find(tag) {
+                    Some(k) => Ok(body + k + tag.len()),
+                    None => Err(Error::sql(
+                        format!("unterminated dollar-quoted string {tag}"),
+                        i,
+                    )),
+                }
+            }
+            _ => Ok(i + 1),
+        }
+    }
+
+    /// `?` at `i`. Returns the index to continue from.
+    fn question(&mut self, i: usize) -> Result<usize> {
+        let bytes = self.bytes;
+        let doubled = bytes.get(i + 1) == Some(&b'?');
+        match self.backend {
+            Backend::Postgres => {
+                if doubled {
+                    self.replace(i, i + 2, "?");
+                    return Ok(i + 2);
+                }
+                if self.first_native.is_some() {
+                    return Err(Error::sql(
+                        "cannot mix portable ? placeholders with native $n placeholders",
+                        i,
+                    ));
+                }
+                self.first_portable.get_or_insert(i);
+                self.count += 1;
+                self.flush(i);
+                // Writing to a String cannot fail.
+                let _ = write!(self.out, "${}", self.count);
+                self.copied = i + 1;
+                Ok(i + 1)
+            }
+            Backend::MySql => {
+                // `??` is output as a single `?`, which MySQL sees as a placeholder.
+                if doubled {
+                    self.replace(i, i + 2, "?");
+                }
+                self.count += 1;
+                Ok(i + if doubled { 2 } else { 1 })
+            }
+            Backend::Sqlite => {
+                let next = if doubled {
+                    self.replace(i, i + 2, "?");
+                    i + 2
+                } else {
+                    i + 1
+                };
+                if bytes.get(next).is_some_and(u8::is_ascii_digit) {
+                    // `?NNN`: numbered parameter.
+                    let (index, end) = parse_digits(bytes, next)?;
+                    self.count = self.count.max(index);
+                    Ok(end)
+                } else {
+                    self.count = self.count.saturating_add(1);
+                    Ok(next)
+                }
+            }
+        }
+    }
+}
+
+/// Skips a quoted token opened by `quote` at `open` (doubling the quote escapes it; with
+/// `backslash`, `\` escapes the next byte). Returns the index after the closing quote.
+fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> Option<usize> {
+    let mut j = open + 1;
+    while j < bytes.len() {
+        let b = bytes[j];
+        if b == quote {
+            if bytes.get(j + 1) == Some(&quote) {
+                j += 2;
+            } else {
+                return Some(j + 1);
+            }
+        } else if backslash && b == b'\\' {
+            j += 2;
+        } else {
+            j += 1;
+        }
+    }
+    None
+}
+
+/// Skips a line comment whose text starts at `from`; returns the index of the line end (or the
+/// end of input). PostgreSQL also ends it at a carriage return.
+fn skip_line(bytes: &[u8], from: usize, cr_ends: bool) -> usize {
+    let mut j = from;
+    while j < bytes.len() {
+        let b = bytes[j];
+        if b == b'\n' || (cr_ends && b == b'\r') {
+            return j;
+        }
+        j += 1;
+    }
+    bytes.len()
+}
+
+/// Skips a block comment opened at `open` (nested if `nested`); returns the index after it.
+fn skip_block_comment(bytes: &[u8], open: usize, nested: bool) -> Option<usize> {
+    let mut depth = 1usize;
+    let mut j = open + 2;
+    while j + 1 < bytes.len() {
+        match (bytes[j], bytes[j + 1]) {
+            (b'*', b'/') => {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            (b'/', b'*') if nested => {
+                depth += 1;
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,551 @@
+//! Unit tests of the portable SQL translator.
+
+use super::*;
+
+const PG: Backend = Backend::Postgres;
+const MY: Backend = Backend::MySql;
+const LITE: Backend = Backend::Sqlite;
+
+fn native(sql: &str, backend: Backend) -> String {
+    match to_native(sql, backend) {
+        Ok(s) => s,
+        Err(e) => panic!("{backend}: translating {sql:?} failed: {e}"),
+    }
+}
+
+fn count(sql: &str, backend: Backend) -> usize {
+    match translate(sql, backend) {
+        Ok(t) => t.placeholders,
+        Err(e) => panic!("{backend}: translating {sql:?} failed: {e}"),
+    }
+}
+
+/// Asserts an `Error::Sql` whose message contains `needle`, at `position`.
+fn sql_err(sql: &str, backend: Backend, needle: &str, position: usize) {
+    match translate(sql, backend) {
+        Err(Error::Sql {
+            message,
+            position: p,
+        }) => {
+            assert!(
+                message.contains(needle),
+                "{backend}: {sql:?}: message {message:?} lacks {needle:?}"
+            );
+            assert_eq!(p, position, "{backend}: {sql:?}: position ({message})");
+        }
+        other => panic!("{backend}: {sql:?}: expected SQL error, got {other:?}"),
+    }
+}
+
+/// Asserts the statement is unchanged on every backend.
+fn unchanged_everywhere(sql: &str) {
+    for b in Backend::ALL {
+        assert_eq!(native(sql, b), sql, "{b}");
+    }
+}
+
+#[test]
+fn backend_names() {
+    assert_eq!(PG.as_str(), "postgres");
+    assert_eq!(MY.as_str(), "mysql");
+    assert_eq!(LITE.as_str(), "sqlite");
+    assert_eq!(MY.to_string(), "mysql");
+}
+
+#[test]
+fn brief_example() {
+    let sql = "SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?";
+    assert_eq!(
+        native(sql, PG),
+        r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#
+    );
+    assert_eq!(
+        native(sql, MY),
+        "SELECT `a` FROM `t` WHERE `b` = ? AND `c` = ?"
+    );
+    assert_eq!(
+        native(sql, LITE),
+        r#"SELECT "a" FROM "t" WHERE "b" = ? AND "c" = ?"#
+    );
+    for b in Backend::ALL {
+        assert_eq!(count(sql, b), 2);
+    }
+    assert_eq!(
+        translate(sql, PG).ok(),
+        Some(Translated {
+            sql: r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#.to_string(),
+            placeholders: 2
+        })
+    );
+}
+
+#[test]
+fn empty_and_plain() {
+    for b in Backend::ALL {
+        assert_eq!(
+            translate("", b).ok(),
+            Some(Translated {
+                sql: String::new(),
+                placeholders: 0
+            })
+        );
+    }
+    unchanged_everywhere("SELECT 1");
+    unchanged_everywhere("SELECT a, b FROM t WHERE x > 3 ORDER BY 1 DESC");
+    unchanged_everywhere("SELECT 'héllo wörld ✓', 名前 FROM テーブル");
+}
+
+#[test]
+fn bracket_identifiers() {
+    assert_eq!(native("[order details]", PG), r#""order details""#);
+    assert_eq!(native("[order details]", MY), "`order details`");
+    assert_eq!(native("[_x$1]", PG), r#""_x$1""#);
+    assert_eq!(native("[a1_b]", LITE), r#""a1_b""#);
+    assert_eq!(native("[a ]", PG), r#""a ""#);
+    assert_eq!(native("[名前]", PG), "\"名前\"");
+    assert_eq!(native("[Ärger]", MY), "`Ärger`");
+    assert_eq!(native("[s].[t]", PG), r#""s"."t""#);
+    assert_eq!(native("a[i]", PG), r#"a"i""#, "the rule is literal");
+    assert_eq!(native("[a]]", PG), r#""a"]"#);
+    assert_eq!(native("[a]]]", PG), r#""a"]"#);
+}
+
+#[test]
+fn non_identifier_brackets_are_left_alone() {
+    for s in [
+        "arr[1]",
+        "ARRAY[1,2]",
+        "[ a]",
+        "[]",
+        "[a-b]",
+        "[1a]",
+        "x[1:2]",
+        "[a",
+        "[",
+        "]",
+        "a]",
+        "[a\tb]",
+        "[$a]",
+        "[a.b]",
+        "[a\u{e9}",
+    ] {
+        unchanged_everywhere(s);
+    }
+    assert_eq!(native("arr[?]", PG), "arr[$1]");
+    assert_eq!(native("ARRAY[?, ?]", PG), "ARRAY[$1, $2]");
+    assert_eq!(native("ARRAY[?, ?]", MY), "ARRAY[?, ?]");
+    assert_eq!(native("[1]['x]']", PG), "[1]['x]']");
+}
+
+#[test]
+fn doubled_brackets() {
+    for b in Backend::ALL {
+        assert_eq!(native("[[a]]", b), "[a]", "{b}");
+        assert_eq!(native("[[", b), "[", "{b}");
+        assert_eq!(native("]]", b), "]", "{b}");
+        assert_eq!(native("[[[", b), "[[", "{b}");
+        assert_eq!(native("x[[1]]", b), "x[1]", "{b}");
+    }
+    assert_eq!(native("[[[a]", PG), r#"["a""#);
+    assert_eq!(native("arr[[[i]]]", MY), "arr[`i`]");
+    assert_eq!(native("'[[x]]' [[x]]", PG), "'[[x]]' [x]");
+}
+
+#[test]
+fn question_marks() {
+    assert_eq!(native("? ? ?", PG), "$1 $2 $3");
+    assert_eq!(native("?,?", PG), "$1,$2");
+    assert_eq!(native("? ? ?", MY), "? ? ?");
+    assert_eq!(native("? ? ?", LITE), "? ? ?");
+    assert_eq!(count("? ? ?", PG), 3);
+    assert_eq!(count("? ? ?", MY), 3);
+    assert_eq!(count("? ? ?", LITE), 3);
+    let many: String = (0..12).map(|_| "?,").collect();
+    let out = native(&many, PG);
+    assert!(out.ends_with("$11,$12,"), "{out}");
+    assert_eq!(count(&many, PG), 12);
+}
+
+#[test]
+fn doubled_question_mark() {
+    assert_eq!(native("data ?? 'k'", PG), "data ? 'k'");
+    assert_eq!(count("data ?? 'k'", PG), 0);
+    assert_eq!(
+        native("d ??| ARRAY['a'] AND x = ?", PG),
+        "d ?| ARRAY['a'] AND x = $1"
+    );
+    assert_eq!(count("d ??& ?", PG), 1);
+    assert_eq!(native("???", PG), "?$1");
+    // On MySQL and SQLite the single `?` that is output is a parameter for the server.
+    assert_eq!(native("a ?? b", MY), "a ? b");
+    assert_eq!(count("a ?? b", MY), 1);
+    assert_eq!(native("a ?? b", LITE), "a ? b");
+    assert_eq!(count("a ?? b", LITE), 1);
+    // `??` on PostgreSQL does not count as a portable placeholder, so it mixes with `$n`.
+    assert_eq!(native("$1 ?? $2", PG), "$1 ? $2");
+    assert_eq!(count("$1 ?? $2", PG), 2);
+}
+
+#[test]
+fn postgres_native_placeholders() {
+    assert_eq!(native("SELECT $1, $2", PG), "SELECT $1, $2");
+    assert_eq!(count("SELECT $1, $2", PG), 2);
+    assert_eq!(count("SELECT $3, $1", PG), 3);
+    assert_eq!(count("SELECT $12", PG), 12);
+    assert_eq!(count("SELECT $1, $1", PG), 1);
+    assert_eq!(count("a$1 + b$2$3", PG), 0, "part of identifiers");
+    assert_eq!(native("a$1 = ?", PG), "a$1 = $1");
+    assert_eq!(count("($1)", PG), 1);
+    assert_eq!(count("x=$1::int", PG), 1);
+    assert_eq!(count("'$1' \"$2\" -- $3\n/* $4 */", PG), 0);
+    // On MySQL and SQLite `$` means nothing.
+    assert_eq!(count("SELECT $1, $2", MY), 0);
+    assert_eq!(count("SELECT $1, $2", LITE), 0);
+    assert_eq!(native("SELECT $1 = ?", MY), "SELECT $1 = ?");
+    assert_eq!(count("SELECT $1 = ?", LITE), 1);
+}
+
+#[test]
+fn mixing_placeholders_is_an_error() {
+    sql_err("SELECT $1, ?", PG, "mix", 11);
+    sql_err("SELECT ?, $1", PG, "mix", 10);
+    sql_err("SELECT ?, $2 FROM t", PG, "placeholders", 10);
+    sql_err(
+        "SELECT $99999999999999999999999999999",
+        PG,
+        "placeholder number too large",
+        7,
+    );
+}
+
+#[test]
+fn sqlite_numbered_placeholders() {
+    assert_eq!(count("?1, ?2", LITE), 2);
+    assert_eq!(count("?5", LITE), 5);
+    assert_eq!(count("?2, ?", LITE), 3);
+    assert_eq!(count("?, ?1", LITE), 1);
+    assert_eq!(count("?3, ?1", LITE), 3);
+    assert_eq!(native("?3, ?1", LITE), "?3, ?1");
+    assert_eq!(count(":a, @b, $c, %s", LITE), 0);
+    assert_eq!(native(":a, @b, $c", LITE), ":a, @b, $c");
+    // MySQL has no `?NNN`: the digits are just digits.
+    assert_eq!(count("?5", MY), 1);
+    assert_eq!(count("%s, %s", MY), 0);
+    assert_eq!(native("%s, %s", MY), "%s, %s");
+}
+
+#[test]
+fn string_literals() {
+    let sql = "SELECT 'a [b] ? ?? $1 -- /* #', [c] FROM t WHERE x = ?";
+    assert_eq!(
+        native(sql, PG),
+        r#"SELECT 'a [b] ? ?? $1 -- /* #', "c" FROM t WHERE x = $1"#
+    );
+    assert_eq!(count(sql, PG), 1);
+    assert_eq!(
+        native(sql, MY),
+        "SELECT 'a [b] ? ?? $1 -- /* #', `c` FROM t WHERE x = ?"
+    );
+    assert_eq!(count(sql, LITE), 1);
+    // `''` escapes.
+    let sql = "'it''s [x] ?' [y] ?";
+    assert_eq!(native(sql, PG), r#"'it''s [x] ?' "y" $1"#);
+    assert_eq!(native(sql, LITE), r#"'it''s [x] ?' "y" ?"#);
+    assert_eq!(native("''''[a]", PG), r#"''''"a""#);
+    assert_eq!(native("'' [a]", MY), "'' `a`");
+}
+
+#[test]
+fn backslashes() {
+    // Standard strings on PostgreSQL and SQLite: a backslash escapes nothing.
+    assert_eq!(native(r"'a\' [x] ?", PG), r#"'a\' "x" $1"#);
+    assert_eq!(native(r"'a\' [x] ?", LITE), r#"'a\' "x" ?"#);
+    // MySQL: backslash escapes in single and double quotes.
+    assert_eq!(native(r"'a\' [x] ?' [y]", MY), r"'a\' [x] ?' `y`");
+    assert_eq!(native(r#""a\" [x] ?" [y]"#, MY), r#""a\" [x] ?" `y`"#);
+    assert_eq!(count(r"'a\\' = ?", MY), 1);
+    assert_eq!(count(r#""it""s ?" ?"#, MY), 1);
+    sql_err(r"SELECT 'a\'", MY, "unterminated string literal", 7);
+}
+
+#[test]
+fn postgres_e_strings() {
+    assert_eq!(native(r"E'a\' [x] ?' [y] ?", PG), r#"E'a\' [x] ?' "y" $1"#);
+    assert_eq!(native(r"e'a\' [x] ?' [y] ?", PG), r#"e'a\' [x] ?' "y" $1"#);
+    assert_eq!(native(r"(E'\\' || ?)", PG), r"(E'\\' || $1)");
+    assert_eq!(native(r"E'it''s' ?", PG), r"E'it''s' $1");
+    // The E must start a word.
+    assert_eq!(native(r"DATE'a\' ?", PG), r"DATE'a\' $1");
+    assert_eq!(native(r"typE'a\' ?", PG), r"typE'a\' $1");
+    assert_eq!(native(r"x_e'a\' ?", PG), r"x_e'a\' $1");
+    // On the other backends E'..' is just an identifier followed by a string.
+    assert_eq!(native(r"E'a\' ?", LITE), r"E'a\' ?");
+    assert_eq!(count(r"E'a\' ?", LITE), 1);
+    sql_err(r"SELECT E'a\'", PG, "unterminated E'...' string literal", 7);
+    assert_eq!(count(r"SELECT E'a\' ?", LITE), 1);
+    sql_err(r"SELECT E'a", LITE, "unterminated string literal", 8);
+}
+
+#[test]
+fn double_quotes() {
+    // Quoted identifiers on PostgreSQL and SQLite.
+    let sql = r#"SELECT "a ""[b]"" ?" , ?"#;
+    assert_eq!(native(sql, PG), r#"SELECT "a ""[b]"" ?" , $1"#);
+    assert_eq!(count(sql, LITE), 1);
+    // String literal on MySQL.
+    assert_eq!(native(r#""[a] ?" [b]"#, MY), r#""[a] ?" `b`"#);
+    sql_err(r#"SELECT "abc"#, PG, "unterminated quoted identifier", 7);
+    sql_err(r#"SELECT "abc"#, LITE, "unterminated quoted identifier", 7);
+    sql_err(r#"SELECT "abc"#, MY, "unterminated string literal", 7);
+    sql_err(r#"SELECT "a"""#, PG, "unterminated quoted identifier", 7);
+}
+
+#[test]
+fn backticks() {
+    let sql = "SELECT `a ``[b]`` ?`, ?";
+    assert_eq!(native(sql, MY), sql);
+    assert_eq!(count(sql, MY), 1);
+    assert_eq!(native(sql, LITE), sql);
+    assert_eq!(count(sql, LITE), 1);
+    // A backtick is an ordinary character on PostgreSQL.
+    assert_eq!(native("`[a] ?`", PG), r#"`"a" $1`"#);
+    sql_err("SELECT `abc", MY, "unterminated quoted identifier", 7);
+    sql_err("SELECT `abc", LITE, "unterminated quoted identifier", 7);
+    assert!(translate("SELECT `abc", PG).is_ok());
+}
+
+#[test]
+fn line_comments() {
+    let sql = "SELECT ? -- [a] ? '\n, [b]";
+    assert_eq!(native(sql, PG), "SELECT $1 -- [a] ? '\n, \"b\"");
+    assert_eq!(native(sql, MY), "SELECT ? -- [a] ? '\n, `b`");
+    assert_eq!(count(sql, LITE), 1);
+    // May end at the end of input.
+    for b in Backend::ALL {
+        assert_eq!(native("SELECT 1 -- [a] ? '", b), "SELECT 1 -- [a] ? '");
+        assert_eq!(native("SELECT 1 --", b), "SELECT 1 --");
+        assert_eq!(count("SELECT 1 --?", b), 0);
+    }
+    // A lone minus is an operator.
+    assert_eq!(native("a - ? - [b]", PG), "a - $1 - \"b\"");
+    // PostgreSQL also ends a line comment at a carriage return.
+    assert_eq!(native("-- x\r?", PG), "-- x\r$1");
+    assert_eq!(count("-- x\r?", LITE), 0);
+    assert_eq!(native("-- x\r\n?", LITE), "-- x\r\n?");
+    assert_eq!(count("-- x\r\n?", LITE), 1);
+}
+
+#[test]
+fn double_dash_is_a_comment_on_every_backend() {
+    assert_eq!(count("SELECT 1--?", MY), 0);
+    assert_eq!(count("SELECT 1--?", PG), 0);
+    assert_eq!(count("SELECT 1-- ?", MY), 0);
+    assert_eq!(count("SELECT 1--\t?", MY), 0);
+    assert_eq!(count("SELECT 1--\n?", MY), 1);
+    assert_eq!(count("SELECT 1--?", LITE), 0);
+    assert_eq!(count("SELECT 1--", MY), 0);
+}
+
+#[test]
+fn hash_comments() {
+    let sql = "SELECT ? # [a] ? '\n, [b]";
+    assert_eq!(native(sql, MY), "SELECT ? # [a] ? '\n, `b`");
+    assert_eq!(count(sql, MY), 1);
+    assert_eq!(native("SELECT 1 # '", MY), "SELECT 1 # '");
+    // `#` is an operator on PostgreSQL and not special on SQLite.
+    assert_eq!(native("SELECT 5 # ? , [b]", PG), "SELECT 5 # $1 , \"b\"");
+    assert_eq!(count("SELECT 5 # ?", LITE), 1);
+}
+
+#[test]
+fn block_comments() {
+    let sql = "SELECT /* [a] ? ' \" ` $$ */ [b], ?";
+    assert_eq!(native(sql, PG), "SELECT /* [a] ? ' \" ` $$ */ \"b\", $1");
+    assert_eq!(native(sql, MY), "SELECT /* [a] ? ' \" ` $$ */ `b`, ?");
+    assert_eq!(count(sql, LITE), 1);
+    assert_eq!(native("/**/?", PG), "/**/$1");
+    assert_eq!(native("/*/ ? */?", PG), "/*/ ? */$1");
+    assert_eq!(native("a/b*?", PG), "a/b*$1");
+    assert_eq!(native("*/ ?", PG), "*/ $1");
+    sql_err("SELECT 1 /* abc", PG, "unterminated block comment", 9);
+    sql_err("SELECT 1 /* abc *", MY, "unterminated block comment", 9);
+    sql_err("SELECT 1 /*", LITE, "unterminated block comment", 9);
+    sql_err("/*/", PG, "unterminated block comment", 0);
+}
+
+#[test]
+fn nested_block_comments() {
+    let sql = "/* a /* b */ [c] ? */ [d] ?";
+    // PostgreSQL nests.
+    assert_eq!(native(sql, PG), "/* a /* b */ [c] ? */ \"d\" $1");
+    assert_eq!(count(sql, PG), 1);
+    // MySQL and SQLite do not: the comment ends at the first `*/`.
+    assert_eq!(native(sql, MY), "/* a /* b */ `c` ? */ `d` ?");
+    assert_eq!(count(sql, MY), 2);
+    assert_eq!(count(sql, LITE), 2);
+    sql_err("x /* a /* b */ c", PG, "unterminated block comment", 2);
+    assert_eq!(native("x /* a /* b */ c", LITE), "x /* a /* b */ c");
+}
+
+#[test]
+fn dollar_quotes() {
+    let sql = "SELECT $$ [a] ? ' \" -- /* $$, [b], ?";
+    assert_eq!(native(sql, PG), "SELECT $$ [a] ? ' \" -- /* $$, \"b\", $1");
+    let sql = "DO $body$ BEGIN x := '[a]' || ?; $$ $b$ END $body$; ?";
+    assert_eq!(
+        native(sql, PG),
+        "DO $body$ BEGIN x := '[a]' || ?; $$ $b$ END $body$; $1"
+    );
+    assert_eq!(count(sql, PG), 1);
+    assert_eq!(native("$_x1$?$_x1$ ?", PG), "$_x1$?$_x1$ $1");
+    assert_eq!(native("$é$?$é$ ?", PG), "$é$?$é$ $1");
+    assert_eq!(native("$$$$?", PG), "$$$$$1");
+    // Not dollar quotes: a `$word` without closing `$`, a `$` inside an identifier.
+    assert_eq!(native("$a ?", PG), "$a $1");
+    assert_eq!(native("a$b$ ? $b", PG), "a$b$ $1 $b");
+    sql_err("a$b$ ? $b$", PG, "unterminated dollar-quoted string $b$", 7);
+    assert_eq!(native("$ ?", PG), "$ $1");
+    assert_eq!(native("?$", PG), "$1$");
+    // `$1$` is a placeholder followed by `$`, not a tag.
+    assert_eq!(count("$1$ x $1$", PG), 1);
+    sql_err(
+        "SELECT $$abc",
+        PG,
+        "unterminated dollar-quoted string $$",
+        7,
+    );
+    sql_err("SELECT $tag$abc $ta$", PG, "$tag$", 7);
+    // Dollar quotes are PostgreSQL only.
+    assert_eq!(native("$$ [a] ?", MY), "$$ `a` ?");
+    assert_eq!(count("$$ ? $$", LITE), 1);
+}
+
+#[test]
+fn unterminated_single_quotes() {
+    for b in Backend::ALL {
+        sql_err("SELECT 'abc", b, "unterminated string literal", 7);
+        sql_err("'", b, "unterminated string literal", 0);
+        sql_err("SELECT 'a''", b, "unterminated string literal", 7);
+        sql_err("SELECT 'ok', 'é", b, "unterminated string literal", 13);
+    }
+}
+
+#[test]
+fn error_display_names_position() {
+    let err = translate("SELECT 'abc", PG).err().map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("invalid SQL: unterminated string literal (at byte 7)")
+    );
+    assert_eq!(
+        translate("'", PG).err().map(|e| e.category()),
+        Some("input")
+    );
+}
+
+#[test]
+fn unicode_everywhere() {
+    let sql = "SELECT [ñame], '✓ [x] ?', \"ü\" FROM [表] WHERE [名前] = ? -- ✓\n AND é = ?";
+    assert_eq!(
+        native(sql, PG),
+        "SELECT \"ñame\", '✓ [x] ?', \"ü\" FROM \"表\" WHERE \"名前\" = $1 -- ✓\n AND é = $2"
+    );
+    assert_eq!(count(sql, MY), 2);
+    // Multi-byte characters around special bytes.
+    assert_eq!(native("é?é[a]é", PG), "é$1é\"a\"é");
+    assert_eq!(native("[é]]é", MY), "`é`]é");
+    assert_eq!(native("é$1", PG), "é$1");
+    assert_eq!(count("é$1", PG), 0, "é$1 is one identifier");
+    assert_eq!(native("Ée'x'", PG), "Ée'x'");
+}
+
+#[test]
+fn quote_ident_per_backend() {
+    assert_eq!(quote_ident("a", PG).ok().as_deref(), Some(r#""a""#));
+    assert_eq!(quote_ident(r#"a"b"#, PG).ok().as_deref(), Some(r#""a""b""#));
+    assert_eq!(
+        quote_ident(r#"a"b"#, LITE).ok().as_deref(),
+        Some(r#""a""b""#)
+    );
+    assert_eq!(quote_ident("a`b", MY).ok().as_deref(), Some("`a``b`"));
+    assert_eq!(quote_ident(r#"a"b"#, MY).ok().as_deref(), Some(r#"`a"b`"#));
+    assert_eq!(quote_ident("a`b", PG).ok().as_deref(), Some("\"a`b\""));
+    assert_eq!(quote_ident("名 前", PG).ok().as_deref(), Some("\"名 前\""));
+    assert_eq!(quote_ident("\"", PG).ok().as_deref(), Some("\"\"\"\""));
+    for b in Backend::ALL {
+        assert!(matches!(
+            quote_ident("", b),
+            Err(Error::Sql { position: 0, .. })
+        ));
+        assert!(matches!(
+            quote_ident("ab\0c", b),
+            Err(Error::Sql { position: 2, .. })
+        ));
+    }
+}
+
+#[test]
+fn realistic_statements() {
+    let sql = "INSERT INTO [users] ([id], [name], [meta]) VALUES (?, ?, ?::jsonb) \
+               ON CONFLICT ([id]) DO UPDATE SET [name] = EXCLUDED.[name] \
+               RETURNING [id], [meta] ?? 'tag'";
+    assert_eq!(
+        native(sql, PG),
+        "INSERT INTO \"users\" (\"id\", \"name\", \"meta\") VALUES ($1, $2, $3::jsonb) \
+         ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" \
+         RETURNING \"id\", \"meta\" ? 'tag'"
+    );
+    assert_eq!(count(sql, PG), 3);
+    let sql = "SELECT * FROM [t] WHERE [a] LIKE ? ESCAPE '\\' AND [b] IN (?, ?) LIMIT ?";
+    assert_eq!(
+        native(sql, LITE),
+        "SELECT * FROM \"t\" WHERE \"a\" LIKE ? ESCAPE '\\' AND \"b\" IN (?, ?) LIMIT ?"
+    );
+    assert_eq!(count(sql, LITE), 4);
+    // On MySQL `'\'` is unterminated (the backslash escapes the quote).
+    assert!(translate(sql, MY).is_err());
+}
+
+#[test]
+fn never_panics_on_awkward_inputs() {
+    let inputs = [
+        "\0",
+        "?",
+        "??",
+        "???",
+        "$",
+        "$$",
+        "$1",
+        "$a",
+        "$a$",
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "-",
+        "--",
+        "/",
+        "/*",
+        "*/",
+        "#",
+        "'",
+        "\"",
+        "`",
+        "E'",
+        "e",
+        "\\",
+        "é",
+        "[é",
+        "$é",
+        "?é",
+        "\u{10FFFF}",
+        "[\u{0301}]",
+        "$9999999999999999999999",
+        "?99999999999999999999999",
+    ];
+    for b in Backend::ALL {
+        for s in inputs {
+            let _ = translate(s, b);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Raw SQL on every backend: portable identifiers and placeholders, parameters, values, errors.
+
+mod common;
+
+use common::{each_backend, fresh_table};
+use dal::prelude::*;
+
+#[tokio::test]
+async fn raw_sql_with_brackets_and_placeholders_round_trips() {
+    each_backend("raw_sql", |db| async move {
+        let mut conn = db.async_connection().await?;
+        fresh_table(&mut conn, "raw_users").await?;
+        conn.execute(
+            "CREATE TABLE [raw_users] ([id] INTEGER PRIMARY KEY, [name] VARCHAR(100), [age] INTEGER, [score] DOUBLE PRECISION)",
+            (),
+        )
+        .await?;
+        conn.execute(
+            "INSERT INTO [raw_users] ([id], [name], [age], [score]) VALUES (?, ?, ?, ?)",
+            params![1, "Phil", 30, 1.5],
+        )
+        .await?;
+        conn.executemany(
+            "INSERT INTO [raw_users] ([id], [name], [age], [score]) VALUES (?, ?, ?, ?)",
+            vec![params![2, "Karen", 25, 2.25], params![3, "O'Brien", None::<i64>, 0.1]],
+        )
+        .await?;
+        let rows = conn
+            .execute("SELECT [id], [name], [age], [score] FROM [raw_users] WHERE [age] > ? ORDER BY [id]", params![20])
+            .tag("operation", "list")
+            .await?;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].columns(), &["id", "name", "age", "score"]);
+        assert_eq!(rows[0].try_get::<String, _>("name")?, "Phil");
+        assert_eq!(rows[1].try_get::<i64, _>("age")?, 25);
+        assert_eq!(rows[1].try_get::<f64, _>(3)?, 2.25);
+        let rows = conn.execute("SELECT [name], [age] FROM [raw_users] WHERE [id] = ?", params![3]).await?;
+        assert_eq!(rows[0][0], Value::Text("O'Brien".into()));
+        assert!(rows[0][1].is_null());
+        assert_eq!(rows[0].try_get::<Option<i64>, _>("age")?, None);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn literal_question_mark_and_text_inside_literals_are_untouched() {
+    each_backend("literals", |db| async move {
+        let mut conn = db.async_connection().await?;
+        let rows = conn
+            .execute("SELECT 'a ? [b] -- c' AS [s], ? AS [p]", params!["x"])
+            .await?;
+        assert_eq!(rows[0].try_get::<String, _>("s")?, "a ? [b] -- c");
+        assert_eq!(rows[0].try_get::<String, _>("p")?, "x");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn values_of_every_kind_round_trip() {
+    each_backend("values", |db| async move {
+        let mut conn = db.async_connection().await?;
+        fresh_table(&mut conn, "raw_values").await?;
+        let (text, big, float, boolean) = match db.backend() {
+            Backend::MySql => ("LONGTEXT", "BIGINT", "DOUBLE", "BOOLEAN"),
+            _ => ("TEXT", "BIGINT", "DOUBLE PRECISION", "BOOLEAN"),
+        };
+        conn.execute(
+            &format!(
+                "CREATE TABLE [raw_values] ([t] {text}, [i] {big}, [f] {float}, [b] {boolean})"
+            ),
+            (),
+        )
+        .await?;
+        let long = "é😀'\"\\".repeat(20_000);
+        conn.execute(
+            "INSERT INTO [raw_values] ([t], [i], [f], [b]) VALUES (?, ?, ?, ?)",
+            params![long.as_str(), i64::MAX, 0.1, true],
+        )
+        .await?;
+        let rows = conn
+            .execute("SELECT [t], [i], [f], [b] FROM [raw_values]", ())
+            .await?;
+        assert_eq!(rows[0].try_get::<String, _>("t")?, long);
+        assert_eq!(rows[0].try_get::<i64, _>("i")?, i64::MAX);
+        assert_eq!(rows[0].try_get::<f64, _>("f")?, 0.1);
+        assert!(rows[0].try_get::<bool, _>("b")?);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error_and_nothing_is_sent() {
+    each_backend("bad_input", |db| async move {
+        let mut conn = db.async_connection().await?;
+        let e = conn.execute("SELECT ? + ?", params![1]).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ParameterCount {
+                    expected: 2,
+                    given: 1
+                }
+            ),
+            "{e}"
+        );
+        let e = conn.execute("SELECT 'unterminated", ()).await.unwrap_err();
+        assert!(matches!(e, Error::Sql { .. }), "{e}");
+        let e = conn.execute("SELEC 1", ()).await.unwrap_err();
+        assert!(matches!(e, Error::Database { .. }), "{e}");
+        assert!(
+            e.code().is_some() || db.backend() == Backend::Sqlite,
+            "server code kept: {e:?}"
+        );
+        // executemany validates every parameter list before writing anything.
+        fresh_table(&mut conn, "raw_atomic").await?;
+        conn.execute("CREATE TABLE [raw_atomic] ([a] INTEGER)", ())
+            .await?;
+        let e = conn
+            .executemany(
+                "INSERT INTO [raw_atomic] ([a]) VALUES (?)",
+                vec![params![1], params![1, 2]],
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::ParameterCount { .. }), "{e}");
+        let n: i64 = conn
+            .execute("SELECT COUNT(*) FROM [raw_atomic]", ())
+            .await?[0]
+            .try_get(0)?;
+        assert_eq!(n, 0);
+        // The connection is still fine after errors.
+        let rows = conn.execute("SELECT 1", ()).await?;
+        assert_eq!(rows[0].try_get::<i64, _>(0)?, 1);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn executemany_is_atomic_when_a_row_fails_on_the_server() {
+    each_backend("many_atomic", |db| async move {
+        let mut conn = db.async_connection().await?;
+        fresh_table(&mut conn, "raw_many").await?;
+        conn.execute("CREATE TABLE [raw_many] ([a] INTEGER PRIMARY KEY)", ())
+            .await?;
+        let e = conn
+            .executemany(
+                "INSERT INTO [raw_many] ([a]) VALUES (?)",
+                vec![params![1], params![2], params![1]],
+            )
+            .await
+            .unwrap_err();
+        assert!(e.is_unique_violation(), "{e:?}");
+        let n: i64 = conn.execute("SELECT COUNT(*) FROM [raw_many]", ()).await?[0].try_get(0)?;
+        assert_eq!(n, 0);
+        assert!(!conn.in_transaction());
+        Ok(())
+    })
+    .await;
+}
+
+#[test]
+fn unknown_backend_and_malformed_urls_are_errors_not_panics() {
+    let e = DatabaseFactory::create_database("oracle", DatabaseConfig::new("x")).unwrap_err();
+    assert!(e.to_string().contains("oracle"));
+    assert!(Database::from_url("postgres://u:p@host:99999/db").is_err());
+    assert!(Database::from_url("").is_err());
+    assert!(DatabaseFactory::create_database("MariaDB", DatabaseConfig::new("x")).is_ok());
+}
+
+#[tokio::test]
+async fn password_never_appears_in_debug_display_or_errors() {
+    let port = common::refused_port();
+    let config = DatabaseConfig::new("db")
+        .host("127.0.0.1")
+        .port(port)
+        .user("u")
+        .password("hunter2-secret")
+        .connection_acquisition_timeout(std::time::Duration::from_secs(2));
+    for kind in ["postgres", "mysql"] {
+        let db = DatabaseFactory::create_database(kind, config.clone().alias(kind)).unwrap();
+        assert!(!format!("{db:?}").contains("hunter2"));
+        assert!(!format!("{}", db.config()).contains("hunter2"));
+        let e = db.async_connection().await.unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+    }
+}

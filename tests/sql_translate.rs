@@ -1,0 +1,341 @@
+//! Property tests of the portable SQL translator (`dal::sql`).
+
+use dal::sql::{to_native, translate, Backend};
+use proptest::prelude::*;
+
+const BACKENDS: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqlite];
+
+/// Pieces of SQL that exercise every rule of the translator.
+const SQLISH: &[&str] = &[
+    "[", "]", "[[", "]]", "[a]", "[a b]", "?", "??", "$", "$1", "$12", "$$", "$q$", "'", "''",
+    "\"", "`", "\\", "-", "--", "/", "*", "/*", "*/", "#", "\n", "\r", "E", "e", "E'", " ", "a",
+    "b", "1", "é", "名", "✓", ":", ",", "(", ")", "\0",
+];
+
+fn sqlish() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(SQLISH), 0..48).prop_map(|v| v.concat())
+}
+
+fn chunks(list: &'static [&'static str], max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(list), 0..max).prop_map(|v| v.concat())
+}
+
+proptest! {
+    // (a) `translate` never panics, whatever the input.
+    #[test]
+    fn never_panics_on_arbitrary_strings(s in any::<String>()) {
+        for b in BACKENDS {
+            let _ = translate(&s, b);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_sqlish_alphabet(s in "[\\[\\]?$'\"`\\\\\\-/*#\nE ab1é]{0,64}") {
+        for b in BACKENDS {
+            let _ = translate(&s, b);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_sqlish_tokens(s in sqlish()) {
+        for b in BACKENDS {
+            if let Ok(t) = translate(&s, b) {
+                prop_assert_eq!(to_native(&s, b).ok(), Some(t.sql.clone()));
+                // Without brackets or question marks nothing is rewritten.
+                if !s.contains(['[', ']', '?']) {
+                    prop_assert_eq!(&t.sql, &s);
+                }
+                // MySQL and SQLite keep every `?`, so only brackets and `??` change the text.
+                if b != Backend::Postgres && !s.contains(['[', ']']) && !s.contains("??") {
+                    prop_assert_eq!(&t.sql, &s);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Bodies of literals, quoted identifiers and comments are preserved byte-for-byte.
+
+/// Safe everywhere inside any literal or comment body (no quote, backslash, `*`, `/`, `$`,
+/// line end).
+macro_rules! common {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            "a", "b", "Z", "1", " ", "[", "]", "[x]", "[[", "]]", "?", "??", "-", "#", "E", "é",
+            "名", "✓", ",", "(", ")", ":" $(, $extra)*
+        ]
+    };
+}
+
+/// Standard `'…'` (PostgreSQL, SQLite): only `''` ends nothing; backslash is literal.
+const STD_SINGLE: &[&str] =
+    common!("''", "\"", "`", "\\", "$", "$1", "$$", "*", "/", "/*", "*/", "--", "\n", "\r");
+/// `'…'` with backslash escapes (MySQL, PostgreSQL `E'…'`).
+const BS_SINGLE: &[&str] =
+    common!("''", "\\'", "\\\\", "\\n", "\\\"", "\"", "`", "$", "$1", "$$", "/*", "*/", "--", "\n");
+/// MySQL `"…"` string.
+const BS_DOUBLE: &[&str] = common!(
+    "\"\"", "\\\"", "\\\\", "\\n", "\\'", "'", "`", "$", "$1", "$$", "/*", "*/", "--", "\n"
+);
+/// `"…"` quoted identifier (PostgreSQL, SQLite).
+const DQ_IDENT: &[&str] = common!("\"\"", "'", "`", "\\", "$", "$1", "$$", "/*", "*/", "--", "\n");
+/// `` `…` `` quoted identifier (MySQL, SQLite).
+const BT_IDENT: &[&str] = common!("``", "'", "\"", "\\", "$", "$1", "$$", "/*", "*/", "--", "\n");
+/// `-- …` line comment (no line end).
+const LINE: &[&str] = common!("'", "\"", "`", "\\", "$", "$1", "$$", "/*", "*/", "--");
+/// `/* … */` comment, not nested: `*` and `/` never meet.
+const BLOCK: &[&str] = common!("'", "\"", "`", "\\", "$", "$1", "$$", "--", "* ", "/ ", "\n");
+/// PostgreSQL `/* … */` comment: may contain balanced nested comments.
+const PG_BLOCK: &[&str] = common!(
+    "'",
+    "\"",
+    "`",
+    "\\",
+    "$",
+    "$1",
+    "$$",
+    "--",
+    "* ",
+    "/ ",
+    "\n",
+    "/* in [x] ? */",
+    "/**/"
+);
+/// `$q$ … $q$`: anything but the tag (there is no `q` in these pieces).
+const DOLLAR_Q: &[&str] =
+    common!("'", "\"", "`", "\\", "$", "$1", "$$", "$r$", "/*", "*/", "--", "\n", "\r");
+/// `$$ … $$`: no `$` at all.
+const DOLLAR_EMPTY: &[&str] = common!("'", "\"", "`", "\\", "/*", "*/", "--", "\n");
+
+struct Kind {
+    name: &'static str,
+    backends: &'static [Backend],
+    open: &'static str,
+    close: &'static str,
+    body: &'static [&'static str],
+}
+
+const KINDS: &[Kind] = &[
+    Kind {
+        name: "standard string",
+        backends: &[Backend::Postgres, Backend::Sqlite],
+        open: "'",
+        close: "'",
+        body: STD_SINGLE,
+    },
+    Kind {
+        name: "backslash string",
+        backends: &[Backend::MySql],
+        open: "'",
+        close: "'",
+        body: BS_SINGLE,
+    },
+    Kind {
+        name: "E string",
+        backends: &[Backend::Postgres],
+        open: "E'",
+        close: "'",
+        body: BS_SINGLE,
+    },
+    Kind {
+        name: "e string",
+        backends: &[Backend::Postgres],
+        open: "e'",
+        close: "'",
+        body: BS_SINGLE,
+    },
+    Kind {
+        name: "mysql double-quoted string",
+        backends: &[Backend::MySql],
+        open: "\"",
+        close: "\"",
+        body: BS_DOUBLE,
+    },
+    Kind {
+        name: "double-quoted identifier",
+        backends: &[Backend::Postgres, Backend::Sqlite],
+        open: "\"",
+        close: "\"",
+        body: DQ_IDENT,
+    },
+    Kind {
+        name: "backtick identifier",
+        backends: &[Backend::MySql, Backend::Sqlite],
+        open: "`",
+        close: "`",
+        body: BT_IDENT,
+    },
+    Kind {
+        name: "line comment",
+        backends: &[Backend::Postgres, Backend::MySql, Backend::Sqlite],
+        open: "-- ",
+        close: "\n",
+        body: LINE,
+    },
+    Kind {
+        name: "hash comment",
+        backends: &[Backend::MySql],
+        open: "#",
+        close: "\n",
+        body: LINE,
+    },
+    Kind {
+        name: "block comment",
+        backends: &[Backend::Postgres, Backend::MySql, Backend::Sqlite],
+        open: "/*",
+        close: "*/",
+        body: BLOCK,
+    },
+    Kind {
+        name: "nested block comment",
+        backends: &[Backend::Postgres],
+        open: "/*",
+        close: "*/",
+        body: PG_BLOCK,
+    },
+    Kind {
+        name: "tagged dollar quote",
+        backends: &[Backend::Postgres],
+        open: "$q$",
+        close: "$q$",
+        body: DOLLAR_Q,
+    },
+    Kind {
+        name: "dollar quote",
+        backends: &[Backend::Postgres],
+        open: "$$",
+        close: "$$",
+        body: DOLLAR_EMPTY,
+    },
+];
+
+fn ident(name: &str, b: Backend) -> String {
+    match b {
+        Backend::MySql => format!("`{name}`"),
+        Backend::Postgres | Backend::Sqlite => format!("\"{name}\""),
+    }
+}
+
+fn param(n: usize, b: Backend) -> String {
+    match b {
+        Backend::Postgres => format!("${n}"),
+        Backend::MySql | Backend::Sqlite => "?".to_string(),
+    }
+}
+
+fn kind_and_body() -> impl Strategy<Value = (usize, String)> {
+    (0..KINDS.len()).prop_flat_map(|k| (Just(k), chunks(KINDS[k].body, 24)))
+}
+
+proptest! {
+    #[test]
+    fn literal_and_comment_bodies_are_preserved((k, body) in kind_and_body()) {
+        let kind = &KINDS[k];
+        let token = format!("{}{}{}", kind.open, body, kind.close);
+        let sql = format!("SELECT [x] FROM [t] WHERE a = ? AND b = {token} AND [y] = ?");
+        for &b in kind.backends {
+            let t = translate(&sql, b);
+            prop_assert!(t.is_ok(), "{} on {}: {:?} -> {:?}", kind.name, b.as_str(), sql, t);
+            let t = t.unwrap();
+            let expected = format!(
+                "SELECT {} FROM {} WHERE a = {} AND b = {token} AND {} = {}",
+                ident("x", b), ident("t", b), param(1, b), ident("y", b), param(2, b)
+            );
+            prop_assert_eq!(&t.sql, &expected, "{} on {}", kind.name, b.as_str());
+            prop_assert!(t.sql.contains(&body));
+            prop_assert_eq!(t.placeholders, 2);
+        }
+    }
+
+    /// An unterminated token is an error pointing at its start.
+    #[test]
+    fn unterminated_tokens_are_errors((k, body) in kind_and_body()) {
+        let kind = &KINDS[k];
+        if kind.close == "\n" {
+            return Ok(()); // line comments may end at the end of input
+        }
+        let sql = format!("SELECT [x] = ? AND {}{}", kind.open, body);
+        let start = "SELECT [x] = ? AND ".len();
+        for &b in kind.backends {
+            match translate(&sql, b) {
+                Err(e) => {
+                    let message = e.to_string();
+                    prop_assert!(message.contains("unterminated"), "{}", message);
+                    let at = format!("(at byte {start})");
+                    prop_assert!(message.ends_with(&at), "{} on {}: {}", kind.name, b.as_str(), message);
+                }
+                Ok(t) => prop_assert!(false, "{} on {}: {:?} -> {:?}", kind.name, b.as_str(), sql, t),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) k `?` placeholders give `placeholders == k` and `$1..$k` in order on PostgreSQL.
+
+/// Filler between placeholders: no `?`, `$`, quote, comment or bracket syntax.
+const FILLER: &[&str] = &[
+    " ", ", ", " = ", " AND ", "(", ")", "a", "b1", "é", "+", "::int", "\n",
+];
+
+proptest! {
+    #[test]
+    fn placeholders_are_numbered_in_order(
+        // Each filler is non-empty: two adjacent `?` would be the `??` escape.
+        fillers in prop::collection::vec(
+            prop::collection::vec(prop::sample::select(FILLER), 1..4).prop_map(|v| v.concat()),
+            0..40,
+        ),
+    ) {
+        let k = fillers.len();
+        let mut sql = String::from("SELECT ");
+        let mut pg = String::from("SELECT ");
+        for (i, f) in fillers.iter().enumerate() {
+            sql.push_str(f);
+            sql.push('?');
+            pg.push_str(f);
+            pg.push_str(&format!("${}", i + 1));
+        }
+        sql.push_str(" FROM [t]");
+        pg.push_str(" FROM \"t\"");
+        let t = translate(&sql, Backend::Postgres);
+        prop_assert!(t.is_ok(), "{:?}", t);
+        let t = t.unwrap();
+        prop_assert_eq!(t.placeholders, k);
+        prop_assert_eq!(&t.sql, &pg);
+        for b in [Backend::MySql, Backend::Sqlite] {
+            let t = translate(&sql, b);
+            prop_assert!(t.is_ok(), "{:?}", t);
+            let t = t.unwrap();
+            prop_assert_eq!(t.placeholders, k);
+            prop_assert_eq!(t.sql.matches('?').count(), k);
+        }
+    }
+
+    /// Native `$n` placeholders on PostgreSQL count as their highest index and are kept as is.
+    #[test]
+    fn native_postgres_placeholders(indexes in prop::collection::vec(1usize..200, 0..20)) {
+        let sql: String = indexes.iter().map(|n| format!("${n}, ")).collect();
+        let t = translate(&sql, Backend::Postgres);
+        prop_assert!(t.is_ok(), "{:?}", t);
+        let t = t.unwrap();
+        prop_assert_eq!(&t.sql, &sql);
+        prop_assert_eq!(t.placeholders, indexes.iter().copied().max().unwrap_or(0));
+        let mixed = format!("{sql}?");
+        prop_assert_eq!(translate(&mixed, Backend::Postgres).is_err(), !indexes.is_empty());
+    }
+}
+
+#[test]
+fn brief_example() {
+    assert_eq!(
+        to_native(
+            "SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?",
+            Backend::Postgres
+        )
+        .ok()
+        .as_deref(),
+        Some(r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#)
+    );
+}
