@@ -148,6 +148,15 @@ impl SyncConnection {
         self.inner.as_ref().is_some_and(Connection::in_transaction)
     }
 
+    /// Used by `#[auto_transaction]` on blocking functions.
+    #[doc(hidden)]
+    pub fn __tx_scope(&self) -> Result<crate::TxScope> {
+        self.inner
+            .as_ref()
+            .map(Connection::__tx_scope)
+            .ok_or_else(|| Error::Internal("connection already released".into()))
+    }
+
     /// Round trip to the server, with a bound.
     pub fn ping(&mut self) -> Result<()> {
         self.with(|c| async move {

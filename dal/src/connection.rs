@@ -3,6 +3,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub struct Connection {
     busy: bool,
     /// The connection failed in a way that makes it unfit for reuse.
     broken: bool,
+    /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
+    /// transaction is over for the user and is rolled back before the next statement.
+    abandoned: Arc<AtomicBool>,
 }
 
 /// Options for one statement, used by the blocking twin's `_with` methods.
@@ -84,6 +88,7 @@ impl Connection {
             in_tx: false,
             busy: false,
             broken: false,
+            abandoned: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -142,12 +147,32 @@ impl Connection {
 
     /// True while a transaction begun on this connection is open.
     pub fn in_transaction(&self) -> bool {
-        self.in_tx
+        self.in_tx && !self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Used by `#[auto_transaction]`: a guard that, if dropped without being disarmed (panic,
+    /// cancellation), marks the transaction it began for rollback.
+    #[doc(hidden)]
+    pub fn __tx_scope(&self) -> crate::TxScope {
+        crate::TxScope::new(self.abandoned.clone())
+    }
+
+    /// Rolls back a transaction abandoned by a panicking or cancelled `#[auto_transaction]`.
+    async fn settle_abandoned(&mut self) -> Result<()> {
+        if self.abandoned.swap(false, Ordering::AcqRel) && self.in_tx {
+            self.in_tx = false;
+            if let Err(e) = self.exec(Op::Control("ROLLBACK"), &QueryOptions::default()).await {
+                self.broken = true;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Begins a transaction. Nested `begin_transaction` is an error: use
     /// `#[auto_transaction]` or check [`in_transaction`](Self::in_transaction) to join one.
     pub async fn begin_transaction(&mut self) -> Result<()> {
+        self.settle_abandoned().await?;
         if self.in_tx {
             return Err(Error::Transaction(
                 "a transaction is already open on this connection".into(),
@@ -168,6 +193,7 @@ impl Connection {
     /// Commits the open transaction. If the commit fails, the transaction is rolled back and
     /// the error returned; either way no transaction is open afterwards.
     pub async fn commit_transaction(&mut self) -> Result<()> {
+        self.settle_abandoned().await?;
         if !self.in_tx {
             return Err(Error::Transaction(
                 "commit without an open transaction".into(),
@@ -183,6 +209,7 @@ impl Connection {
 
     /// Rolls back the open transaction; without one, does nothing.
     pub async fn rollback_transaction(&mut self) -> Result<()> {
+        self.settle_abandoned().await?;
         if !self.in_tx {
             return Ok(());
         }
@@ -448,6 +475,7 @@ impl<'c> IntoFuture for ExecuteMany<'c> {
                     given: p.len(),
                 });
             }
+            conn.settle_abandoned().await?;
             let own_tx = !conn.in_transaction();
             if own_tx {
                 conn.begin_transaction().await?;
@@ -489,5 +517,33 @@ mod tests {
         assert!(t);
         track_transaction_keywords("SELECT 1", &mut t);
         assert!(t);
+    }
+}
+
+/// Guard used by `#[auto_transaction]`: dropped while armed (the annotated function panicked or
+/// its future was dropped), it marks the transaction it began so that the connection rolls it
+/// back before doing anything else (and when given back to the pool).
+#[doc(hidden)]
+pub struct TxScope {
+    flag: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl TxScope {
+    pub(crate) fn new(flag: Arc<AtomicBool>) -> Self {
+        TxScope { flag, armed: true }
+    }
+
+    /// The function finished and committed or rolled back itself.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TxScope {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Release);
+        }
     }
 }

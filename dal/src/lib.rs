@@ -31,6 +31,7 @@ mod blocking;
 mod config;
 mod connection;
 mod database;
+pub mod entity;
 mod error;
 mod pool;
 mod row;
@@ -39,8 +40,9 @@ mod value;
 
 pub use blocking::SyncConnection;
 pub use config::DatabaseConfig;
-pub use connection::{Connection, Execute, ExecuteMany, QueryOptions};
+pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
 pub use database::{Database, DatabaseFactory};
+pub use entity::{Entity, FieldDef, FieldType};
 pub use error::{Error, Result, TimeoutKind};
 pub use pool::{PoolManager, PoolMetrics, PoolStatus};
 pub use row::{ColumnIndex, Row};

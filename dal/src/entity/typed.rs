@@ -1,0 +1,102 @@
+//! Typed entities: the [`Entity`] trait that `#[derive(Entity)]` implements.
+//!
+//! The derive only describes the struct (table, fields, logical types, constraints); every
+//! behaviour — schema, history, soft delete, queries — is the dynamic entity layer's, reached
+//! through the struct's serde representation. A row saved typed is readable dynamically and the
+//! other way round.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The logical type of an entity field, recorded in the entity's metadata table and mapped to a
+/// native column type per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    /// 64-bit integer (`BIGINT`).
+    Int,
+    /// Double precision float.
+    Float,
+    /// Boolean.
+    Bool,
+    /// Text.
+    Text,
+    /// Point in time (UTC), exchanged as an RFC 3339 string.
+    Timestamp,
+    /// Calendar date, exchanged as `YYYY-MM-DD`.
+    Date,
+    /// Time of day, exchanged as `HH:MM:SS[.f]`.
+    Time,
+    /// UUID, stored as text.
+    Uuid,
+    /// Any JSON value (objects, arrays, and serde types the database does not know).
+    Json,
+}
+
+impl FieldType {
+    /// Stable name stored in metadata tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Int => "int",
+            FieldType::Float => "float",
+            FieldType::Bool => "bool",
+            FieldType::Text => "text",
+            FieldType::Timestamp => "timestamp",
+            FieldType::Date => "date",
+            FieldType::Time => "time",
+            FieldType::Uuid => "uuid",
+            FieldType::Json => "json",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<FieldType> {
+        Some(match s {
+            "int" => FieldType::Int,
+            "float" => FieldType::Float,
+            "bool" => FieldType::Bool,
+            "text" => FieldType::Text,
+            "timestamp" => FieldType::Timestamp,
+            "date" => FieldType::Date,
+            "time" => FieldType::Time,
+            "uuid" => FieldType::Uuid,
+            "json" => FieldType::Json,
+            _ => return None,
+        })
+    }
+}
+
+/// One stored field of a typed entity, as the derive describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    /// Column name (the Rust field name, or `#[entity(rename = "...")]`).
+    pub column: &'static str,
+    /// Key of the field in the struct's serde representation (the Rust field name, or its
+    /// `#[serde(rename = "...")]`).
+    pub serde_name: &'static str,
+    /// Logical type inferred from the Rust type (or forced by `#[entity(json)]`).
+    pub ty: FieldType,
+    /// True for `Option<T>` fields.
+    pub nullable: bool,
+    /// `#[entity(id)]`, or the field named `id`.
+    pub id: bool,
+    /// `#[entity(index)]`: an index is created with the table.
+    pub index: bool,
+    /// `#[entity(unique)]`: a unique constraint is created with the table.
+    pub unique: bool,
+    /// `#[entity(default = ...)]`: JSON text of the value used when the field is absent.
+    pub default: Option<&'static str>,
+}
+
+/// A struct stored as an entity. Implement it with `#[derive(Entity)]`:
+///
+/// ```ignore
+/// #[derive(dal::Entity, serde::Serialize, serde::Deserialize)]
+/// #[entity(table = "users")]
+/// struct User { id: Option<String>, name: String, #[entity(index)] age: i32 }
+/// ```
+pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Table name.
+    fn table_name() -> &'static str;
+    /// Stored fields, in declaration order (`#[entity(skip)]` fields are not listed).
+    fn fields() -> &'static [FieldDef];
+}
