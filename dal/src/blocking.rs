@@ -31,7 +31,7 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Config(
             "the blocking API (sync_connection) was called from inside an async runtime; \
-             use async_connection there, or call it from spawn_blocking"
+             use async_connection there"
                 .into(),
         ));
     }
