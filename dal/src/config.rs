@@ -6,6 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::resilience::{BreakerConfig, RetryPolicy};
 use crate::sql::Backend;
 
 /// Default `connection_acquisition_timeout`: 10 s.
@@ -18,6 +19,8 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONNECTION_CREATION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default pool size bounds (min, max): about 20 connections per application server.
 pub const DEFAULT_POOL_SIZE: (usize, usize) = (1, 20);
+/// Default `slow_query_threshold`: statements slower than 2 s are logged at WARN.
+pub const DEFAULT_SLOW_QUERY_THRESHOLD: Duration = Duration::from_secs(2);
 
 /// A password that never prints.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -66,6 +69,11 @@ pub struct DatabaseConfig {
     query_execution_timeout: Duration,
     connection_creation_timeout: Duration,
     pool_size: (usize, usize),
+    // Observability only: not part of `hash()` (they do not change what the pool connects to).
+    slow_query_threshold: Duration,
+    log_parameter_values: bool,
+    retry_policy: RetryPolicy,
+    circuit_breaker: BreakerConfig,
 }
 
 impl DatabaseConfig {
@@ -86,6 +94,10 @@ impl DatabaseConfig {
             query_execution_timeout: DEFAULT_QUERY_TIMEOUT,
             connection_creation_timeout: DEFAULT_CONNECTION_CREATION_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            slow_query_threshold: DEFAULT_SLOW_QUERY_THRESHOLD,
+            log_parameter_values: false,
+            retry_policy: RetryPolicy::default(),
+            circuit_breaker: BreakerConfig::default(),
         }
     }
 
@@ -250,9 +262,53 @@ impl DatabaseConfig {
     }
     /// Pool bounds: connections kept open at least, and at most (default 1 and 20).
     /// `min > max` or `max == 0` is reported as a configuration error when the pool is created.
+    ///
+    /// Sizing: `max` is per process (per application server) and per configuration. The default
+    /// of 20 follows the seed: enough for a typical app server, a small share of what one
+    /// PostgreSQL or MySQL server accepts (100–500), so several app servers can share one
+    /// database. Size it as `servers × max ≤ database max_connections − headroom`; a larger
+    /// `max` rarely helps once the database's cores are busy. `min` connections are opened on
+    /// first use and kept open (reopened by the pool's housekeeper after they are retired).
+    /// When the pool's `timeout_rate()` climbs, [`PoolMetrics::scaling_advice`](crate::PoolMetrics::scaling_advice)
+    /// says whether to look at slow queries, scale vertically, or add app servers.
     pub fn pool_size(mut self, min: usize, max: usize) -> Self {
         self.pool_size = (min, max);
         self
+    }
+    /// Statements slower than this are logged at WARN (target `dal::slow_query`) with their
+    /// SQL, tags and timing (default 2 s). Not part of [`hash`](Self::hash).
+    pub fn slow_query_threshold(mut self, t: Duration) -> Self {
+        self.slow_query_threshold = t;
+        self
+    }
+    /// Whether the slow-query log shows parameter values (default `false`: they are redacted,
+    /// as they may hold personal data or secrets). Not part of [`hash`](Self::hash).
+    pub fn log_parameter_values(mut self, on: bool) -> Self {
+        self.log_parameter_values = on;
+        self
+    }
+
+    /// How transient failures are retried (default: 3 retries, 100 ms base delay, 10 s cap,
+    /// 30 s budget; see [`RetryPolicy`]). Not part of [`hash`](Self::hash): the pool takes the
+    /// policy of the configuration that created it.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
+    }
+    /// The pool's circuit breaker (default: opens after 5 infrastructure failures within 60 s,
+    /// half-opens after 30 s, closes after 3 successes; see [`BreakerConfig`]). Not part of
+    /// [`hash`](Self::hash): the pool takes the settings of the configuration that created it.
+    pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.circuit_breaker = breaker;
+        self
+    }
+    /// Retry policy.
+    pub fn get_retry_policy(&self) -> &RetryPolicy {
+        &self.retry_policy
+    }
+    /// Circuit breaker settings.
+    pub fn get_circuit_breaker(&self) -> &BreakerConfig {
+        &self.circuit_breaker
     }
 
     /// Database name (or SQLite path).
@@ -302,6 +358,14 @@ impl DatabaseConfig {
     /// Pool bounds (min, max).
     pub fn get_pool_size(&self) -> (usize, usize) {
         self.pool_size
+    }
+    /// Slow-query log threshold.
+    pub fn get_slow_query_threshold(&self) -> Duration {
+        self.slow_query_threshold
+    }
+    /// Whether the slow-query log shows parameter values.
+    pub fn get_log_parameter_values(&self) -> bool {
+        self.log_parameter_values
     }
 
     pub(crate) fn password_secret(&self) -> Option<&str> {

@@ -2,6 +2,7 @@
 //! through [`Connection::run`]: translate → timeout (with server-side cancel) → backend.
 
 use std::future::{Future, IntoFuture};
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,18 +10,21 @@ use std::time::{Duration, Instant};
 
 use crate::backend::QueryOutput;
 use crate::error::{Error, Result, TimeoutKind};
-use crate::pool::{PoolInner, PooledRaw};
+use crate::pool::{PoolInner, PooledRaw, QueryEvent};
+use crate::resilience::{self, classify, FailureClass, StatementKind};
 use crate::row::Row;
 use crate::sql::{translate, Backend};
 use crate::value::{IntoParams, Value};
 
-/// How long a statement may take to wind down after the server was asked to cancel it, before
-/// the connection is considered unusable and closed instead of reused.
+/// After a statement's deadline: how long delivering the cancel request and reading the
+/// statement's end may take together, before the connection is considered unusable and closed
+/// instead of reused. The caller's timeout error never comes later than this past the deadline.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 /// Bound for the automatic rollback of a connection dropped inside a transaction.
 const DROP_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Statements slower than this are logged at WARN.
-const SLOW_QUERY_THRESHOLD: Duration = Duration::from_secs(2);
+/// Bound for the ping that checks a connection suspected stale (also bounded by
+/// `connection_creation_timeout`).
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -40,6 +44,16 @@ pub struct Connection {
     /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
     /// transaction is over for the user and is rolled back before the next statement.
     abandoned: Arc<AtomicBool>,
+    /// The entity layer changed the schema inside the current transaction (PostgreSQL and
+    /// SQLite): nothing learnt about the schema may be cached until it commits.
+    schema_changed_in_tx: bool,
+    /// The pool's connection-loss count when a statement (or a ping) last succeeded on this
+    /// checkout: while it is current, a write need not be preceded by a ping even when the
+    /// pool suspects stale connections.
+    verified: Option<u64>,
+    /// The user changed session state (`SET`, `USE`, temporary tables, …): the connection is
+    /// never silently replaced by a fresh one, which would not have that state.
+    session_bound: bool,
 }
 
 /// Options for one statement, used by the blocking twin's `_with` methods.
@@ -89,6 +103,9 @@ impl Connection {
             busy: false,
             broken: false,
             abandoned: Arc::new(AtomicBool::new(false)),
+            schema_changed_in_tx: false,
+            verified: None,
+            session_bound: false,
         }
     }
 
@@ -161,6 +178,7 @@ impl Connection {
     async fn settle_abandoned(&mut self) -> Result<()> {
         if self.abandoned.swap(false, Ordering::AcqRel) && self.in_tx {
             self.in_tx = false;
+            self.schema_changed_in_tx = false;
             if let Err(e) = self.exec(Op::Control("ROLLBACK"), &QueryOptions::default()).await {
                 self.broken = true;
                 return Err(e);
@@ -185,8 +203,13 @@ impl Connection {
             // instead of deadlocking when both upgrade from a read lock.
             Backend::Sqlite => "BEGIN IMMEDIATE",
         };
-        self.control(begin).await?;
+        // BEGIN changes nothing: when it fails on a lost connection it is sent again on a
+        // fresh one, so a transaction never starts on a connection that died while idle.
+        resilience::admit(&self.pool)?;
+        self.call(Op::Control(begin), &QueryOptions::default(), true, true)
+            .await?;
         self.in_tx = true;
+        self.schema_changed_in_tx = false;
         Ok(())
     }
 
@@ -204,6 +227,7 @@ impl Connection {
             let _ = self.control("ROLLBACK").await;
         }
         self.in_tx = false;
+        self.schema_changed_in_tx = false;
         result
     }
 
@@ -215,11 +239,43 @@ impl Connection {
         }
         let result = self.control("ROLLBACK").await;
         self.in_tx = false;
+        self.schema_changed_in_tx = false;
         if result.is_err() {
             // We cannot be sure the server rolled back: never lend this connection again.
             self.broken = true;
         }
         result
+    }
+
+    pub(crate) fn pool_hash(&self) -> &str {
+        &self.pool.hash
+    }
+
+    /// Runs portable SQL with default options and returns its rows (crate-internal shorthand).
+    pub(crate) async fn query_rows(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
+        Ok(self.run(sql, &params, &QueryOptions::default()).await?.rows)
+    }
+
+    /// Runs portable SQL and returns its rows and affected-row count.
+    pub(crate) async fn query_full(&mut self, sql: &str, params: Vec<Value>) -> Result<QueryOutput> {
+        self.run(sql, &params, &QueryOptions::default()).await
+    }
+
+    pub(crate) fn schema_changed_in_tx(&self) -> bool {
+        self.schema_changed_in_tx
+    }
+
+    pub(crate) fn mark_schema_changed_in_tx(&mut self) {
+        self.schema_changed_in_tx = true;
+    }
+
+    /// MySQL ended the caller's transaction implicitly (DDL): open a new one so that what
+    /// follows is still atomic and the caller's commit/rollback still applies to it.
+    pub(crate) async fn reopen_transaction_after_ddl(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.control("START TRANSACTION").await?;
+        }
+        Ok(())
     }
 
     /// Round trip to the server.
@@ -236,9 +292,7 @@ impl Connection {
 
     fn raw(&mut self) -> Result<&mut PooledRaw> {
         if self.broken {
-            return Err(Error::Connection(
-                "this connection was lost or left in an unknown state; get a new one".into(),
-            ));
+            return Err(lost_error());
         }
         self.conn
             .as_mut()
@@ -259,8 +313,194 @@ impl Connection {
                 given: params.len(),
             });
         }
+        let kind = resilience::statement_kind(&translated.sql);
+        if !matches!(kind, StatementKind::Transaction { ends: true }) {
+            // An open breaker rejects at once. Statements that end a transaction always go
+            // through, so that a caller can still roll back.
+            resilience::admit(&self.pool)?;
+        }
+        let was_in_tx = self.in_tx;
         track_transaction_keywords(&translated.sql, &mut self.in_tx);
-        self.exec(Op::Query(&translated.sql, params), opts).await
+        if kind == StatementKind::Session {
+            self.session_bound = true;
+        }
+        // Never retried: anything inside a transaction, transaction control, session changes.
+        let retry =
+            !was_in_tx && !self.in_tx && matches!(kind, StatementKind::Read | StatementKind::Write);
+        let read = kind == StatementKind::Read;
+        self.call(Op::Query(&translated.sql, params), opts, retry, read)
+            .await
+    }
+
+    /// One call: `op` with retries when `retry` allows them (see [`Self::exec_retrying`]),
+    /// its final outcome recorded once with the pool's circuit breaker.
+    async fn call(
+        &mut self,
+        op: Op<'_>,
+        opts: &QueryOptions,
+        retry: bool,
+        read: bool,
+    ) -> Result<QueryOutput> {
+        let result = if retry {
+            self.exec_retrying(op, opts, read).await
+        } else if self.broken {
+            // Known lost before anything is sent (and not replaceable here): no news for the
+            // breaker.
+            return Err(lost_error());
+        } else {
+            let r = self.exec(op, opts).await;
+            if let Err(e) = &r {
+                if classify(self.backend(), e) == FailureClass::ConnectionLost {
+                    self.broken = true;
+                }
+            }
+            r
+        };
+        if result.is_ok() {
+            self.verified = Some(self.pool.resilience.losses());
+        }
+        resilience::record(&self.pool, &result);
+        result
+    }
+
+    /// Runs `op` outside any transaction, retrying transient failures with the pool's
+    /// [`RetryPolicy`](crate::RetryPolicy):
+    ///
+    /// - a conflict the server rolled back (deadlock, serialization failure, lock wait timeout,
+    ///   SQLite BUSY/LOCKED) is retried, read or write, on the same connection;
+    /// - a lost connection is retried on a fresh connection for reads (`read`), and for any
+    ///   statement that never left the client (the connection was found dead before sending,
+    ///   or getting a replacement failed) — but never a write that was sent: its outcome is
+    ///   unknown;
+    /// - nothing is retried on a connection bound to session state (`session_bound`).
+    async fn exec_retrying(
+        &mut self,
+        op: Op<'_>,
+        opts: &QueryOptions,
+        read: bool,
+    ) -> Result<QueryOutput> {
+        let mut backoff = self.pool.config.get_retry_policy().backoff();
+        loop {
+            let (error, sent) = match self.ensure_live(read).await {
+                Err(e) => (e, false),
+                Ok(()) => match self.exec(op, opts).await {
+                    Ok(out) => return Ok(out),
+                    Err(e) => (e, true),
+                },
+            };
+            let class = classify(self.backend(), &error);
+            if class == FailureClass::ConnectionLost && sent {
+                self.broken = true;
+                self.pool.resilience.note_loss();
+            }
+            let again = match class {
+                FailureClass::Conflict => true,
+                FailureClass::ConnectionLost => !self.session_bound && (read || !sent),
+                _ => false,
+            };
+            if !again {
+                return Err(error);
+            }
+            let Some(delay) = backoff.next_delay() else {
+                return Err(error);
+            };
+            tracing::debug!(
+                target: "dal::retry",
+                alias = %self.pool.alias,
+                backend = self.pool.backend.as_str(),
+                retry = backoff.retries(),
+                delay_ms = delay.as_millis() as u64,
+                error = %error,
+                "retrying after a transient failure"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Before a statement is sent: while the pool suspects stale connections (one was lost
+    /// recently), pings a connection not yet proven alive on this checkout before a write goes
+    /// out on it; replaces a connection known to be lost. An error from here means the
+    /// statement never left the client.
+    async fn ensure_live(&mut self, read: bool) -> Result<()> {
+        if !self.broken && !read && self.pool.resilience.should_validate(self.verified) {
+            let limit = self.validation_timeout();
+            // `busy` while the ping is in flight: dropped now, the connection is closed.
+            self.busy = true;
+            let alive = match self.conn.as_mut() {
+                Some(c) => ping_within(c, limit).await,
+                None => false,
+            };
+            self.busy = false;
+            if alive {
+                self.verified = Some(self.pool.resilience.losses());
+            } else {
+                self.broken = true;
+                self.pool.resilience.note_loss();
+            }
+        }
+        if self.broken {
+            if self.session_bound {
+                return Err(Error::Connection(
+                    "the connection was lost, and with it the session state set on it (SET, USE, temporary tables, …); get a new connection".into(),
+                ));
+            }
+            self.replace().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the lost physical connection and takes another from the pool, all within
+    /// `connection_acquisition_timeout`. While the pool suspects stale connections, each
+    /// candidate is pinged first and dead ones are closed, so after at most `max` rounds the
+    /// pool opens a new one.
+    async fn replace(&mut self) -> Result<()> {
+        if let Some(old) = self.conn.take() {
+            self.pool.release_broken(old);
+        }
+        let limit = self.pool.config.get_connection_acquisition_timeout();
+        let start = Instant::now();
+        match tokio::time::timeout(limit, self.replace_within()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
+        }
+    }
+
+    async fn replace_within(&mut self) -> Result<()> {
+        let limit = self.validation_timeout();
+        let (_, max) = self.pool.bounds();
+        for _ in 0..=max {
+            // `broken` stays set until the candidate proved alive: dropped meanwhile, it is
+            // closed rather than put back.
+            self.conn = Some(self.pool.acquire(Location::caller()).await?);
+            self.verified = None;
+            if !self.pool.resilience.suspects_stale() {
+                self.broken = false;
+                return Ok(());
+            }
+            let alive = match self.conn.as_mut() {
+                Some(c) => ping_within(c, limit).await,
+                None => false,
+            };
+            if alive {
+                self.broken = false;
+                self.verified = Some(self.pool.resilience.losses());
+                return Ok(());
+            }
+            if let Some(dead) = self.conn.take() {
+                self.pool.release_broken(dead);
+            }
+        }
+        Err(Error::Connection(format!(
+            "no live connection could be found in the pool of {}",
+            self.pool.alias
+        )))
+    }
+
+    fn validation_timeout(&self) -> Duration {
+        self.pool
+            .config
+            .get_connection_creation_timeout()
+            .min(VALIDATION_TIMEOUT)
     }
 
     async fn exec(&mut self, op: Op<'_>, opts: &QueryOptions) -> Result<QueryOutput> {
@@ -271,18 +511,29 @@ impl Connection {
         let conn = self.raw()?;
         let token = conn.raw.cancel_token();
         let start = Instant::now();
+        // Observability (pool/observe.rs): a DEBUG span around the statement.
+        let (sql_text, sql_params, prepared) = match op {
+            Op::Query(sql, params) => (sql, params, true),
+            Op::Control(sql) => (sql, &[][..], false),
+        };
+        let span = pool.query_span(sql_text, opts);
         self.busy = true;
         let conn = match self.conn.as_mut() {
             Some(c) => c,
             None => return Err(Error::Internal("connection already released".into())),
         };
         let (result, clean) = {
-            let fut = async {
-                match op {
-                    Op::Query(sql, params) => conn.raw.query(sql, params).await,
-                    Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
-                }
-            };
+            let fut = tracing::Instrument::instrument(
+                async {
+                    match op {
+                        Op::Query(sql, params) => conn.raw.query(sql, params).await,
+                        Op::Control(sql) => {
+                            conn.raw.simple(sql).await.map(|_| QueryOutput::default())
+                        }
+                    }
+                },
+                span.clone(),
+            );
             tokio::pin!(fut);
             match tokio::time::timeout(limit, &mut fut).await {
                 Ok(r) => {
@@ -292,11 +543,17 @@ impl Connection {
                 Err(_) => {
                     // Deadline: ask the server to stop the statement, then let the driver read
                     // the server's answer so the connection is left in a known state.
-                    let cancelled = token.cancel().await;
-                    let settled = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
+                    // Both within CANCEL_GRACE of the deadline, so an unreachable server cannot
+                    // delay the timeout error further.
+                    let settled = tokio::time::timeout(CANCEL_GRACE, async {
+                        tokio::join!(token.cancel(), &mut fut)
+                    })
+                    .await;
                     token.reset();
-                    let clean = cancelled.is_ok()
-                        && matches!(settled, Ok(Ok(_)) | Ok(Err(Error::Database { .. })));
+                    let clean = matches!(
+                        settled,
+                        Ok((Ok(()), Ok(_))) | Ok((Ok(()), Err(Error::Database { .. })))
+                    );
                     (
                         Err(Error::timeout(TimeoutKind::Query, limit, start.elapsed())),
                         clean,
@@ -308,30 +565,31 @@ impl Connection {
         if !clean {
             self.broken = true;
         }
-        let elapsed = start.elapsed();
-        pool.stats
-            .queries
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = &result {
-            pool.stats.record_error(e);
-        }
-        if elapsed >= SLOW_QUERY_THRESHOLD {
-            let sql = match &op {
-                Op::Query(sql, _) => *sql,
-                Op::Control(sql) => sql,
-            };
-            tracing::warn!(
-                target: "dal::slow_query",
-                alias = %pool.alias,
-                backend = pool.backend.as_str(),
-                elapsed_ms = elapsed.as_millis() as u64,
-                tags = ?opts.tags,
-                sql,
-                "slow query"
-            );
-        }
+        // Metrics, span fields, slow-query log, statement-cache hits: one hook.
+        pool.observe_query(QueryEvent {
+            sql: sql_text,
+            params: sql_params,
+            prepared,
+            elapsed: start.elapsed(),
+            result: &result,
+            opts,
+            span: &span,
+            conn: self.conn.as_mut(),
+        });
         result
     }
+}
+
+fn lost_error() -> Error {
+    Error::Connection("this connection was lost or left in an unknown state; get a new one".into())
+}
+
+/// One round trip within `limit`: true when the connection answered.
+async fn ping_within(conn: &mut PooledRaw, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, conn.raw.ping()).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Keeps `in_tx` right when users write `BEGIN`/`COMMIT`/`ROLLBACK` as plain statements.

@@ -1,5 +1,7 @@
 //! [`Database`] and [`DatabaseFactory`]: from a configuration to connections.
 
+use std::future::Future;
+use std::panic::Location;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -7,7 +9,9 @@ use crate::blocking::SyncConnection;
 use crate::config::DatabaseConfig;
 use crate::connection::Connection;
 use crate::error::Result;
-use crate::pool::{pool_for, PoolInner, PoolManager, PoolStatus};
+use crate::pool::{
+    pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics, PoolStatus, PoolTuning,
+};
 use crate::sql::Backend;
 
 /// A database: configuration plus the shared pool behind it. Cheap to clone, `Send + Sync`.
@@ -112,18 +116,55 @@ impl Database {
 
     /// Borrows a connection from the shared pool, within `connection_acquisition_timeout`.
     /// It goes back when dropped (rolled back first if a transaction is open).
-    pub async fn async_connection(&self) -> Result<Connection> {
+    ///
+    /// The caller's file and line are recorded for leak reports
+    /// ([`check_for_leaked_connections`](Self::check_for_leaked_connections)); this is why it
+    /// is a plain `fn` returning a future (`#[track_caller]` does not reach into `async fn`).
+    #[track_caller]
+    pub fn async_connection(&self) -> impl Future<Output = Result<Connection>> + Send + '_ {
+        self.connection_at(Location::caller())
+    }
+
+    async fn connection_at(&self, location: &'static Location<'static>) -> Result<Connection> {
         let pool = self.pool()?;
-        let raw = pool.acquire().await?;
-        Ok(Connection::new(pool, raw))
+        // An open circuit breaker rejects at once, without waiting or connecting.
+        crate::resilience::admit(&pool)?;
+        match pool.acquire(location).await {
+            Ok(raw) => Ok(Connection::new(pool, raw)),
+            Err(e) => {
+                crate::resilience::record_acquire_failure(&pool, &e);
+                Err(e)
+            }
+        }
     }
 
     /// The blocking twin of [`async_connection`](Self::async_connection), for code that runs
     /// outside any async runtime (a plain `fn main`). Called from inside a runtime it returns
     /// an error instead of blocking the runtime's thread.
+    #[track_caller]
     pub fn sync_connection(&self) -> Result<SyncConnection> {
-        let conn = crate::blocking::block_on(self.async_connection())??;
+        let conn = crate::blocking::block_on(self.connection_at(Location::caller()))??;
         Ok(SyncConnection::new(conn))
+    }
+
+    /// State and counters of this database's circuit breaker (see [`crate::resilience`]);
+    /// a closed breaker before the pool exists.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// db.async_connection().await?;
+    /// assert_eq!(db.circuit_status().state, dal::BreakerState::Closed);
+    /// # Ok(()) }
+    /// ```
+    pub fn circuit_status(&self) -> crate::CircuitStatus {
+        match self.pool() {
+            Ok(p) => p.resilience.breaker.status(),
+            Err(_) => {
+                crate::resilience::CircuitBreaker::new(*self.inner.config.get_circuit_breaker())
+                    .status()
+            }
+        }
     }
 
     /// Size and use of this database's pool.
@@ -132,6 +173,38 @@ impl Database {
             Ok(p) => PoolStatus::of(&p),
             Err(_) => PoolStatus::unopened(&self.inner.config, self.inner.backend),
         }
+    }
+
+    /// Counters, wait-time and query-duration percentiles, timeout rate and scaling advice of
+    /// this database's pool (see [`PoolMetrics`]); `None` before the pool exists.
+    pub fn pool_metrics(&self) -> Option<PoolMetrics> {
+        PoolManager::get_pool_metrics(&self.inner.hash)
+    }
+
+    /// Connections of this database's pool held for at least `threshold`, longest first, each
+    /// with how long it has been held and where (`file:line`) it was acquired.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// use std::time::Duration;
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// let held = db.async_connection().await?;
+    /// let leaks = db.check_for_leaked_connections(Duration::ZERO);
+    /// assert_eq!(leaks.len(), 1);
+    /// assert!(leaks[0].location.contains(':'));
+    /// # drop(held); Ok(()) }
+    /// ```
+    pub fn check_for_leaked_connections(&self, threshold: Duration) -> Vec<LeakReport> {
+        match self.pool() {
+            Ok(p) => p.leaks(threshold),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Sets the housekeeping tuning (leak threshold, idle timeout, max lifetime, validation)
+    /// of this database's pool; see [`PoolManager::set_pool_tuning`].
+    pub fn set_pool_tuning(&self, tuning: PoolTuning) {
+        PoolManager::set_pool_tuning(&self.inner.hash, tuning);
     }
 
     /// Closes this database's pool (see [`PoolManager::close_pool`]).

@@ -34,6 +34,7 @@ mod database;
 pub mod entity;
 mod error;
 mod pool;
+pub mod resilience;
 mod row;
 pub mod sql;
 mod value;
@@ -41,10 +42,16 @@ mod value;
 pub use blocking::SyncConnection;
 pub use config::DatabaseConfig;
 pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
+pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
-pub use entity::{Entity, FieldDef, FieldType};
+pub use entity::{
+    DeleteOptions, Entity, FieldDef, FieldType, FindOptions, IntoEntity, SaveOptions, Versioned,
+};
 pub use error::{Error, Result, TimeoutKind};
-pub use pool::{PoolManager, PoolMetrics, PoolStatus};
+pub use pool::{
+    LeakReport, Percentiles, PoolManager, PoolMetrics, PoolStatus, PoolTuning, ScalingAdvice,
+};
+pub use resilience::{BreakerConfig, BreakerState, CircuitStatus, RetryPolicy};
 pub use row::{ColumnIndex, Row};
 pub use sql::Backend;
 pub use value::{FromValue, IntoParams, Value};
@@ -53,9 +60,10 @@ pub use value::{FromValue, IntoParams, Value};
 pub mod prelude {
     pub use crate::params;
     pub use crate::{
-        Backend, Connection, Database, DatabaseConfig, DatabaseFactory, Error, FromValue,
-        IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result, Row,
-        SyncConnection, TimeoutKind, Value,
+        auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory, Entity,
+        Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result, ScalingAdvice,
+        Row, SyncConnection, TimeoutKind, Value,
     };
+    pub use crate::{DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
     pub use serde_json::{json, Map, Value as JsonValue};
 }

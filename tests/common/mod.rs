@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use dal::{Backend, Database, DatabaseConfig, PoolManager};
 
+pub mod proxy;
+
 pub const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/dal_test";
 pub const MY_DEFAULT: &str = "mysql://root@127.0.0.1:3306/dal_test";
 

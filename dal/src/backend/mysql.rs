@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlValueRef};
 use sqlx::{
-    Arguments, AssertSqlSafe, ConnectOptions, Connection, Decode, Either, Executor, MySql,
+    Arguments, AssertSqlSafe, Column as _, ConnectOptions, Connection, Decode, Either, Executor, MySql,
     Row as _, TypeInfo, ValueRef,
 };
 
@@ -106,15 +106,18 @@ impl RawConn for MyConn {
             bind(&mut args, v).map_err(|e| Error::Conversion(e.to_string()))?;
         }
         let mut out = QueryOutput::default();
-        let mut columns: Option<Arc<[String]>> = None;
+        let mut columns: Option<(Arc<[String]>, Vec<bool>)> = None;
         let mut stream =
             (&mut self.conn).fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args));
         while let Some(item) = stream.try_next().await.map_err(map_sqlx_error)? {
             match item {
                 Either::Left(done) => out.rows_affected += done.rows_affected(),
                 Either::Right(row) => {
-                    let cols = columns.get_or_insert_with(|| column_names(row.columns()));
-                    out.rows.push(decode_row(&row, cols.clone())?);
+                    let (names, binary) = columns.get_or_insert_with(|| {
+                        let cols = row.columns();
+                        (column_names(cols), cols.iter().map(|c| is_true_binary(c.type_info())).collect())
+                    });
+                    out.rows.push(decode_row(&row, names.clone(), binary)?);
                 }
             }
         }
@@ -159,12 +162,18 @@ fn bind(args: &mut MySqlArguments, v: &Value) -> std::result::Result<(), sqlx::e
     }
 }
 
-fn decode_row(row: &MySqlRow, columns: Arc<[String]>) -> Result<Row> {
+/// MySQL flags text columns with a `_bin` collation as BINARY too; only the `binary` character
+/// set (collation 63) holds bytes. sqlx keeps the collation private but prints it.
+fn is_true_binary(info: &sqlx::mysql::MySqlTypeInfo) -> bool {
+    format!("{info:?}").contains("Collation(63)")
+}
+
+fn decode_row(row: &MySqlRow, columns: Arc<[String]>, binary: &[bool]) -> Result<Row> {
     let mut values = Vec::with_capacity(columns.len());
     for i in 0..columns.len() {
         let raw = row.try_get_raw(i).map_err(map_sqlx_error)?;
         values.push(
-            decode_value(raw)
+            decode_value(raw, binary.get(i).copied().unwrap_or(true))
                 .map_err(|e| Error::Conversion(format!("column {:?}: {e}", columns[i])))?,
         );
     }
@@ -177,7 +186,7 @@ fn dec<'r, T: Decode<'r, MySql>>(
     T::decode(v)
 }
 
-fn decode_value(v: MySqlValueRef<'_>) -> std::result::Result<Value, sqlx::error::BoxDynError> {
+fn decode_value(v: MySqlValueRef<'_>, binary: bool) -> std::result::Result<Value, sqlx::error::BoxDynError> {
     if v.is_null() {
         return Ok(Value::Null);
     }
@@ -204,8 +213,10 @@ fn decode_value(v: MySqlValueRef<'_>) -> std::result::Result<Value, sqlx::error:
         "TIMESTAMP" => Value::Timestamp(dec::<DateTime<Utc>>(v)?),
         "DATE" => Value::Date(dec::<NaiveDate>(v)?),
         "TIME" => Value::Time(dec::<NaiveTime>(v)?),
-        "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT"
-        | "GEOMETRY" => Value::Bytes(dec(v)?),
+        "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" if binary => {
+            Value::Bytes(dec(v)?)
+        }
+        "BIT" | "GEOMETRY" => Value::Bytes(dec(v)?),
         _ => {
             let b = raw_bytes(&v)?;
             match std::str::from_utf8(b) {

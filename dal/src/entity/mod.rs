@@ -1,6 +1,547 @@
-//! The entity layer: dictionaries (or typed structs) stored with automatic schema, evolution,
-//! history and soft delete.
+//! The entity layer: JSON objects (or typed structs) stored with automatic schema, evolution,
+//! full history and soft delete, on every backend.
+//!
+//! ```
+//! use dal::prelude::*;
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+//! let db = Database::from_url("sqlite::memory:")?;
+//! let mut conn = db.async_connection().await?;
+//! let user = conn.save_entity("users", json!({"name": "Phil", "age": 30})).await?;
+//! let id = user["id"].as_str().unwrap().to_owned();
+//! conn.save_entity("users", json!({"id": id, "status": "premium"}))
+//!     .user_id("admin").comment("Upgraded").await?;          // partial update, new column
+//! let got = conn.get_entity("users", &id).await?.unwrap();
+//! assert_eq!(got["age"], json!(30));                          // numbers stay numbers
+//! assert_eq!(got["status"], json!("premium"));
+//! let adults = conn.count_entities("users").filter("[age] >= ?", params![18]).await?;
+//! assert_eq!(adults, 1);
+//! assert_eq!(conn.get_entity_history("users", &id).await?.len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! Each entity `name` has three tables: `name` (the current rows), `name_meta` (field → logical
+//! type) and `name_history` (one row per change, with `version`, `history_timestamp`,
+//! `history_user_id`, `history_comment`). System fields: `id` (a UUID unless given),
+//! `created_at`, `created_by`, `updated_at`, `updated_by`, `deleted_at`.
 
+use std::future::IntoFuture;
+use std::pin::Pin;
+
+use serde_json::{Map, Value as Json};
+
+use crate::blocking::SyncConnection;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::value::{IntoParams, Value};
+
+mod codec;
+mod ops;
+mod schema;
 pub mod typed;
+mod typed_api;
 
+pub(crate) use ops::{Audit, EntityMap};
 pub use typed::{Entity, FieldDef, FieldType};
+pub use typed_api::{FindTyped, Versioned};
+
+type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Anything accepted as an entity: a `serde_json::Map`, or a `json!({..})` object.
+pub trait IntoEntity {
+    /// The entity's fields, or an error if this is not a JSON object.
+    fn into_entity(self) -> Result<Map<String, Json>>;
+}
+
+impl IntoEntity for Map<String, Json> {
+    fn into_entity(self) -> Result<Map<String, Json>> {
+        Ok(self)
+    }
+}
+
+impl IntoEntity for &Map<String, Json> {
+    fn into_entity(self) -> Result<Map<String, Json>> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoEntity for Json {
+    fn into_entity(self) -> Result<Map<String, Json>> {
+        match self {
+            Json::Object(m) => Ok(m),
+            other => Err(Error::Entity(format!(
+                "an entity must be a JSON object, got {}",
+                other
+            ))),
+        }
+    }
+}
+
+impl IntoEntity for &Json {
+    fn into_entity(self) -> Result<Map<String, Json>> {
+        self.clone().into_entity()
+    }
+}
+
+/// Options of a save: who made it and why (recorded in history).
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// Recorded as `created_by`/`updated_by` and `history_user_id`.
+    pub user_id: Option<String>,
+    /// Recorded as `history_comment`.
+    pub comment: Option<String>,
+}
+
+impl SaveOptions {
+    /// Sets the user.
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.user_id = Some(user.into());
+        self
+    }
+    /// Sets the comment.
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    fn audit(&self) -> Audit {
+        Audit {
+            user_id: self.user_id.clone(),
+            comment: self.comment.clone(),
+        }
+    }
+}
+
+/// A `find_entities` / `count_entities` query: filter in portable SQL, order, page, and
+/// whether soft-deleted rows are included.
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    filter: Option<(String, Vec<Value>)>,
+    order_by: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    include_deleted: bool,
+}
+
+impl FindOptions {
+    /// `WHERE` condition in portable SQL (`[field] < ?`) and its parameters.
+    pub fn filter<P: IntoParams>(mut self, sql: impl Into<String>, params: P) -> Self {
+        self.filter = Some((sql.into(), params.into_params()));
+        self
+    }
+    /// `ORDER BY` clause in portable SQL (`[name] ASC`).
+    pub fn order_by(mut self, order: impl Into<String>) -> Self {
+        self.order_by = Some(order.into());
+        self
+    }
+    /// At most this many rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    /// Skip this many rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+    /// Include soft-deleted rows.
+    pub fn include_deleted(mut self) -> Self {
+        self.include_deleted = true;
+        self
+    }
+    pub(crate) fn query(&self) -> ops::Query {
+        ops::Query {
+            filter: self.filter.clone(),
+            order_by: self.order_by.clone(),
+            limit: self.limit,
+            offset: self.offset,
+            include_deleted: self.include_deleted,
+        }
+    }
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Remove the row instead of setting `deleted_at` (history stays).
+    pub permanent: bool,
+    /// Recorded in history.
+    pub user_id: Option<String>,
+}
+
+macro_rules! builder_audit {
+    ($t:ident) => {
+        impl $t<'_> {
+            /// Records who made the change.
+            pub fn user_id(mut self, user: impl Into<String>) -> Self {
+                self.opts.user_id = Some(user.into());
+                self
+            }
+            /// Records why (history comment).
+            pub fn comment(mut self, comment: impl Into<String>) -> Self {
+                self.opts.comment = Some(comment.into());
+                self
+            }
+        }
+    };
+}
+
+/// `save_entity` being built; `.await` it.
+#[must_use = "nothing is saved until awaited"]
+pub struct SaveEntity<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    entity: Result<EntityMap>,
+    opts: SaveOptions,
+}
+builder_audit!(SaveEntity);
+
+impl<'c> IntoFuture for SaveEntity<'c> {
+    type Output = Result<EntityMap>;
+    type IntoFuture = BoxFuture<'c, Result<EntityMap>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let e = self.entity?;
+            let mut saved = self
+                .conn
+                .save_entities_impl(&self.name, vec![e], &self.opts.audit(), &[])
+                .await?;
+            saved.pop().ok_or_else(|| Error::Internal("save returned nothing".into()))
+        })
+    }
+}
+
+/// `save_entities` being built; `.await` it.
+#[must_use = "nothing is saved until awaited"]
+pub struct SaveEntities<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    entities: Result<Vec<EntityMap>>,
+    opts: SaveOptions,
+}
+builder_audit!(SaveEntities);
+
+impl<'c> IntoFuture for SaveEntities<'c> {
+    type Output = Result<Vec<EntityMap>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let es = self.entities?;
+            self.conn.save_entities_impl(&self.name, es, &self.opts.audit(), &[]).await
+        })
+    }
+}
+
+/// `get_entity` being built; `.await` it.
+#[must_use = "nothing is read until awaited"]
+pub struct GetEntity<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    id: String,
+    include_deleted: bool,
+}
+
+impl GetEntity<'_> {
+    /// Also return the entity if it is soft-deleted.
+    pub fn include_deleted(mut self) -> Self {
+        self.include_deleted = true;
+        self
+    }
+}
+
+impl<'c> IntoFuture for GetEntity<'c> {
+    type Output = Result<Option<EntityMap>>;
+    type IntoFuture = BoxFuture<'c, Result<Option<EntityMap>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.conn.get_entity_impl(&self.name, &self.id, self.include_deleted).await })
+    }
+}
+
+macro_rules! builder_find {
+    ($t:ident) => {
+        impl $t<'_> {
+            /// `WHERE` condition in portable SQL and its parameters.
+            pub fn filter<P: IntoParams>(mut self, sql: impl Into<String>, params: P) -> Self {
+                self.opts = self.opts.filter(sql, params);
+                self
+            }
+            /// Include soft-deleted rows.
+            pub fn include_deleted(mut self) -> Self {
+                self.opts = self.opts.include_deleted();
+                self
+            }
+        }
+    };
+}
+
+/// `find_entities` being built; `.await` it.
+#[must_use = "nothing is read until awaited"]
+pub struct FindEntities<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    opts: FindOptions,
+}
+builder_find!(FindEntities);
+
+impl FindEntities<'_> {
+    /// `ORDER BY` in portable SQL.
+    pub fn order_by(mut self, order: impl Into<String>) -> Self {
+        self.opts = self.opts.order_by(order);
+        self
+    }
+    /// At most this many rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.opts = self.opts.limit(n);
+        self
+    }
+    /// Skip this many rows.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.opts = self.opts.offset(n);
+        self
+    }
+}
+
+impl<'c> IntoFuture for FindEntities<'c> {
+    type Output = Result<Vec<EntityMap>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.conn.find_entities_impl(&self.name, &self.opts.query()).await })
+    }
+}
+
+/// `count_entities` being built; `.await` it.
+#[must_use = "nothing is read until awaited"]
+pub struct CountEntities<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    opts: FindOptions,
+}
+builder_find!(CountEntities);
+
+impl<'c> IntoFuture for CountEntities<'c> {
+    type Output = Result<i64>;
+    type IntoFuture = BoxFuture<'c, Result<i64>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.conn.count_entities_impl(&self.name, &self.opts.query()).await })
+    }
+}
+
+/// `delete_entity` being built; `.await` it. Resolves to whether an entity was deleted.
+#[must_use = "nothing is deleted until awaited"]
+pub struct DeleteEntity<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    id: String,
+    opts: DeleteOptions,
+}
+
+impl DeleteEntity<'_> {
+    /// Remove the row instead of soft-deleting it (its history stays).
+    pub fn permanent(mut self) -> Self {
+        self.opts.permanent = true;
+        self
+    }
+    /// Records who deleted it.
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.opts.user_id = Some(user.into());
+        self
+    }
+}
+
+impl<'c> IntoFuture for DeleteEntity<'c> {
+    type Output = Result<bool>;
+    type IntoFuture = BoxFuture<'c, Result<bool>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let audit = Audit {
+                user_id: self.opts.user_id.clone(),
+                comment: None,
+            };
+            self.conn
+                .delete_entity_impl(&self.name, &self.id, self.opts.permanent, &audit)
+                .await
+        })
+    }
+}
+
+/// `restore_entity` being built; `.await` it. Resolves to whether an entity was restored.
+#[must_use = "nothing is restored until awaited"]
+pub struct RestoreEntity<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    id: String,
+    opts: SaveOptions,
+}
+builder_audit!(RestoreEntity);
+
+impl<'c> IntoFuture for RestoreEntity<'c> {
+    type Output = Result<bool>;
+    type IntoFuture = BoxFuture<'c, Result<bool>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.conn.restore_entity_impl(&self.name, &self.id, &self.opts.audit()).await })
+    }
+}
+
+impl Connection {
+    /// Creates or partially updates an entity: fields not mentioned keep their values; new
+    /// fields become new columns; one history row is appended. Joins the caller's transaction
+    /// or runs in its own. Resolves to the entity as stored (with its system fields).
+    pub fn save_entity(&mut self, name: &str, entity: impl IntoEntity) -> SaveEntity<'_> {
+        SaveEntity {
+            conn: self,
+            name: name.to_owned(),
+            entity: entity.into_entity(),
+            opts: SaveOptions::default(),
+        }
+    }
+
+    /// Saves a batch with multi-row statements (a bounded number of round trips, not one per
+    /// row), with one history row per entity. All or nothing.
+    pub fn save_entities<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>) -> SaveEntities<'_> {
+        SaveEntities {
+            conn: self,
+            name: name.to_owned(),
+            entities: entities.into_iter().map(IntoEntity::into_entity).collect(),
+            opts: SaveOptions::default(),
+        }
+    }
+
+    /// The entity with this id (not soft-deleted unless `.include_deleted()`), or `None`.
+    pub fn get_entity(&mut self, name: &str, id: impl AsRef<str>) -> GetEntity<'_> {
+        GetEntity {
+            conn: self,
+            name: name.to_owned(),
+            id: id.as_ref().to_owned(),
+            include_deleted: false,
+        }
+    }
+
+    /// Entities matching `.filter(..)`, with `.order_by`, `.limit`, `.offset`, `.include_deleted`.
+    pub fn find_entities(&mut self, name: &str) -> FindEntities<'_> {
+        FindEntities {
+            conn: self,
+            name: name.to_owned(),
+            opts: FindOptions::default(),
+        }
+    }
+
+    /// Number of entities matching `.filter(..)`.
+    pub fn count_entities(&mut self, name: &str) -> CountEntities<'_> {
+        CountEntities {
+            conn: self,
+            name: name.to_owned(),
+            opts: FindOptions::default(),
+        }
+    }
+
+    /// Soft-deletes (sets `deleted_at`), or with `.permanent()` removes the row. History stays
+    /// and records the deletion. Resolves to `true` when an entity was deleted.
+    pub fn delete_entity(&mut self, name: &str, id: impl AsRef<str>) -> DeleteEntity<'_> {
+        DeleteEntity {
+            conn: self,
+            name: name.to_owned(),
+            id: id.as_ref().to_owned(),
+            opts: DeleteOptions::default(),
+        }
+    }
+
+    /// Clears `deleted_at`. Resolves to `true` when a soft-deleted entity was restored.
+    pub fn restore_entity(&mut self, name: &str, id: impl AsRef<str>) -> RestoreEntity<'_> {
+        RestoreEntity {
+            conn: self,
+            name: name.to_owned(),
+            id: id.as_ref().to_owned(),
+            opts: SaveOptions::default(),
+        }
+    }
+
+    /// Every version of the entity, oldest first, each with `version`, `history_timestamp`,
+    /// `history_user_id` and `history_comment`.
+    pub async fn get_entity_history(&mut self, name: &str, id: impl AsRef<str>) -> Result<Vec<EntityMap>> {
+        self.history_impl(name, id.as_ref(), None).await
+    }
+
+    /// One version of the entity, or `None`. Saving it back restores that version's values
+    /// (system and history fields in it are ignored by saves).
+    pub async fn get_entity_by_version(&mut self, name: &str, id: impl AsRef<str>, version: i64) -> Result<Option<EntityMap>> {
+        Ok(self.history_impl(name, id.as_ref(), Some(version)).await?.pop())
+    }
+}
+
+impl SyncConnection {
+    /// Blocking [`Connection::save_entity`].
+    pub fn save_entity(&mut self, name: &str, entity: impl IntoEntity) -> Result<EntityMap> {
+        self.save_entity_with(name, entity, SaveOptions::default())
+    }
+
+    /// [`save_entity`](Self::save_entity) with user and comment.
+    pub fn save_entity_with(&mut self, name: &str, entity: impl IntoEntity, opts: SaveOptions) -> Result<EntityMap> {
+        let e = entity.into_entity()?;
+        let mut saved = self.with(|c| async move { c.save_entities_impl(name, vec![e], &opts.audit(), &[]).await })?;
+        saved.pop().ok_or_else(|| Error::Internal("save returned nothing".into()))
+    }
+
+    /// Blocking [`Connection::save_entities`].
+    pub fn save_entities<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>) -> Result<Vec<EntityMap>> {
+        self.save_entities_with(name, entities, SaveOptions::default())
+    }
+
+    /// [`save_entities`](Self::save_entities) with user and comment.
+    pub fn save_entities_with<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>, opts: SaveOptions) -> Result<Vec<EntityMap>> {
+        let es = entities.into_iter().map(IntoEntity::into_entity).collect::<Result<Vec<_>>>()?;
+        self.with(|c| async move { c.save_entities_impl(name, es, &opts.audit(), &[]).await })
+    }
+
+    /// Blocking [`Connection::get_entity`].
+    pub fn get_entity(&mut self, name: &str, id: impl AsRef<str>) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { c.get_entity_impl(name, &id, false).await })
+    }
+
+    /// [`get_entity`](Self::get_entity) including soft-deleted entities.
+    pub fn get_entity_including_deleted(&mut self, name: &str, id: impl AsRef<str>) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { c.get_entity_impl(name, &id, true).await })
+    }
+
+    /// Blocking [`Connection::find_entities`].
+    pub fn find_entities(&mut self, name: &str, opts: FindOptions) -> Result<Vec<EntityMap>> {
+        self.with(|c| async move { c.find_entities_impl(name, &opts.query()).await })
+    }
+
+    /// Blocking [`Connection::count_entities`].
+    pub fn count_entities(&mut self, name: &str, opts: FindOptions) -> Result<i64> {
+        self.with(|c| async move { c.count_entities_impl(name, &opts.query()).await })
+    }
+
+    /// Blocking soft delete.
+    pub fn delete_entity(&mut self, name: &str, id: impl AsRef<str>) -> Result<bool> {
+        self.delete_entity_with(name, id, DeleteOptions::default())
+    }
+
+    /// Blocking delete with options (permanent, user).
+    pub fn delete_entity_with(&mut self, name: &str, id: impl AsRef<str>, opts: DeleteOptions) -> Result<bool> {
+        let id = id.as_ref().to_owned();
+        let audit = Audit {
+            user_id: opts.user_id.clone(),
+            comment: None,
+        };
+        self.with(|c| async move { c.delete_entity_impl(name, &id, opts.permanent, &audit).await })
+    }
+
+    /// Blocking [`Connection::restore_entity`].
+    pub fn restore_entity(&mut self, name: &str, id: impl AsRef<str>) -> Result<bool> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { c.restore_entity_impl(name, &id, &Audit::default()).await })
+    }
+
+    /// Blocking [`Connection::get_entity_history`].
+    pub fn get_entity_history(&mut self, name: &str, id: impl AsRef<str>) -> Result<Vec<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { c.history_impl(name, &id, None).await })
+    }
+
+    /// Blocking [`Connection::get_entity_by_version`].
+    pub fn get_entity_by_version(&mut self, name: &str, id: impl AsRef<str>, version: i64) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { Ok(c.history_impl(name, &id, Some(version)).await?.pop()) })
+    }
+}

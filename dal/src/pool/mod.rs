@@ -1,15 +1,24 @@
 //! The connection pool: one per configuration hash, shared by every [`Database`](crate::Database)
 //! with that configuration.
 //!
-//! Acquisition is a hard contract: a caller gets a connection or an `is_timeout()` error within
-//! `connection_acquisition_timeout`. Waiters are served in arrival order (tokio's semaphore is
-//! fair). Checkout does no round trip: connections are validated after errors instead.
+//! Acquisition is a hard contract: a caller gets a connection or an error within
+//! `connection_acquisition_timeout` (an `is_timeout()` error when the time ran out). Waiters are
+//! served in arrival order (tokio's semaphore is fair). Checkout does no round trip: a
+//! connection is pinged only after it idled longer than [`PoolTuning::validate_after_idle`],
+//! and connections that failed are closed instead of being put back.
 //!
-//! Cancellation safety: the permit taken by a waiter is returned by a drop guard, so an
-//! acquisition future dropped at any await point loses neither a permit nor a connection.
+//! Cancellation safety: the permit taken by a waiter is returned by a drop guard, a connection
+//! being opened is uncounted by another, and a connection being validated is closed by a third,
+//! so an acquisition future dropped at any await point loses neither a permit nor a connection.
+//!
+//! One file per concern: [`stats`] (counters and histograms), [`leak`] (who holds what),
+//! [`housekeeping`] (the background task: leaks, idle reaping, max lifetime, minimum size),
+//! [`health`], [`observe`] (per-query hook: metrics, tracing span, slow-query log),
+//! [`export`] (Prometheus text, `metrics` facade), [`manager`] (the public face).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,14 +29,60 @@ use crate::config::DatabaseConfig;
 use crate::error::{Error, Result, TimeoutKind};
 use crate::sql::Backend;
 
+mod export;
+mod health;
+mod housekeeping;
+mod leak;
 mod manager;
-pub use manager::{PoolManager, PoolMetrics, PoolStatus};
+mod observe;
+mod stats;
+
+pub use housekeeping::PoolTuning;
+pub use leak::LeakReport;
+pub use manager::{PoolManager, PoolMetrics, PoolStatus, ScalingAdvice};
+pub(crate) use observe::QueryEvent;
+pub use stats::Percentiles;
+
+use housekeeping::TuningCell;
+use leak::{LendRecord, Lent, NOT_LENT};
+use stats::{StatementsSeen, Stats};
 
 /// A physical connection with what the pool knows about it.
 pub(crate) struct PooledRaw {
     pub raw: Box<dyn RawConn>,
     /// The tokio runtime whose reactor owns the socket, for runtime-bound drivers.
     runtime: Option<tokio::runtime::Id>,
+    created_at: Instant,
+    /// When it was last put back in the pool.
+    idle_since: Instant,
+    /// Its slot in the pool's lend records while lent, [`NOT_LENT`] otherwise.
+    lend: usize,
+    /// Statements it ran: the approximate prepared-statement cache behind the hit/miss metrics.
+    pub(crate) seen: StatementsSeen,
+}
+
+/// The idle stack and the lend records, under one lock held for a few instructions.
+struct State {
+    idle: Vec<PooledRaw>,
+    lent: Lent,
+}
+
+/// Why a connection is closed rather than kept.
+#[derive(Clone, Copy)]
+enum CloseReason {
+    /// Broken, dirty, from another runtime, or the pool is closing.
+    Discard,
+    /// Failed its validation ping at checkout.
+    Validation,
+    /// Idled longer than `idle_timeout` above the pool's minimum.
+    Idle,
+    /// Older than `max_lifetime`.
+    Lifetime,
+}
+
+/// Connections being closed in the background, so `close_pool` can wait for them.
+struct Closing {
+    count: AtomicUsize,
 }
 
 pub(crate) struct PoolInner {
@@ -39,49 +94,27 @@ pub(crate) struct PoolInner {
     min: usize,
     max: usize,
     semaphore: Semaphore,
-    idle: Mutex<Vec<PooledRaw>>,
-    /// Physical connections open (idle and in use).
+    state: Mutex<State>,
+    /// Physical connections open (idle, in use, or being opened/validated).
     size: AtomicUsize,
     in_use: AtomicUsize,
+    /// Callers queued for a permit.
+    waiting: AtomicUsize,
     closed: AtomicBool,
-    /// Signalled whenever a connection is given back or discarded (close_pool waits on it).
-    returned: Notify,
+    closing: Arc<Closing>,
+    /// Signalled when a connection is given back or closed while the pool is closing.
+    returned: Arc<Notify>,
     initialized: tokio::sync::OnceCell<()>,
     pub stats: Stats,
-}
-
-/// Counters kept per pool; read through [`PoolMetrics`].
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub acquisitions: AtomicU64,
-    pub releases: AtomicU64,
-    pub created: AtomicU64,
-    pub discarded: AtomicU64,
-    pub peak_in_use: AtomicUsize,
-    pub timeouts: [AtomicU64; 4],
-    pub errors: Mutex<HashMap<&'static str, u64>>,
-    pub queries: AtomicU64,
-}
-
-impl Stats {
-    pub(crate) fn record_timeout(&self, kind: TimeoutKind) {
-        let i = match kind {
-            TimeoutKind::Acquire => 0,
-            TimeoutKind::PoolCreation => 1,
-            TimeoutKind::ConnectionCreation => 2,
-            TimeoutKind::Query => 3,
-        };
-        self.timeouts[i].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_error(&self, e: &Error) {
-        if let Error::Timeout { kind, .. } = e {
-            self.record_timeout(*kind);
-        }
-        if let Ok(mut m) = self.errors.lock() {
-            *m.entry(e.category()).or_insert(0) += 1;
-        }
-    }
+    /// Circuit breaker and connection-loss tracking (see [`crate::resilience`]).
+    pub(crate) resilience: crate::resilience::PoolResilience,
+    pub(crate) tuning: TuningCell,
+    /// True while a housekeeping task runs for this pool.
+    housekeeper: Arc<AtomicBool>,
+    /// Last health-check result and when it was taken.
+    health: Mutex<Option<(Instant, bool)>>,
+    #[cfg(feature = "metrics")]
+    facade: export::Facade,
 }
 
 fn registry() -> &'static RwLock<HashMap<String, Arc<PoolInner>>> {
@@ -127,12 +160,29 @@ pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
         .unwrap_or_default()
 }
 
-pub(crate) fn unregister(hash: &str) -> Option<Arc<PoolInner>> {
-    registry().write().ok().and_then(|mut m| m.remove(hash))
+pub(crate) fn registered_pool(hash: &str) -> Option<Arc<PoolInner>> {
+    registry().read().ok().and_then(|m| m.get(hash).cloned())
+}
+
+/// Removes `pool` from the registry (if it is still the one registered for its hash).
+pub(crate) fn unregister(pool: &Arc<PoolInner>) {
+    if let Ok(mut m) = registry().write() {
+        if m.get(&pool.hash).is_some_and(|p| Arc::ptr_eq(p, pool)) {
+            m.remove(&pool.hash);
+        }
+    }
 }
 
 fn current_runtime() -> Option<tokio::runtime::Id> {
     tokio::runtime::Handle::try_current().ok().map(|h| h.id())
+}
+
+/// True for the timeouts that mean "no connection in time" (what `timeout_rate()` counts).
+fn is_acquisition_timeout(e: &Error) -> bool {
+    matches!(
+        e.timeout_kind(),
+        Some(TimeoutKind::Acquire | TimeoutKind::PoolCreation | TimeoutKind::ConnectionCreation)
+    )
 }
 
 /// Returns the permit to the semaphore when dropped, unless disarmed: keeps the count right when
@@ -160,9 +210,45 @@ struct SizeGuard<'a> {
 impl Drop for SizeGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.pool.size.fetch_sub(1, Ordering::AcqRel);
-            self.pool.returned.notify_waiters();
+            self.pool.size.fetch_sub(1, Ordering::SeqCst);
+            self.pool.wake_closer();
         }
+    }
+}
+
+/// Closes the connection it holds when dropped (a validation or health ping was cancelled:
+/// the connection's protocol state is unknown).
+struct CloseOnDrop<'a> {
+    pool: &'a PoolInner,
+    conn: Option<PooledRaw>,
+}
+
+impl CloseOnDrop<'_> {
+    fn conn(&mut self) -> Result<&mut PooledRaw> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::Internal("connection already taken".into()))
+    }
+
+    fn take(mut self) -> Option<PooledRaw> {
+        self.conn.take()
+    }
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool.close_conn(c, CloseReason::Discard);
+        }
+    }
+}
+
+/// Counts a caller waiting for a permit while it waits.
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -175,45 +261,87 @@ impl PoolInner {
             )));
         }
         let driver = driver_for(backend, config)?;
+        let alias = config.get_alias().to_owned();
         Ok(PoolInner {
+            #[cfg(feature = "metrics")]
+            facade: export::Facade::new(&alias, backend.as_str(), &hash),
+            tuning: TuningCell::new(housekeeping::tuning_for(&hash)),
             hash,
-            alias: config.get_alias().to_owned(),
+            alias,
             backend,
             config: config.clone(),
             driver,
             min,
             max,
             semaphore: Semaphore::new(max),
-            idle: Mutex::new(Vec::with_capacity(max)),
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(max),
+                lent: Lent::with_capacity(max),
+            }),
             size: AtomicUsize::new(0),
             in_use: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            returned: Notify::new(),
+            closing: Arc::new(Closing {
+                count: AtomicUsize::new(0),
+            }),
+            returned: Arc::new(Notify::new()),
             initialized: tokio::sync::OnceCell::new(),
-            stats: Stats::default(),
+            stats: Stats::new(),
+            resilience: crate::resilience::PoolResilience::new(config),
+            housekeeper: Arc::new(AtomicBool::new(false)),
+            health: Mutex::new(None),
         })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
-    /// Gets a connection within the acquisition timeout.
-    pub(crate) async fn acquire(&self) -> Result<PooledRaw> {
+    /// Wakes `close()` if it is waiting. Called after every change it waits for; cheap when the
+    /// pool is open. (`close` sets `closed` before it looks, and polls as a backstop.)
+    fn wake_closer(&self) {
+        if self.is_closed() {
+            self.returned.notify_waiters();
+        }
+    }
+
+    /// Gets a connection within the acquisition timeout, recording `location` as the place
+    /// that holds it (for leak reports).
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        location: &'static Location<'static>,
+    ) -> Result<PooledRaw> {
+        housekeeping::ensure_running(self);
         let start = Instant::now();
         let limit = self.config.get_connection_acquisition_timeout();
         let result = self.acquire_inner(start, limit).await;
-        match &result {
-            Ok(_) => {
+        let end = Instant::now();
+        match result {
+            Ok(mut conn) => {
+                let waited = end.saturating_duration_since(start);
+                self.stats.window.record(end, false);
                 self.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+                self.stats.wait.record(waited);
                 let now = self.in_use.fetch_add(1, Ordering::AcqRel) + 1;
                 self.stats.peak_in_use.fetch_max(now, Ordering::Relaxed);
+                self.lend(&mut conn, end, location);
+                #[cfg(feature = "metrics")]
+                self.facade.acquired(waited);
+                Ok(conn)
             }
-            Err(e) => self.stats.record_error(e),
+            Err(e) => {
+                self.stats.window.record(end, is_acquisition_timeout(&e));
+                self.stats.record_error(&e);
+                #[cfg(feature = "metrics")]
+                self.facade.error(&e);
+                Err(e)
+            }
         }
-        result
     }
 
+    /// Takes a permit and a connection (idle or new) within `limit` from `start`. Records no
+    /// statistics: [`acquire`](Self::acquire) and the health probe do that (or not).
     async fn acquire_inner(&self, start: Instant, limit: Duration) -> Result<PooledRaw> {
         if self.is_closed() {
             return Err(self.closed_error());
@@ -241,13 +369,21 @@ impl PoolInner {
             }
         }
 
-        let remaining = limit.saturating_sub(start.elapsed());
-        let permit = match tokio::time::timeout(remaining, self.semaphore.acquire()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(self.closed_error()),
-            Err(_) => return Err(acquire_timeout()),
-        };
-        permit.forget();
+        // Fast path: a free permit, no queue. Otherwise wait in line (FIFO).
+        match self.semaphore.try_acquire() {
+            Ok(p) => p.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let _waiting = WaitingGuard(&self.waiting);
+                let remaining = limit.saturating_sub(start.elapsed());
+                match tokio::time::timeout(remaining, self.semaphore.acquire()).await {
+                    Ok(Ok(p)) => p.forget(),
+                    Ok(Err(_)) => return Err(self.closed_error()),
+                    Err(_) => return Err(acquire_timeout()),
+                }
+            }
+        }
         let mut guard = PermitGuard {
             pool: self,
             armed: true,
@@ -257,10 +393,43 @@ impl PoolInner {
         }
 
         let here = current_runtime();
+        let tuning = self.tuning.get();
         while let Some(conn) = self.pop_idle() {
             if self.driver.runtime_bound() && conn.runtime.is_some() && conn.runtime != here {
                 // Its socket belongs to another (possibly finished) runtime: not usable here.
-                self.discard(conn);
+                self.close_conn(conn, CloseReason::Discard);
+                continue;
+            }
+            if tuning
+                .max_lifetime
+                .is_some_and(|l| start.saturating_duration_since(conn.created_at) >= l)
+            {
+                self.close_conn(conn, CloseReason::Lifetime);
+                continue;
+            }
+            let idle_for = start.saturating_duration_since(conn.idle_since);
+            if tuning.validate_after_idle.is_some_and(|v| idle_for >= v) {
+                // Idle for long: one round trip to make sure the server still knows it.
+                let mut held = CloseOnDrop {
+                    pool: self,
+                    conn: Some(conn),
+                };
+                let remaining = limit.saturating_sub(start.elapsed());
+                let ping = held.conn()?.raw.ping();
+                let alive = matches!(tokio::time::timeout(remaining, ping).await, Ok(Ok(())));
+                if !alive {
+                    if let Some(c) = held.take() {
+                        self.close_conn(c, CloseReason::Validation);
+                    }
+                    if start.elapsed() >= limit {
+                        return Err(acquire_timeout());
+                    }
+                    continue;
+                }
+                if let Some(c) = held.take() {
+                    guard.armed = false;
+                    return Ok(c);
+                }
                 continue;
             }
             guard.armed = false;
@@ -274,11 +443,41 @@ impl PoolInner {
     }
 
     fn closed_error(&self) -> Error {
-        Error::PoolClosed(format!("the pool of {} is closed", self.alias))
+        Error::PoolClosed(format!(
+            "the pool of {} is closed or closing (close_pool was called): it lends no more connections",
+            self.alias
+        ))
     }
 
     fn pop_idle(&self) -> Option<PooledRaw> {
-        self.idle.lock().ok().and_then(|mut v| v.pop())
+        self.state.lock().ok().and_then(|mut s| s.idle.pop())
+    }
+
+    /// Records who holds `conn` from now on.
+    fn lend(&self, conn: &mut PooledRaw, at: Instant, location: &'static Location<'static>) {
+        let rec = LendRecord::new(at, location);
+        if let Ok(mut s) = self.state.lock() {
+            conn.lend = s.lent.insert(rec);
+        }
+    }
+
+    /// Forgets the lend record of `conn`; logs when it had been reported as a leak.
+    fn unlend(&self, state: &mut State, conn: &mut PooledRaw) {
+        if conn.lend == NOT_LENT {
+            return;
+        }
+        if let Some(rec) = state.lent.remove(conn.lend) {
+            if rec.reported {
+                tracing::info!(
+                    target: "dal::pool::leak",
+                    alias = %self.alias,
+                    held_ms = rec.since.elapsed().as_millis() as u64,
+                    location = %rec.location,
+                    "previously reported leaked connection was returned"
+                );
+            }
+        }
+        conn.lend = NOT_LENT;
     }
 
     async fn warm_up(&self) -> Result<()> {
@@ -303,7 +502,7 @@ impl PoolInner {
     ) -> Result<PooledRaw> {
         let creation = self.config.get_connection_creation_timeout();
         let bound = creation.min(remaining);
-        self.size.fetch_add(1, Ordering::AcqRel);
+        self.size.fetch_add(1, Ordering::SeqCst);
         let mut size_guard = SizeGuard {
             pool: self,
             armed: true,
@@ -322,6 +521,9 @@ impl PoolInner {
         };
         size_guard.armed = false;
         self.stats.created.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.created();
+        let now = Instant::now();
         Ok(PooledRaw {
             raw,
             runtime: if self.driver.runtime_bound() {
@@ -329,49 +531,112 @@ impl PoolInner {
             } else {
                 None
             },
+            created_at: now,
+            idle_since: now,
+            lend: NOT_LENT,
+            seen: StatementsSeen::default(),
         })
     }
 
-    fn push_idle(&self, conn: PooledRaw) {
-        match self.idle.lock() {
-            Ok(mut v) => v.push(conn),
-            Err(_) => self.discard(conn),
+    fn push_idle(&self, mut conn: PooledRaw) {
+        conn.idle_since = Instant::now();
+        match self.state.lock() {
+            Ok(mut s) => s.idle.push(conn),
+            Err(_) => self.close_conn(conn, CloseReason::Discard),
         }
+        self.wake_closer();
     }
 
     /// Gives a clean connection back. Called by the connection's drop path.
-    pub(crate) fn release(&self, conn: PooledRaw) {
+    pub(crate) fn release(&self, mut conn: PooledRaw) {
         self.in_use.fetch_sub(1, Ordering::AcqRel);
         self.stats.releases.fetch_add(1, Ordering::Relaxed);
-        if self.is_closed() {
-            self.discard(conn);
-        } else {
-            self.push_idle(conn);
+        #[cfg(feature = "metrics")]
+        self.facade.released();
+        let now = Instant::now();
+        let expired = self
+            .tuning
+            .max_lifetime()
+            .is_some_and(|l| now.saturating_duration_since(conn.created_at) >= l);
+        if let Ok(mut s) = self.state.lock() {
+            self.unlend(&mut s, &mut conn);
+            if !expired && !self.is_closed() {
+                conn.idle_since = now;
+                s.idle.push(conn);
+                drop(s);
+                self.semaphore.add_permits(1);
+                self.wake_closer();
+                return;
+            }
         }
+        let reason = if expired {
+            CloseReason::Lifetime
+        } else {
+            CloseReason::Discard
+        };
+        self.close_conn(conn, reason);
         self.semaphore.add_permits(1);
-        self.returned.notify_waiters();
     }
 
     /// Closes a connection that must not be reused, and gives its permit back.
-    pub(crate) fn release_broken(&self, conn: PooledRaw) {
+    pub(crate) fn release_broken(&self, mut conn: PooledRaw) {
         self.in_use.fetch_sub(1, Ordering::AcqRel);
         self.stats.releases.fetch_add(1, Ordering::Relaxed);
-        self.discard(conn);
+        #[cfg(feature = "metrics")]
+        self.facade.released();
+        if let Ok(mut s) = self.state.lock() {
+            self.unlend(&mut s, &mut conn);
+        }
+        self.close_conn(conn, CloseReason::Discard);
         self.semaphore.add_permits(1);
-        self.returned.notify_waiters();
     }
 
-    fn discard(&self, conn: PooledRaw) {
-        self.size.fetch_sub(1, Ordering::AcqRel);
-        self.stats.discarded.fetch_add(1, Ordering::Relaxed);
+    /// Puts back a connection that was taken without being lent (health probe): idle if it
+    /// answered, closed otherwise; and returns its permit.
+    fn give_back_unlent(&self, conn: PooledRaw, healthy: bool) {
+        if healthy && !self.is_closed() {
+            self.push_idle(conn);
+        } else {
+            self.close_conn(conn, CloseReason::Discard);
+        }
+        self.semaphore.add_permits(1);
+    }
+
+    /// Closes one physical connection (politely when its runtime is the current one) and
+    /// uncounts it. Counts why.
+    fn close_conn(&self, conn: PooledRaw, reason: CloseReason) {
+        let counter = match reason {
+            CloseReason::Discard => &self.stats.discarded,
+            CloseReason::Validation => {
+                self.stats.failed_validation.fetch_add(1, Ordering::Relaxed);
+                &self.stats.discarded
+            }
+            CloseReason::Idle => &self.stats.reaped,
+            CloseReason::Lifetime => &self.stats.retired,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.closed(reason);
         match tokio::runtime::Handle::try_current() {
             Ok(h) if conn.runtime.is_none() || conn.runtime == Some(h.id()) => {
-                h.spawn(conn.raw.close());
+                let closing = self.closing.clone();
+                let returned = self.returned.clone();
+                closing.count.fetch_add(1, Ordering::SeqCst);
+                self.size.fetch_sub(1, Ordering::SeqCst);
+                h.spawn(async move {
+                    // Bounded: a silent server must not keep close_pool waiting forever.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.raw.close()).await;
+                    closing.count.fetch_sub(1, Ordering::SeqCst);
+                    returned.notify_waiters();
+                });
             }
             // Dropping closes the socket; the server cleans up (and rolls back) on its side.
-            _ => drop(conn),
+            _ => {
+                self.size.fetch_sub(1, Ordering::SeqCst);
+                drop(conn);
+            }
         }
-        self.returned.notify_waiters();
+        self.wake_closer();
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -382,45 +647,90 @@ impl PoolInner {
         self.in_use.load(Ordering::Acquire)
     }
 
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+        self.state.lock().map(|s| s.idle.len()).unwrap_or(0)
     }
 
     pub(crate) fn bounds(&self) -> (usize, usize) {
         (self.min, self.max)
     }
 
+    /// Records a circuit-breaker state change (`closed`, `open`, `half_open`) for metrics.
+    pub(crate) fn record_breaker_transition(&self, to: &str) {
+        let i = self.stats.record_breaker_transition(to);
+        tracing::info!(
+            target: "dal::pool",
+            alias = %self.alias,
+            state = stats::BREAKER_STATES.get(i).copied().unwrap_or(to),
+            "circuit breaker state change"
+        );
+        #[cfg(feature = "metrics")]
+        self.facade.breaker(to);
+    }
+
+    /// Connections lent for at least `threshold`, with where they were acquired.
+    pub(crate) fn leaks(&self, threshold: Duration) -> Vec<LeakReport> {
+        let now = Instant::now();
+        let Ok(mut s) = self.state.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<LeakReport> = s
+            .lent
+            .iter_mut()
+            .filter(|r| now.saturating_duration_since(r.since) >= threshold)
+            .map(|r| r.report(&self.hash, &self.alias, now))
+            .collect();
+        drop(s);
+        out.sort_by_key(|r| std::cmp::Reverse(r.held_for));
+        out
+    }
+
     /// Refuses new acquisitions, waits up to `timeout` for connections in use to come back,
-    /// then closes everything. Returns once no connection of this pool is open, or with a
-    /// timeout error saying how many were still in use.
+    /// then closes everything. Returns once no connection of this pool is open, or with an
+    /// error saying how many were still in use (those are closed when given back).
     pub(crate) async fn close(&self, timeout: Duration) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.semaphore.close();
         let start = Instant::now();
+        let here = current_runtime();
         loop {
             let notified = self.returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let idle: Vec<PooledRaw> = self
-                .idle
+                .state
                 .lock()
-                .map(|mut v| v.drain(..).collect())
+                .map(|mut s| s.idle.drain(..).collect())
                 .unwrap_or_default();
             for c in idle {
-                self.size.fetch_sub(1, Ordering::AcqRel);
-                c.raw.close().await;
+                self.stats.discarded.fetch_add(1, Ordering::Relaxed);
+                self.size.fetch_sub(1, Ordering::SeqCst);
+                if c.runtime.is_none() || c.runtime == here {
+                    let left = timeout.saturating_sub(start.elapsed());
+                    let _ = tokio::time::timeout(left, c.raw.close()).await;
+                }
             }
-            if self.size() == 0 {
+            // Size first: a closing connection is counted in `closing` before it leaves `size`.
+            let size = self.size();
+            let closing = self.closing.count.load(Ordering::SeqCst);
+            if size == 0 && closing == 0 {
                 return Ok(());
             }
             let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+            if left.is_zero() {
                 return Err(Error::PoolClosed(format!(
-                    "pool of {} closed with {} connection(s) still in use after {timeout:?}",
+                    "pool of {} did not close within {timeout:?}: {} connection(s) still in use, \
+                     {closing} still closing; they are closed as soon as they are given back",
                     self.alias,
                     self.in_use()
                 )));
             }
+            // The notification is the fast path; the short poll is a backstop.
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), notified).await;
         }
     }
 }

@@ -1,0 +1,436 @@
+//! `#[auto_transaction]`: finds the connection parameter, checks the signature and wraps the
+//! body so that it runs inside a transaction — its own, or the caller's when one is open.
+//!
+//! The generated code only calls the connection's public transaction methods and its
+//! `__tx_scope()` guard; what a transaction is stays in `dal`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, Item, ItemFn, Pat, PatIdent, ReturnType, Type};
+
+use crate::attrs::Ctxt;
+
+/// Entry point of the attribute. On error the item is emitted unchanged next to the errors, so
+/// that code calling it does not pile up follow-on errors.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    if !args.is_empty() {
+        cx.error_spanned_by(&args, "`#[auto_transaction]` takes no arguments");
+    }
+    let mut func = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(f)) => f,
+        Ok(other) => {
+            let (what, at) = describe(&other);
+            cx.error_spanned_by(
+                at,
+                format!(
+                    "`#[auto_transaction]` applies only to functions: {what}; \
+                     use it on an `async fn` with a `&mut Connection` parameter \
+                     or a `fn` with a `&mut SyncConnection` parameter"
+                ),
+            );
+            return with_errors(cx, item);
+        }
+        Err(e) => {
+            cx.syn_error(e);
+            return with_errors(cx, item);
+        }
+    };
+    let plan = plan(&mut cx, &mut func);
+    match (plan, cx.check()) {
+        (Some(plan), Ok(())) => generate(func, plan),
+        (_, Err(e)) => {
+            let errors = e.into_compile_error();
+            quote!(#errors #func)
+        }
+        // `plan` records an error whenever it gives up.
+        (None, Ok(())) => func.into_token_stream(),
+    }
+}
+
+fn with_errors(cx: Ctxt, item: TokenStream) -> TokenStream {
+    match cx.check() {
+        Ok(()) => item,
+        Err(e) => {
+            let errors = e.into_compile_error();
+            quote!(#errors #item)
+        }
+    }
+}
+
+/// What the expansion needs to know about the function.
+struct Plan {
+    /// The name the connection is reached by in the generated prologue and epilogue.
+    conn: Ident,
+    /// How the body sees it: `conn`, `mut conn`, or the user's own pattern.
+    rebind: TokenStream,
+    /// Span of the connection parameter's type (errors about its methods point there).
+    conn_span: Span,
+    /// The declared `Result<..>` type.
+    ret: Type,
+}
+
+/// Validates the signature, strips `#[conn]` and picks the connection parameter. Every problem
+/// is recorded in `cx`; `None` when the function cannot be expanded.
+fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
+    let name = func.sig.ident.to_string();
+    let is_async = func.sig.asyncness.is_some();
+    let wanted = if is_async {
+        "Connection"
+    } else {
+        "SyncConnection"
+    };
+
+    // `#[conn]` marks, removed from the output.
+    let mut marked: Option<usize> = None;
+    for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
+        let attrs = match arg {
+            FnArg::Typed(p) => &mut p.attrs,
+            FnArg::Receiver(r) => &mut r.attrs,
+        };
+        let before = attrs.len();
+        let mut bad = Vec::new();
+        attrs.retain(|a| {
+            let is_conn = a.path().is_ident("conn");
+            if is_conn && !matches!(a.meta, syn::Meta::Path(_)) {
+                bad.push(a.meta.clone());
+            }
+            !is_conn
+        });
+        for meta in bad {
+            cx.error_spanned_by(meta, "`#[conn]` takes no arguments");
+        }
+        if attrs.len() == before {
+            continue;
+        }
+        if let FnArg::Receiver(r) = arg {
+            cx.error_spanned_by(
+                &r.self_token,
+                "`#[conn]` cannot mark `self`: pass the connection as a parameter",
+            );
+            continue;
+        }
+        if marked.is_some() {
+            cx.error_spanned_by(
+                &*arg,
+                format!("`{name}` has more than one parameter marked `#[conn]`"),
+            );
+        } else {
+            marked = Some(i);
+        }
+    }
+
+    let conn_index = match marked {
+        Some(i) => Some(i),
+        None => {
+            let candidates: Vec<usize> = func
+                .sig
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| mut_ref_to(a).as_deref() == Some(wanted))
+                .map(|(i, _)| i)
+                .collect();
+            match candidates.as_slice() {
+                [one] => Some(*one),
+                [] => {
+                    no_connection_error(cx, func, is_async);
+                    None
+                }
+                [_, rest @ ..] => {
+                    let names: Vec<String> = candidates
+                        .iter()
+                        .filter_map(|&i| func.sig.inputs.iter().nth(i))
+                        .map(param_name)
+                        .collect();
+                    for &i in rest {
+                        if let Some(arg) = func.sig.inputs.iter().nth(i) {
+                            cx.error_spanned_by(
+                                arg,
+                                format!(
+                                    "`{name}` has several `&mut {wanted}` parameters ({}); \
+                                     mark the one that carries the transaction with `#[conn]`",
+                                    names.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                    None
+                }
+            }
+        }
+    };
+
+    let ret = match &func.sig.output {
+        ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
+        ReturnType::Type(_, ty) => {
+            cx.error_spanned_by(
+                ty,
+                format!(
+                    "`#[auto_transaction]` function `{name}` must return `Result<T, E>` \
+                     with `E: From<dal::Error>`, not `{}`",
+                    ty.to_token_stream()
+                        .to_string()
+                        .replace(" < ", "<")
+                        .replace(" >", ">")
+                ),
+            );
+            None
+        }
+        ReturnType::Default => {
+            cx.error_spanned_by(
+                &func.sig.ident,
+                format!(
+                    "`#[auto_transaction]` function `{name}` must return `Result<T, E>` \
+                     with `E: From<dal::Error>`; it returns `()`"
+                ),
+            );
+            None
+        }
+    };
+
+    let ret = ret?;
+    let i = conn_index?;
+    let Some(FnArg::Typed(param)) = func.sig.inputs.iter_mut().nth(i) else {
+        return None;
+    };
+    let conn_span = param.ty.span();
+    let (conn, rebind) = match &mut *param.pat {
+        Pat::Ident(PatIdent {
+            by_ref: None,
+            subpat: None,
+            mutability,
+            ident,
+            ..
+        }) => {
+            // `mut` moves to the body's binding, where a reassignment would happen.
+            let m = mutability.take();
+            (ident.clone(), quote!(#m #ident))
+        }
+        other => {
+            let ident = Ident::new("__dal_conn", Span::mixed_site());
+            let pat = other.to_token_stream();
+            *other = Pat::Ident(PatIdent {
+                attrs: Vec::new(),
+                by_ref: None,
+                mutability: None,
+                ident: ident.clone(),
+                subpat: None,
+            });
+            (ident, pat)
+        }
+    };
+    Some(Plan {
+        conn,
+        rebind,
+        conn_span,
+        ret,
+    })
+}
+
+fn no_connection_error(cx: &mut Ctxt, func: &ItemFn, is_async: bool) {
+    let name = &func.sig.ident;
+    let params = func.sig.paren_token.span.join();
+    if is_async {
+        cx.syn_error(syn::Error::new(
+            params,
+            format!(
+                "`#[auto_transaction]` function `{name}` has no `&mut Connection` parameter; \
+                 add one, or mark the connection parameter with `#[conn]`"
+            ),
+        ));
+        return;
+    }
+    let takes_async_conn = func
+        .sig
+        .inputs
+        .iter()
+        .any(|a| mut_ref_to(a).as_deref() == Some("Connection"));
+    let hint = if takes_async_conn {
+        "a `&mut Connection` needs an `async fn`"
+    } else {
+        "make it an `async fn` taking `&mut Connection`, or give it a `&mut SyncConnection` parameter"
+    };
+    let at = {
+        let fn_token = &func.sig.fn_token;
+        quote!(#fn_token #name)
+    };
+    cx.error_spanned_by(
+        at,
+        format!(
+            "`#[auto_transaction]` function `{name}` is not `async` and has no \
+             `&mut SyncConnection` parameter; {hint}"
+        ),
+    );
+}
+
+/// The last path segment of `T` when `arg` is `_: &mut T`.
+fn mut_ref_to(arg: &FnArg) -> Option<String> {
+    let FnArg::Typed(p) = arg else { return None };
+    let Type::Reference(r) = strip(&p.ty) else {
+        return None;
+    };
+    r.mutability?;
+    match strip(&r.elem) {
+        Type::Path(tp) => tp.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+fn strip(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => strip(&g.elem),
+        Type::Paren(p) => strip(&p.elem),
+        other => other,
+    }
+}
+
+fn is_result(ty: &Type) -> bool {
+    match strip(ty) {
+        Type::Path(tp) => tp.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        _ => false,
+    }
+}
+
+fn param_name(arg: &FnArg) -> String {
+    match arg {
+        FnArg::Typed(p) => format!("`{}`", p.pat.to_token_stream()),
+        FnArg::Receiver(_) => "`self`".to_owned(),
+    }
+}
+
+/// A short description of a non-function item, and the tokens to point at.
+fn describe(item: &Item) -> (String, TokenStream) {
+    macro_rules! named {
+        ($kind:literal, $tok:expr, $ident:expr) => {{
+            let (tok, ident) = (&$tok, &$ident);
+            (format!("`{}` is {}", ident, $kind), quote!(#tok #ident))
+        }};
+    }
+    match item {
+        Item::Struct(i) => named!("a struct", i.struct_token, i.ident),
+        Item::Enum(i) => named!("an enum", i.enum_token, i.ident),
+        Item::Union(i) => named!("a union", i.union_token, i.ident),
+        Item::Trait(i) => named!("a trait", i.trait_token, i.ident),
+        Item::Mod(i) => named!("a module", i.mod_token, i.ident),
+        Item::Const(i) => named!("a constant", i.const_token, i.ident),
+        Item::Static(i) => named!("a static", i.static_token, i.ident),
+        Item::Type(i) => named!("a type alias", i.type_token, i.ident),
+        Item::Impl(i) => {
+            let (imp, ty) = (&i.impl_token, &i.self_ty);
+            (
+                "this is an impl block (put the attribute on its methods)".to_owned(),
+                quote!(#imp #ty),
+            )
+        }
+        other => (
+            "this is not a function with a body".to_owned(),
+            other.to_token_stream(),
+        ),
+    }
+}
+
+/// Wraps the body. Locals of the expansion are `mixed_site`, invisible to the user's body.
+fn generate(func: ItemFn, plan: Plan) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let Plan {
+        conn,
+        rebind,
+        conn_span,
+        ret,
+    } = plan;
+    let is_async = sig.asyncness.is_some();
+    let local = |n: &str| Ident::new(n, Span::mixed_site());
+    let (own, scope, result, end, err, guard, typed) = (
+        local("__dal_own"),
+        local("__dal_scope"),
+        local("__dal_result"),
+        local("__dal_end"),
+        local("__dal_err"),
+        local("__dal_guard"),
+        local("__dal_typed"),
+    );
+    // Errors about the connection's methods point at its parameter, errors about the missing
+    // `From<dal::Error>` at the return type.
+    let from = quote_spanned!(ret.span()=> ::core::convert::From::from);
+    let aw = if is_async { quote!(.await) } else { quote!() };
+    let call = |method: &str| {
+        let method = Ident::new(method, conn_span);
+        quote_spanned!(conn_span=> #conn.#method())
+    };
+    let (in_tx, begin, commit, rollback, tx_scope) = (
+        call("in_transaction"),
+        call("begin_transaction"),
+        call("commit_transaction"),
+        call("rollback_transaction"),
+        call("__tx_scope"),
+    );
+    let (make_scope, run_body) = if is_async {
+        (
+            quote!(::core::option::Option::Some(#tx_scope)),
+            quote! {{
+                fn #typed<__DalT, __DalF: ::core::future::Future<Output = __DalT>>(
+                    f: __DalF,
+                ) -> __DalF {
+                    f
+                }
+                #[allow(unused_mut)]
+                let #rebind = &mut *#conn;
+                #typed::<#ret, _>(async move #block).await
+            }},
+        )
+    } else {
+        (
+            quote! {
+                match #tx_scope {
+                    ::core::result::Result::Ok(#guard) => ::core::option::Option::Some(#guard),
+                    ::core::result::Result::Err(#err) => {
+                        let _ = #rollback;
+                        return ::core::result::Result::Err(#from(#err));
+                    }
+                }
+            },
+            quote! {{
+                #[allow(unused_mut)]
+                let #rebind = &mut *#conn;
+                (move || -> #ret #block)()
+            }},
+        )
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let #own = !#in_tx;
+            if #own {
+                if let ::core::result::Result::Err(#err) = #begin #aw {
+                    return ::core::result::Result::Err(#from(#err));
+                }
+            }
+            // Armed until the end: dropped early (panic, cancelled future), it marks the
+            // transaction for rollback.
+            let #scope = if #own { #make_scope } else { ::core::option::Option::None };
+            let #result: #ret = #run_body;
+            if #own {
+                let #end = match &#result {
+                    ::core::result::Result::Ok(_) => #commit #aw,
+                    ::core::result::Result::Err(_) => #rollback #aw,
+                };
+                if let ::core::option::Option::Some(#guard) = #scope {
+                    #guard.disarm();
+                }
+                if let (::core::result::Result::Ok(_), ::core::result::Result::Err(#err)) =
+                    (&#result, #end)
+                {
+                    return ::core::result::Result::Err(#from(#err));
+                }
+            }
+            #result
+        }
+    }
+}

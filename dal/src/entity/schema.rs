@@ -1,0 +1,428 @@
+//! Entity schema: three tables per entity (`name`, `name_meta`, `name_history`), created on
+//! first save and evolved as new fields arrive. One path for dynamic and typed entities.
+//!
+//! Where schema changes run:
+//! * outside a caller's transaction: in autocommit, before the data statements;
+//! * inside a caller's transaction on PostgreSQL and SQLite: in that transaction (their DDL is
+//!   transactional, so a rollback removes columns and metadata together);
+//! * inside a caller's transaction on MySQL/MariaDB: DDL commits implicitly, so the column and
+//!   its metadata row are written together in autocommit and the caller's transaction is then
+//!   reopened. Statements the caller ran before the schema change are committed by MySQL itself
+//!   (the documented MySQL caveat); metadata and table never disagree.
+//!
+//! The schema cache is per pool (configuration hash) and entity, revalidated after a short TTL
+//! so that changes made by other processes are seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::codec::{column_type, F64_EXACT_INT};
+use super::typed::FieldType;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::sql::Backend;
+use crate::value::Value;
+
+/// System columns of every entity table, in order.
+pub(crate) const SYSTEM_FIELDS: [&str; 6] =
+    ["id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at"];
+/// Extra columns of history tables.
+pub(crate) const HISTORY_FIELDS: [&str; 4] =
+    ["version", "history_timestamp", "history_user_id", "history_comment"];
+
+const CACHE_TTL: Duration = Duration::from_secs(2);
+const MAX_ENTITY_NAME: usize = 48;
+const MAX_FIELD_NAME: usize = 64;
+
+/// Checks an entity name: a letter or `_`, then letters, digits or `_`, at most 48 characters
+/// (room for the `_history` suffix within every backend's identifier limit).
+pub(crate) fn validate_entity_name(name: &str) -> Result<()> {
+    validate_ident(name, MAX_ENTITY_NAME, "entity")
+}
+
+/// Checks a field name like an entity name (at most 64 characters); history column names are
+/// reserved.
+pub(crate) fn validate_field_name(name: &str) -> Result<()> {
+    validate_ident(name, MAX_FIELD_NAME, "field")?;
+    if HISTORY_FIELDS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        return Err(Error::Entity(format!(
+            "field name {name:?} is reserved for history records"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_ident(name: &str, max: usize, what: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= max;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Entity(format!(
+            "invalid {what} name {name:?}: use a letter or _ followed by letters, digits or _ (at most {max} characters)"
+        )))
+    }
+}
+
+/// What is known of one entity's tables.
+#[derive(Debug, Clone)]
+pub(crate) struct Schema {
+    pub exists: bool,
+    /// User fields and their logical types.
+    pub fields: BTreeMap<String, FieldType>,
+    loaded: Instant,
+}
+
+impl Schema {
+    fn absent() -> Self {
+        Schema {
+            exists: false,
+            fields: BTreeMap::new(),
+            loaded: Instant::now(),
+        }
+    }
+
+    /// A short tag of the field set and types: put in statement text so that a prepared
+    /// statement cached by the server is never reused across a column type change.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (k, v) in &self.fields {
+            k.hash(&mut h);
+            v.as_str().hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
+/// A field the caller wants to store, with its index hints (typed entities).
+#[derive(Debug, Clone)]
+pub(crate) struct FieldSpec {
+    pub name: String,
+    pub ty: FieldType,
+    pub index: bool,
+    pub unique: bool,
+}
+
+type CacheKey = (String, String);
+
+fn cache() -> &'static Mutex<HashMap<CacheKey, Arc<Schema>>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Arc<Schema>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn cache_get(key: &CacheKey) -> Option<Arc<Schema>> {
+    let map = cache().lock().ok()?;
+    map.get(key).filter(|s| s.loaded.elapsed() < CACHE_TTL).cloned()
+}
+
+fn cache_put(key: CacheKey, schema: Arc<Schema>) {
+    if let Ok(mut map) = cache().lock() {
+        map.insert(key, schema);
+    }
+}
+
+pub(crate) fn cache_forget(key: &CacheKey) {
+    if let Ok(mut map) = cache().lock() {
+        map.remove(key);
+    }
+}
+
+pub(crate) fn table(entity: &str) -> String {
+    entity.to_owned()
+}
+pub(crate) fn meta_table(entity: &str) -> String {
+    format!("{entity}_meta")
+}
+pub(crate) fn history_table(entity: &str) -> String {
+    format!("{entity}_history")
+}
+
+impl Connection {
+    fn schema_key(&self, entity: &str) -> CacheKey {
+        (self.pool_hash().to_owned(), entity.to_owned())
+    }
+
+    /// The schema of `entity`, from cache or the database. With `create`, missing tables are
+    /// created.
+    pub(crate) async fn entity_schema(&mut self, entity: &str, create: bool) -> Result<Arc<Schema>> {
+        validate_entity_name(entity)?;
+        let key = self.schema_key(entity);
+        if let Some(s) = cache_get(&key) {
+            if s.exists || !create {
+                return Ok(s);
+            }
+        }
+        let mut schema = self.load_schema(entity).await?;
+        if !schema.exists && create {
+            self.create_tables(entity).await?;
+            schema = self.load_schema(entity).await?;
+        }
+        let schema = Arc::new(schema);
+        if !self.schema_changed_in_tx() {
+            cache_put(key, schema.clone());
+        }
+        Ok(schema)
+    }
+
+    async fn load_schema(&mut self, entity: &str) -> Result<Schema> {
+        if !self.table_exists(&meta_table(entity)).await? || !self.table_exists(&history_table(entity)).await? {
+            return Ok(Schema::absent());
+        }
+        let rows = self
+            .query_rows(&format!("SELECT [name], [type] FROM [{}]", meta_table(entity)), vec![])
+            .await?;
+        let mut fields = BTreeMap::new();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let ty: String = r.try_get(1)?;
+            let ty = FieldType::parse(&ty).ok_or_else(|| {
+                Error::Entity(format!("metadata of {entity}: unknown type {ty:?} for field {name:?}"))
+            })?;
+            fields.insert(name, ty);
+        }
+        Ok(Schema {
+            exists: true,
+            fields,
+            loaded: Instant::now(),
+        })
+    }
+
+    async fn table_exists(&mut self, name: &str) -> Result<bool> {
+        let (sql, param) = match self.backend() {
+            Backend::Postgres => ("SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?", name),
+            Backend::MySql => ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", name),
+            Backend::Sqlite => ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name),
+        };
+        let rows = self.query_rows(sql, vec![Value::from(param)]).await?;
+        Ok(rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
+        let (sql, params) = match self.backend() {
+            Backend::Postgres => (
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+                vec![Value::from(table), Value::from(column)],
+            ),
+            Backend::MySql => (
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+                vec![Value::from(table), Value::from(column)],
+            ),
+            Backend::Sqlite => (
+                "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
+                vec![Value::from(table), Value::from(column)],
+            ),
+        };
+        let rows = self.query_rows(sql, params).await?;
+        Ok(rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    fn system_column_types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
+        // (id, timestamp, short text, long text)
+        match self.backend() {
+            Backend::Postgres => ("TEXT", "TIMESTAMPTZ", "TEXT", "TEXT"),
+            Backend::MySql => ("VARCHAR(255)", "DATETIME(6)", "VARCHAR(255)", "LONGTEXT"),
+            Backend::Sqlite => ("TEXT", "TEXT", "TEXT", "TEXT"),
+        }
+    }
+
+    fn table_options(&self) -> &'static str {
+        match self.backend() {
+            Backend::MySql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            _ => "",
+        }
+    }
+
+    async fn create_tables(&mut self, entity: &str) -> Result<()> {
+        let (id, ts, short, long) = self.system_column_types();
+        let opts = self.table_options();
+        let system = format!(
+            "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}"
+        );
+        let statements = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS [{}] ({system}, PRIMARY KEY ([id])){opts}",
+                table(entity)
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS [{}] ({system}, [version] BIGINT NOT NULL, [history_timestamp] {ts} NOT NULL, [history_user_id] {short}, [history_comment] {long}, PRIMARY KEY ([id], [version])){opts}",
+                history_table(entity)
+            ),
+            // Created last: its presence means the entity's tables are complete.
+            format!(
+                "CREATE TABLE IF NOT EXISTS [{}] ([name] VARCHAR(255) NOT NULL, [type] VARCHAR(32) NOT NULL, PRIMARY KEY ([name])){opts}",
+                meta_table(entity)
+            ),
+        ];
+        let reopen = self.start_schema_change();
+        let mut result = Ok(());
+        for sql in &statements {
+            result = self.ddl(sql).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        self.finish_schema_change(reopen, result).await
+    }
+
+    /// Runs DDL, treating "already exists" from a concurrent creator as success.
+    async fn ddl(&mut self, sql: &str) -> Result<()> {
+        match self.query_rows(sql, vec![]).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_already_exists(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Before a schema change: applies the transaction rules described in the module docs.
+    /// Returns whether the caller's MySQL transaction must be reopened afterwards.
+    fn start_schema_change(&mut self) -> bool {
+        let in_tx = self.in_transaction();
+        if in_tx && self.backend() != Backend::MySql {
+            self.mark_schema_changed_in_tx();
+        }
+        if in_tx && self.backend() == Backend::MySql {
+            tracing::warn!(
+                target: "dal::entity",
+                "schema change inside a MySQL transaction: MySQL commits the statements before it implicitly; the transaction is reopened afterwards"
+            );
+        }
+        in_tx && self.backend() == Backend::MySql
+    }
+
+    /// After a schema change (successful or not).
+    async fn finish_schema_change(&mut self, reopen: bool, result: Result<()>) -> Result<()> {
+        if reopen {
+            self.reopen_transaction_after_ddl().await?;
+        }
+        result
+    }
+
+    /// Makes sure every field in `wanted` has a column and a metadata row of a compatible type;
+    /// widens `Int` fields to `Float` where asked. Returns the schema to write with.
+    pub(crate) async fn ensure_fields(
+        &mut self,
+        entity: &str,
+        wanted: &[FieldSpec],
+        widen: &[String],
+    ) -> Result<Arc<Schema>> {
+        let schema = self.entity_schema(entity, true).await?;
+        let missing: Vec<&FieldSpec> = wanted.iter().filter(|f| !schema.fields.contains_key(&f.name)).collect();
+        if missing.is_empty() && widen.is_empty() {
+            return Ok(schema);
+        }
+        let missing: Vec<FieldSpec> = missing.into_iter().cloned().collect();
+        let reopen = self.start_schema_change();
+        let result = self.add_fields(entity, &missing, widen).await;
+        self.finish_schema_change(reopen, result).await?;
+        cache_forget(&self.schema_key(entity));
+        self.entity_schema(entity, true).await
+    }
+
+    async fn add_fields(&mut self, entity_owned: &str, missing: &[FieldSpec], widen: &[String]) -> Result<()> {
+        let backend = self.backend();
+        let conn = self;
+        {
+            for f in missing {
+                let col_ty = column_type(backend, f.ty, f.index || f.unique);
+                for t in [table(entity_owned), history_table(entity_owned)] {
+                    if !conn.column_exists(&t, &f.name).await? {
+                        let add = match backend {
+                            Backend::Postgres => format!("ALTER TABLE [{t}] ADD COLUMN IF NOT EXISTS [{}] {col_ty}", f.name),
+                            _ => format!("ALTER TABLE [{t}] ADD COLUMN [{}] {col_ty}", f.name),
+                        };
+                        conn.ddl(&add).await?;
+                    }
+                }
+                if f.index || f.unique {
+                    let unique = if f.unique { "UNIQUE " } else { "" };
+                    let idx = index_name(entity_owned, &f.name, f.unique);
+                    let if_not = if backend == Backend::MySql { "" } else { "IF NOT EXISTS " };
+                    conn.ddl(&format!(
+                        "CREATE {unique}INDEX {if_not}[{idx}] ON [{}] ([{}])",
+                        table(entity_owned),
+                        f.name
+                    ))
+                    .await?;
+                }
+                let insert = match backend {
+                    Backend::Postgres => "INSERT INTO [{m}] ([name], [type]) VALUES (?, ?) ON CONFLICT ([name]) DO NOTHING",
+                    Backend::MySql => "INSERT IGNORE INTO [{m}] ([name], [type]) VALUES (?, ?)",
+                    Backend::Sqlite => "INSERT OR IGNORE INTO [{m}] ([name], [type]) VALUES (?, ?)",
+                }
+                .replace("{m}", &meta_table(entity_owned));
+                conn.query_rows(&insert, vec![Value::from(f.name.as_str()), Value::from(f.ty.as_str())])
+                    .await?;
+            }
+            for field in widen {
+                conn.widen_to_float(entity_owned, field).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Int → Float, only when every stored value converts exactly.
+    async fn widen_to_float(&mut self, entity: &str, field: &str) -> Result<()> {
+        for t in [table(entity), history_table(entity)] {
+            let rows = self
+                .query_rows(
+                    &format!("SELECT COUNT(*) FROM [{t}] WHERE [{field}] > ? OR [{field}] < ?"),
+                    vec![Value::Int(F64_EXACT_INT), Value::Int(-F64_EXACT_INT)],
+                )
+                .await?;
+            let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+            if n > 0 {
+                return Err(Error::Entity(format!(
+                    "field {field:?} of {entity} holds integers too large to become floats exactly; store the new value in another field"
+                )));
+            }
+        }
+        for t in [table(entity), history_table(entity)] {
+            match self.backend() {
+                Backend::Postgres => {
+                    self.ddl(&format!("ALTER TABLE [{t}] ALTER COLUMN [{field}] TYPE DOUBLE PRECISION"))
+                        .await?
+                }
+                Backend::MySql => self.ddl(&format!("ALTER TABLE [{t}] MODIFY COLUMN [{field}] DOUBLE")).await?,
+                // SQLite stores REAL values in an INTEGER column as they are.
+                Backend::Sqlite => {}
+            }
+        }
+        self.query_rows(
+            &format!("UPDATE [{}] SET [type] = ? WHERE [name] = ?", meta_table(entity)),
+            vec![Value::from(FieldType::Float.as_str()), Value::from(field)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// `entity_field_idx` / `entity_field_key`, or a hashed name when that exceeds identifier limits.
+fn index_name(entity: &str, field: &str, unique: bool) -> String {
+    let kind = if unique { "key" } else { "idx" };
+    let name = format!("{entity}_{field}_{kind}");
+    if name.len() <= 60 {
+        return name;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    format!("dal_{:016x}_{kind}", h.finish())
+}
+
+fn is_already_exists(e: &Error) -> bool {
+    match e.code() {
+        // PostgreSQL: duplicate table/column/object; unique violation in the catalogs when two
+        // sessions create the same thing at once.
+        Some("42P07") | Some("42701") | Some("42710") | Some("23505") => true,
+        // MySQL: table exists, duplicate column, duplicate key name.
+        Some("1050") | Some("1060") | Some("1061") => true,
+        _ => {
+            let m = e.to_string();
+            m.contains("duplicate column name") || m.contains("already exists")
+        }
+    }
+}

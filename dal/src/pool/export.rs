@@ -1,0 +1,475 @@
+//! Export: the Prometheus text exposition of every pool, and (feature `metrics`) the same
+//! figures pushed to the `metrics` crate facade as they happen.
+//!
+//! Labels are `alias`, `backend` and `hash` (plus `kind`, `category`, … where a family has
+//! them). Nothing here ever sees the configuration's password.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::manager::{PoolMetrics, PoolStatus, ScalingAdvice};
+use super::stats::Percentiles;
+use super::PoolInner;
+
+/// Escapes a label value per the exposition format: backslash, double quote, newline.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// One pool as seen by the exporter.
+struct Snap {
+    labels: String,
+    m: PoolMetrics,
+    s: PoolStatus,
+    tags: Vec<((String, String), super::stats::TagStats)>,
+    healthy: Option<bool>,
+}
+
+/// One metric family: HELP and TYPE once, then a sample per pool (and per extra label).
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, suffix: &str, labels: &str, extra: &[(&str, &str)], v: f64) {
+        let _ = write!(self.out, "{}{suffix}{{{labels}", self.name);
+        for (k, val) in extra {
+            let _ = write!(self.out, ",{k}=\"{}\"", escape(val));
+        }
+        let _ = writeln!(self.out, "}} {}", number(v));
+    }
+
+    fn summary(&mut self, labels: &str, p: &Percentiles) {
+        let empty = p.count == 0;
+        for (q, d) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
+            let v = if empty { f64::NAN } else { d.as_secs_f64() };
+            self.sample("", labels, &[("quantile", q)], v);
+        }
+        self.sample("_sum", labels, &[], p.sum.as_secs_f64());
+        self.sample("_count", labels, &[], p.count as f64);
+    }
+}
+
+pub(crate) fn prometheus_text(pools: &[Arc<PoolInner>]) -> String {
+    let mut snaps: Vec<Snap> = pools
+        .iter()
+        .map(|p| Snap {
+            labels: format!(
+                "alias=\"{}\",backend=\"{}\",hash=\"{}\"",
+                escape(&p.alias),
+                p.backend.as_str(),
+                escape(&p.hash)
+            ),
+            m: PoolMetrics::of(p),
+            s: PoolStatus::of(p),
+            tags: p
+                .stats
+                .tags
+                .lock()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default(),
+            healthy: p.last_health(),
+        })
+        .collect();
+    snaps.sort_by(|a, b| a.m.alias.cmp(&b.m.alias).then(a.m.hash.cmp(&b.m.hash)));
+    let mut out = String::with_capacity(4096 + snaps.len() * 4096);
+    let o = &mut out;
+
+    type Get<T, V> = fn(&T) -> V;
+    let counters: [(&'static str, &str, Get<PoolMetrics, u64>); 10] = [
+        (
+            "dal_pool_acquisitions_total",
+            "Connections lent by the pool.",
+            |m| m.acquisitions,
+        ),
+        (
+            "dal_pool_releases_total",
+            "Connections given back to the pool.",
+            |m| m.releases,
+        ),
+        (
+            "dal_pool_connections_created_total",
+            "Physical connections opened.",
+            |m| m.connections_created,
+        ),
+        ("dal_queries_total", "Statements run.", |m| m.queries),
+        (
+            "dal_slow_queries_total",
+            "Statements slower than the slow-query threshold.",
+            |m| m.slow_queries,
+        ),
+        (
+            "dal_statement_cache_hits_total",
+            "Prepared statements already run on their connection (approximate driver cache hits).",
+            |m| m.statement_cache_hits,
+        ),
+        (
+            "dal_statement_cache_misses_total",
+            "Prepared statements new to their connection.",
+            |m| m.statement_cache_misses,
+        ),
+        (
+            "dal_pool_leaks_detected_total",
+            "Connections reported as possibly leaked by the housekeeper.",
+            |m| m.leaks_detected,
+        ),
+        (
+            "dal_pool_validation_failures_total",
+            "Idle connections that failed their validation ping at checkout.",
+            |m| m.validation_failures,
+        ),
+        (
+            "dal_pool_window_acquisitions",
+            "Acquisition attempts in the timeout-rate window (60 s).",
+            |m| m.window_acquisitions,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let mut f = Family::new(o, name, kind, help);
+        for s in &snaps {
+            f.sample("", &s.labels, &[], get(&s.m) as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_connections_closed_total",
+        "counter",
+        "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
+    );
+    for s in &snaps {
+        for (reason, v) in [
+            ("discarded", s.m.connections_discarded),
+            ("idle", s.m.connections_reaped),
+            ("lifetime", s.m.connections_retired),
+        ] {
+            f.sample("", &s.labels, &[("reason", reason)], v as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_timeouts_total",
+        "counter",
+        "Timeouts, by kind.",
+    );
+    for s in &snaps {
+        let mut kinds: Vec<_> = s.m.timeouts.iter().collect();
+        kinds.sort_by_key(|(k, _)| k.as_str());
+        for (k, v) in kinds {
+            f.sample("", &s.labels, &[("kind", k.as_str())], *v as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_errors_total",
+        "counter",
+        "Errors, by category.",
+    );
+    for s in &snaps {
+        let mut cats: Vec<_> = s.m.errors.iter().collect();
+        cats.sort();
+        for (c, v) in cats {
+            f.sample("", &s.labels, &[("category", c)], *v as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_circuit_breaker_transitions_total",
+        "counter",
+        "Circuit-breaker state changes, by the state entered.",
+    );
+    for s in &snaps {
+        let mut t: Vec<_> = s.m.breaker_transitions.iter().collect();
+        t.sort();
+        for (to, v) in t {
+            f.sample("", &s.labels, &[("to", to)], *v as f64);
+        }
+    }
+
+    let gauges: [(&'static str, &str, Get<Snap, f64>); 8] = [
+        (
+            "dal_pool_size",
+            "Connections open (idle, in use, or being opened).",
+            |s| s.s.size as f64,
+        ),
+        ("dal_pool_in_use", "Connections lent out.", |s| {
+            s.s.in_use as f64
+        }),
+        ("dal_pool_idle", "Connections idle in the pool.", |s| {
+            s.s.idle as f64
+        }),
+        (
+            "dal_pool_waiting",
+            "Callers waiting for a connection.",
+            |s| s.s.waiting as f64,
+        ),
+        (
+            "dal_pool_peak_in_use",
+            "Most connections lent out at once.",
+            |s| s.m.peak_in_use as f64,
+        ),
+        ("dal_pool_min_size", "Configured minimum pool size.", |s| {
+            s.s.min_size as f64
+        }),
+        ("dal_pool_max_size", "Configured maximum pool size.", |s| {
+            s.s.max_size as f64
+        }),
+        (
+            "dal_pool_timeout_rate",
+            "Share of acquisition attempts in the last 60 s that timed out (0..1).",
+            |s| s.m.timeout_rate(),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        let mut f = Family::new(o, name, "gauge", help);
+        for s in &snaps {
+            f.sample("", &s.labels, &[], get(s));
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_scaling_advice",
+        "gauge",
+        "The seed's reading of the timeout rate: 1 for the current advice, 0 for the others.",
+    );
+    for s in &snaps {
+        let now = s.m.scaling_advice();
+        for a in ScalingAdvice::ALL {
+            f.sample(
+                "",
+                &s.labels,
+                &[("advice", a.as_str())],
+                f64::from(u8::from(a == now)),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_healthy",
+        "gauge",
+        "Result of the last health check (1 healthy, 0 not); absent before the first check.",
+    );
+    for s in &snaps {
+        if let Some(h) = s.healthy {
+            f.sample("", &s.labels, &[], f64::from(u8::from(h)));
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "dal_pool_acquire_wait_seconds",
+        "summary",
+        "Time callers waited for a connection.",
+    );
+    for s in &snaps {
+        f.summary(&s.labels, &s.m.wait_time);
+    }
+    let mut f = Family::new(
+        o,
+        "dal_query_duration_seconds",
+        "summary",
+        "Statement durations.",
+    );
+    for s in &snaps {
+        f.summary(&s.labels, &s.m.query_duration);
+    }
+
+    let tagged: [(&'static str, &str, Get<super::stats::TagStats, f64>); 3] = [
+        (
+            "dal_tagged_queries_total",
+            "Statements by tag (key and value given with .tag()).",
+            |t| t.queries as f64,
+        ),
+        (
+            "dal_tagged_query_errors_total",
+            "Failed statements by tag.",
+            |t| t.errors as f64,
+        ),
+        (
+            "dal_tagged_query_seconds_total",
+            "Time spent in statements, by tag.",
+            |t| t.seconds,
+        ),
+    ];
+    for (name, help, get) in tagged {
+        let mut f = Family::new(o, name, "counter", help);
+        for s in &snaps {
+            let mut tags: Vec<_> = s.tags.iter().collect();
+            tags.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((k, v), t) in tags {
+                f.sample("", &s.labels, &[("tag_key", k), ("tag_value", v)], get(t));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) use facade::Facade;
+
+#[cfg(feature = "metrics")]
+mod facade {
+    //! The `metrics` crate facade: handles registered once per pool (install the recorder
+    //! before the first use of a pool), so the hot path is a call on a handle.
+
+    use std::time::Duration;
+
+    use metrics::{Counter, Gauge, Histogram, Label};
+
+    use super::super::CloseReason;
+    use crate::backend::QueryOutput;
+    use crate::error::{Error, Result};
+
+    pub(crate) struct Facade {
+        labels: Vec<Label>,
+        acquisitions: Counter,
+        releases: Counter,
+        created: Counter,
+        in_use: Gauge,
+        wait: Histogram,
+        queries: Counter,
+        query_time: Histogram,
+        leaks: Counter,
+    }
+
+    impl Facade {
+        pub(crate) fn new(alias: &str, backend: &'static str, hash: &str) -> Self {
+            let labels = vec![
+                Label::new("alias", alias.to_owned()),
+                Label::new("backend", backend),
+                Label::new("hash", hash.to_owned()),
+            ];
+            Facade {
+                acquisitions: metrics::counter!("dal_pool_acquisitions_total", labels.clone()),
+                releases: metrics::counter!("dal_pool_releases_total", labels.clone()),
+                created: metrics::counter!("dal_pool_connections_created_total", labels.clone()),
+                in_use: metrics::gauge!("dal_pool_in_use", labels.clone()),
+                wait: metrics::histogram!("dal_pool_acquire_wait_seconds", labels.clone()),
+                queries: metrics::counter!("dal_queries_total", labels.clone()),
+                query_time: metrics::histogram!("dal_query_duration_seconds", labels.clone()),
+                leaks: metrics::counter!("dal_pool_leaks_detected_total", labels.clone()),
+                labels,
+            }
+        }
+
+        fn with(&self, k: &'static str, v: impl Into<String>) -> Vec<Label> {
+            let mut l = self.labels.clone();
+            l.push(Label::new(k, v.into()));
+            l
+        }
+
+        pub(crate) fn acquired(&self, waited: Duration) {
+            self.acquisitions.increment(1);
+            self.in_use.increment(1.0);
+            self.wait.record(waited.as_secs_f64());
+        }
+
+        pub(crate) fn released(&self) {
+            self.releases.increment(1);
+            self.in_use.decrement(1.0);
+        }
+
+        pub(crate) fn created(&self) {
+            self.created.increment(1);
+        }
+
+        pub(crate) fn closed(&self, reason: CloseReason) {
+            let r = match reason {
+                CloseReason::Discard | CloseReason::Validation => "discarded",
+                CloseReason::Idle => "idle",
+                CloseReason::Lifetime => "lifetime",
+            };
+            metrics::counter!("dal_pool_connections_closed_total", self.with("reason", r))
+                .increment(1);
+        }
+
+        pub(crate) fn error(&self, e: &Error) {
+            if let Some(k) = e.timeout_kind() {
+                metrics::counter!("dal_pool_timeouts_total", self.with("kind", k.as_str()))
+                    .increment(1);
+            }
+            metrics::counter!("dal_pool_errors_total", self.with("category", e.category()))
+                .increment(1);
+        }
+
+        pub(crate) fn leak(&self) {
+            self.leaks.increment(1);
+        }
+
+        pub(crate) fn breaker(&self, to: &str) {
+            metrics::counter!(
+                "dal_circuit_breaker_transitions_total",
+                self.with("to", to.to_owned())
+            )
+            .increment(1);
+        }
+
+        pub(crate) fn query(
+            &self,
+            elapsed: Duration,
+            result: &Result<QueryOutput>,
+            tags: &[(String, String)],
+        ) {
+            self.queries.increment(1);
+            self.query_time.record(elapsed.as_secs_f64());
+            if let Err(e) = result {
+                self.error(e);
+            }
+            for (k, v) in tags {
+                let mut l = self.with("tag_key", k.clone());
+                l.push(Label::new("tag_value", v.clone()));
+                metrics::counter!("dal_tagged_queries_total", l).increment(1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), "x\\ny");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(0.000_001), "0.000001");
+        assert_eq!(number(3.0), "3");
+    }
+}

@@ -1,0 +1,706 @@
+//! Resilience: queries stopped on the server at their timeout, reads that survive cut
+//! connections, fast failure and a circuit breaker while the server is unreachable, recovery
+//! when it returns — with a fault-injecting proxy on loopback, never by restarting the shared
+//! database services. Unit tests of the backoff, the classification and the breaker's state
+//! machine run on tokio's paused clock.
+//!
+//! The proxy tests need a server behind TCP and run on PostgreSQL and MySQL; SQLite has no
+//! network to fault and is covered by the tests that run on every backend.
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::proxy::{Mode, Proxy};
+use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql};
+use dal::prelude::*;
+use dal::resilience::{classify, CircuitBreaker, FailureClass, Transition};
+use dal::{BreakerConfig, BreakerState, RetryPolicy};
+
+// ---- helpers -----------------------------------------------------------------------------
+
+/// The server backends selected for this run (the proxy tests need TCP).
+fn server_backends() -> Vec<Backend> {
+    common::selected()
+        .into_iter()
+        .filter(|b| *b != Backend::Sqlite)
+        .collect()
+}
+
+/// Runs `body` once per selected server backend with a fresh proxy in front of its server,
+/// and fails naming every backend where it failed.
+async fn each_server_backend<F, Fut>(test: &str, body: F)
+where
+    F: Fn(Backend, Proxy) -> Fut,
+    Fut: Future<Output = dal::Result<()>>,
+{
+    let mut failures = Vec::new();
+    for backend in server_backends() {
+        let upstream = common::config(backend, test)
+            .get_port()
+            .unwrap_or(match backend {
+                Backend::Postgres => 5432,
+                _ => 3306,
+            });
+        let proxy = Proxy::start(upstream).await;
+        if let Err(e) = body(backend, proxy).await {
+            failures.push(format!("{}: {e}", backend.as_str()));
+        }
+    }
+    assert!(failures.is_empty(), "{test} failed on: {failures:#?}");
+}
+
+/// A configuration for `backend` that reaches its server through the proxy on `port`.
+fn through_proxy(backend: Backend, test: &str, port: u16) -> DatabaseConfig {
+    let base = common::config(backend, test);
+    let mut c = DatabaseConfig::new(base.database())
+        .host("127.0.0.1")
+        .port(port)
+        .alias(base.get_alias().to_owned());
+    if let Some(user) = base.get_user() {
+        c = c.user(user);
+    }
+    c
+}
+
+/// One unit of client work: borrow a connection and read.
+async fn one_read(db: &Database) -> dal::Result<i64> {
+    let mut conn = db.async_connection().await?;
+    conn.execute("SELECT 1 + 1", ()).await?[0].try_get(0)
+}
+
+async fn close(db: &Database) {
+    let _ = PoolManager::close_pool(Some(db.hash()), Duration::from_secs(10)).await;
+}
+
+fn unique_marker(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("dal-{test}-{}-{nanos}", std::process::id())
+}
+
+async fn count_rows(conn: &mut Connection, table: &str) -> dal::Result<i64> {
+    conn.execute(&format!("SELECT COUNT(*) FROM [{table}]"), ())
+        .await?[0]
+        .try_get(0)
+}
+
+// ---- timeouts stop the work on the server --------------------------------------------------
+
+/// How many statements containing `marker` are still running on the server, seen from
+/// another pool.
+async fn running_with_marker(observer: &Database, marker: &str) -> dal::Result<i64> {
+    let mut conn = observer.async_connection().await?;
+    let sql = match observer.backend() {
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE ? AND pid <> pg_backend_pid()"
+        }
+        Backend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()"
+        }
+        Backend::Sqlite => return Ok(0),
+    };
+    conn.execute(sql, params![format!("%{marker}%")]).await?[0].try_get(0)
+}
+
+#[tokio::test]
+async fn a_timed_out_query_is_stopped_on_the_server_not_just_abandoned() {
+    each_backend("server_stop", |db| async move {
+        let deadline = Duration::from_millis(300);
+        let marker = unique_marker("server-stop");
+        let sql = match db.backend() {
+            Backend::Postgres => format!("SELECT pg_sleep(20), '{marker}'"),
+            Backend::MySql => format!("SELECT SLEEP(20), '{marker}'"),
+            Backend::Sqlite => slow_sql(Backend::Sqlite, 20),
+        };
+        let mut conn = db.async_connection().await?;
+        let start = Instant::now();
+        let e = conn.execute(&sql, ()).timeout(deadline).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert_eq!(e.timeout_kind(), Some(TimeoutKind::Query), "{e:?}");
+        // Near the deadline (generous margin: this checks the interrupt, not speed).
+        assert!(
+            elapsed >= deadline.mul_f32(0.9) && elapsed <= deadline + Duration::from_millis(1500),
+            "timed out after {elapsed:?} for a {deadline:?} deadline"
+        );
+        if db.backend() != Backend::Sqlite {
+            let observer = Database::new(
+                db.backend(),
+                db.config()
+                    .clone()
+                    .alias(format!("{}-observer", db.config().get_alias())),
+            );
+            let gone = eventually(Duration::from_secs(5), || async {
+                matches!(running_with_marker(&observer, &marker).await, Ok(0))
+            })
+            .await;
+            let last = running_with_marker(&observer, &marker).await;
+            close(&observer).await;
+            assert!(
+                gone,
+                "the server still runs the timed-out statement: {last:?}"
+            );
+        }
+        // The connection that timed out is clean and usable.
+        assert_eq!(
+            conn.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+            2
+        );
+        Ok(())
+    })
+    .await;
+}
+
+// ---- recovery after every connection was cut ------------------------------------------------
+
+#[tokio::test]
+async fn twenty_reads_succeed_after_every_pooled_connection_was_cut() {
+    each_server_backend("cut_reads", |backend, proxy| async move {
+        let db = Database::new(
+            backend,
+            through_proxy(backend, "cut_reads", proxy.port()).pool_size(1, 8),
+        );
+        let result = async {
+            // Fill the pool with a few connections, all proven alive, then give them back.
+            let mut held = Vec::new();
+            for _ in 0..4 {
+                let mut c = db.async_connection().await?;
+                c.execute("SELECT 1", ()).await?;
+                held.push(c);
+            }
+            // One stays borrowed across the cut.
+            let mut kept = held.pop().expect("a connection");
+            drop(held);
+            assert!(db.pool_status().idle >= 3, "{:?}", db.pool_status());
+
+            proxy.cut_all();
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    proxy.open_connections() == 0
+                })
+                .await
+            );
+
+            for i in 0..20 {
+                let two = one_read(&db)
+                    .await
+                    .map_err(|e| dal::Error::Internal(format!("read {i} failed: {e}")))?;
+                assert_eq!(two, 2);
+            }
+            // The connection borrowed before the cut reads too: it is replaced underneath.
+            assert_eq!(
+                kept.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+                2
+            );
+            drop(kept);
+
+            let m = db.pool_metrics().expect("metrics");
+            assert!(m.connections_discarded >= 4, "{m:?}");
+            assert_eq!(db.circuit_status().state, BreakerState::Closed);
+            // The pool keeps serving at its minimum size or more.
+            assert!(db.pool_status().size >= 1, "{:?}", db.pool_status());
+            Ok(())
+        }
+        .await;
+        close(&db).await;
+        result
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writes_are_retried_only_when_they_never_reached_the_server() {
+    each_server_backend("cut_writes", |backend, proxy| async move {
+        let db = Database::new(
+            backend,
+            through_proxy(backend, "cut_writes", proxy.port()).pool_size(1, 8),
+        );
+        let result = async {
+            let mut setup = db.async_connection().await?;
+            fresh_table(&mut setup, "resilience_writes").await?;
+            setup
+                .execute("CREATE TABLE [resilience_writes] ([a] INTEGER)", ())
+                .await?;
+            drop(setup);
+            let insert = "INSERT INTO [resilience_writes] ([a]) VALUES (?)";
+
+            // 1. A write sent into a connection nobody knew was dead: its outcome is unknown
+            //    to the client, so it is reported, not run again.
+            let mut first = db.async_connection().await?;
+            first.execute("SELECT 1", ()).await?;
+            proxy.cut_all();
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    proxy.open_connections() == 0
+                })
+                .await
+            );
+            let e = first.execute(insert, params![1]).await.unwrap_err();
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            drop(first);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_writes").await?, 0);
+            drop(check);
+
+            // 2. Once the pool knows connections die, a write is checked before it is sent:
+            //    a dead connection is replaced and the write runs exactly once.
+            let mut a = db.async_connection().await?;
+            let mut b = db.async_connection().await?;
+            a.execute("SELECT 1", ()).await?;
+            b.execute("SELECT 1", ()).await?;
+            proxy.cut_all();
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    proxy.open_connections() == 0
+                })
+                .await
+            );
+            a.execute("SELECT 1", ()).await?; // notices the loss, retried on a fresh connection
+            b.execute(insert, params![2]).await?; // found dead before sending: replaced
+            drop((a, b));
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_writes").await?, 1);
+
+            // 3. Inside a transaction nothing is retried, not even a read.
+            check.begin_transaction().await?;
+            check.execute(insert, params![3]).await?;
+            proxy.cut_all();
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    proxy.open_connections() == 0
+                })
+                .await
+            );
+            let e = check.execute("SELECT 1", ()).await.unwrap_err();
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            let _ = check.rollback_transaction().await;
+            drop(check);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_writes").await?, 1);
+            check.execute("DROP TABLE [resilience_writes]", ()).await?;
+            Ok(())
+        }
+        .await;
+        close(&db).await;
+        result
+    })
+    .await;
+}
+
+// ---- unreachable server: fail fast, open the circuit, recover --------------------------------
+
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_opens_the_circuit_and_service_resumes_by_itself() {
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        let test = match mode {
+            Mode::Refuse => "unreachable_refuse",
+            _ => "unreachable_silent",
+        };
+        each_server_backend(test, |backend, proxy| async move {
+            let acquisition = Duration::from_secs(1);
+            let open_for = Duration::from_millis(500);
+            let config = through_proxy(backend, test, proxy.port())
+                .pool_size(1, 4)
+                .connection_acquisition_timeout(acquisition)
+                .connection_creation_timeout(acquisition)
+                .query_execution_timeout(Duration::from_secs(2))
+                .circuit_breaker(
+                    BreakerConfig::default()
+                        .failure_threshold(3)
+                        .open_duration(open_for)
+                        .success_threshold(2),
+                );
+            let db = Database::new(backend, config);
+            let result = async {
+                assert_eq!(one_read(&db).await?, 2);
+
+                proxy.cut_all();
+                proxy.set_mode(mode);
+                let mut circuit_open = None;
+                for _ in 0..30 {
+                    let start = Instant::now();
+                    let r = one_read(&db).await;
+                    let elapsed = start.elapsed();
+                    // Fail fast: never past the acquisition timeout plus a margin.
+                    assert!(
+                        elapsed <= acquisition + Duration::from_millis(1500),
+                        "{mode:?}: a call took {elapsed:?} ({r:?})"
+                    );
+                    match r {
+                        Ok(v) => {
+                            panic!("{mode:?}: read succeeded ({v}) with the server unreachable")
+                        }
+                        Err(e @ Error::CircuitOpen { .. }) => {
+                            circuit_open = Some(e);
+                            break;
+                        }
+                        Err(e) => assert!(
+                            e.is_timeout() || classify(backend, &e) == FailureClass::ConnectionLost,
+                            "{mode:?}: {e:?}"
+                        ),
+                    }
+                }
+                match circuit_open {
+                    Some(Error::CircuitOpen { pool, retry_in }) => {
+                        assert_eq!(pool, db.config().get_alias());
+                        assert!(retry_in <= open_for, "{retry_in:?}");
+                    }
+                    other => panic!("{mode:?}: the circuit never opened: {other:?}"),
+                }
+                let status = db.circuit_status();
+                assert!(status.times_opened >= 1, "{status:?}");
+                let m = db.pool_metrics().expect("metrics");
+                assert!(
+                    m.breaker_transitions.get("open").copied().unwrap_or(0) >= 1,
+                    "{m:?}"
+                );
+
+                // The server is back: service resumes without anyone resetting anything.
+                proxy.set_mode(Mode::PassThrough);
+                let resumed = eventually(Duration::from_secs(20), || async {
+                    one_read(&db).await.is_ok()
+                })
+                .await;
+                assert!(
+                    resumed,
+                    "{mode:?}: service did not resume: {:?}",
+                    db.circuit_status()
+                );
+                for _ in 0..5 {
+                    assert_eq!(one_read(&db).await?, 2);
+                }
+                assert_eq!(db.circuit_status().state, BreakerState::Closed);
+                assert!(
+                    eventually(Duration::from_secs(5), || async {
+                        db.pool_status().size >= 1
+                    })
+                    .await,
+                    "{:?}",
+                    db.pool_status()
+                );
+                Ok(())
+            }
+            .await;
+            close(&db).await;
+            result
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn added_latency_slows_statements_down_without_breaking_them() {
+    each_server_backend("latency", |backend, proxy| async move {
+        let db = Database::new(backend, through_proxy(backend, "latency", proxy.port()));
+        let result = async {
+            proxy.set_mode(Mode::Latency(Duration::from_millis(20)));
+            let mut conn = db.async_connection().await?;
+            fresh_table(&mut conn, "resilience_latency").await?;
+            conn.execute("CREATE TABLE [resilience_latency] ([a] INTEGER)", ())
+                .await?;
+            conn.begin_transaction().await?;
+            conn.execute(
+                "INSERT INTO [resilience_latency] ([a]) VALUES (?)",
+                params![1],
+            )
+            .await?;
+            conn.commit_transaction().await?;
+            assert_eq!(count_rows(&mut conn, "resilience_latency").await?, 1);
+            proxy.set_mode(Mode::PassThrough);
+            conn.execute("DROP TABLE [resilience_latency]", ()).await?;
+            Ok(())
+        }
+        .await;
+        close(&db).await;
+        result
+    })
+    .await;
+}
+
+// ---- the breaker ignores errors in statements ------------------------------------------------
+
+#[tokio::test]
+async fn a_syntax_error_repeated_100_times_never_opens_the_breaker() {
+    each_backend_with(
+        "syntax_breaker",
+        |c| c.circuit_breaker(BreakerConfig::default().failure_threshold(3)),
+        |db| async move {
+            let mut conn = db.async_connection().await?;
+            for i in 0..100 {
+                let e = conn.execute("SELEC 1", ()).await.unwrap_err();
+                assert!(matches!(e, Error::Database { .. }), "attempt {i}: {e:?}");
+            }
+            let status = db.circuit_status();
+            assert_eq!(status.state, BreakerState::Closed, "{status:?}");
+            assert_eq!(status.recent_failures, 0, "{status:?}");
+            assert_eq!(status.times_opened, 0, "{status:?}");
+            drop(conn);
+            assert_eq!(one_read(&db).await?, 2);
+            Ok(())
+        },
+    )
+    .await;
+}
+
+// ---- unit tests: backoff, classification, breaker -------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn backoff_delays_stay_under_the_exponential_ceiling_and_the_retry_count() {
+    let policy = RetryPolicy::default();
+    let ceilings = [100, 200, 400].map(Duration::from_millis);
+    let (mut lowest, mut highest) = (Duration::MAX, Duration::ZERO);
+    for _ in 0..1000 {
+        let mut backoff = policy.backoff();
+        let mut delays = Vec::new();
+        while let Some(d) = backoff.next_delay() {
+            delays.push(d);
+        }
+        assert_eq!(delays.len(), 3, "{delays:?}");
+        for (d, ceiling) in delays.iter().zip(ceilings) {
+            assert!(*d <= ceiling, "{d:?} above {ceiling:?}");
+        }
+        lowest = lowest.min(delays[0]);
+        highest = highest.max(delays[0]);
+    }
+    // Full jitter: the first delay spreads over [0, 100 ms].
+    assert!(lowest < Duration::from_millis(25), "{lowest:?}");
+    assert!(highest > Duration::from_millis(75), "{highest:?}");
+    assert_eq!(policy.delay_ceiling(30), Duration::from_secs(10));
+    assert_eq!(RetryPolicy::none().backoff().next_delay(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_starts_no_retry_past_the_time_budget() {
+    let budget = Duration::from_secs(2);
+    let policy = RetryPolicy::default()
+        .max_retries(100)
+        .base_delay(Duration::from_millis(300))
+        .max_delay(Duration::from_secs(1))
+        .budget(budget);
+    for _ in 0..50 {
+        let start = tokio::time::Instant::now();
+        let mut backoff = policy.backoff();
+        loop {
+            // Each attempt takes 250 ms of (paused, auto-advanced) time.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let Some(d) = backoff.next_delay() else { break };
+            tokio::time::sleep(d).await;
+            assert!(
+                start.elapsed() <= budget,
+                "a retry started at {:?}",
+                start.elapsed()
+            );
+        }
+        assert!(backoff.retries() < 100);
+    }
+}
+
+#[test]
+fn failures_are_classified_per_backend() {
+    use Backend::*;
+    use FailureClass::*;
+    let db = |code: &str| Error::Database {
+        code: Some(code.to_owned()),
+        message: String::new(),
+        constraint: None,
+    };
+    let table: &[(Backend, Error, FailureClass)] = &[
+        (Postgres, Error::Connection("reset".into()), ConnectionLost),
+        (Postgres, db("40001"), Conflict),
+        (Postgres, db("40P01"), Conflict),
+        (Postgres, db("57P01"), ConnectionLost),
+        (Postgres, db("08006"), ConnectionLost),
+        (Postgres, db("08001"), ConnectionLost),
+        (Postgres, db("42601"), Permanent), // syntax error
+        (Postgres, db("23505"), Permanent), // unique violation
+        (Postgres, db("57014"), Permanent), // cancelled by the user
+        (Postgres, db("1213"), Permanent),  // a MySQL number means nothing here
+        (
+            MySql,
+            Error::Connection("broken pipe".into()),
+            ConnectionLost,
+        ),
+        (MySql, db("1213"), Conflict),
+        (MySql, db("1205"), Conflict),
+        (MySql, db("2006"), ConnectionLost),
+        (MySql, db("2013"), ConnectionLost),
+        (MySql, db("1064"), Permanent), // syntax error
+        (MySql, db("1062"), Permanent), // duplicate key
+        (MySql, db("40001"), Permanent),
+        (Sqlite, db("5"), Conflict),
+        (Sqlite, db("6"), Conflict),
+        (Sqlite, db("517"), Conflict),   // BUSY_SNAPSHOT
+        (Sqlite, db("261"), Conflict),   // BUSY_RECOVERY
+        (Sqlite, db("262"), Conflict),   // LOCKED_SHAREDCACHE
+        (Sqlite, db("1"), Permanent),    // SQL error
+        (Sqlite, db("2067"), Permanent), // unique constraint
+        (Sqlite, db("9"), Permanent),    // interrupted
+    ];
+    for (backend, error, expected) in table {
+        assert_eq!(
+            classify(*backend, error),
+            *expected,
+            "{backend:?} {error:?}"
+        );
+    }
+    for backend in [Postgres, MySql, Sqlite] {
+        let timeout = Error::Timeout {
+            kind: TimeoutKind::Query,
+            limit: Duration::from_secs(1),
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(classify(backend, &timeout), Permanent);
+        assert_eq!(
+            classify(
+                backend,
+                &Error::Sql {
+                    message: String::new(),
+                    position: 0
+                }
+            ),
+            Permanent
+        );
+        assert_eq!(
+            classify(
+                backend,
+                &Error::Database {
+                    code: None,
+                    message: String::new(),
+                    constraint: None
+                }
+            ),
+            Permanent
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_opens_half_opens_and_closes_as_configured() {
+    use BreakerState::*;
+    let advance = |secs: u64| tokio::time::advance(Duration::from_secs(secs));
+    let b = CircuitBreaker::new(
+        BreakerConfig::default()
+            .failure_threshold(3)
+            .failure_window(Duration::from_secs(10))
+            .open_duration(Duration::from_secs(5))
+            .success_threshold(2),
+    );
+    // Failures older than the window do not count.
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(b.on_failure(), None);
+    advance(11).await;
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(b.status().recent_failures, 1);
+    // Successes while closed change nothing; the third failure in the window opens it.
+    assert_eq!(b.on_success(), None);
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(
+        b.on_failure(),
+        Some(Transition {
+            from: Closed,
+            to: Open
+        })
+    );
+    assert_eq!(b.state(), Open);
+    let retry_in = b.try_acquire().unwrap_err();
+    assert!(retry_in <= Duration::from_secs(5) && retry_in > Duration::ZERO);
+    // Results of calls let in before it opened change nothing.
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(b.on_success(), None);
+    advance(4).await;
+    assert!(b.try_acquire().is_err());
+    advance(1).await;
+    // The first call after the open period half-opens it; a failure opens it again.
+    assert_eq!(
+        b.try_acquire(),
+        Ok(Some(Transition {
+            from: Open,
+            to: HalfOpen
+        }))
+    );
+    assert_eq!(b.try_acquire(), Ok(None));
+    assert_eq!(
+        b.on_failure(),
+        Some(Transition {
+            from: HalfOpen,
+            to: Open
+        })
+    );
+    assert!(b.try_acquire().is_err());
+    advance(5).await;
+    assert_eq!(
+        b.try_acquire(),
+        Ok(Some(Transition {
+            from: Open,
+            to: HalfOpen
+        }))
+    );
+    assert_eq!(b.on_success(), None);
+    assert_eq!(
+        b.on_success(),
+        Some(Transition {
+            from: HalfOpen,
+            to: Closed
+        })
+    );
+    let s = b.status();
+    assert_eq!(
+        (
+            s.state,
+            s.times_opened,
+            s.times_half_opened,
+            s.times_closed,
+            s.recent_failures
+        ),
+        (Closed, 2, 2, 1, 0)
+    );
+    // Closed again: it takes a full threshold of new failures to open.
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(b.on_failure(), None);
+    assert_eq!(b.state(), Closed);
+
+    let disabled = CircuitBreaker::new(BreakerConfig::disabled().failure_threshold(1));
+    for _ in 0..10 {
+        assert_eq!(disabled.on_failure(), None);
+    }
+    assert_eq!(disabled.try_acquire(), Ok(None));
+}
+
+#[test]
+fn retry_and_breaker_settings_do_not_change_the_pool_key() {
+    let base = DatabaseConfig::new("db");
+    let tuned = base
+        .clone()
+        .retry_policy(RetryPolicy::none())
+        .circuit_breaker(BreakerConfig::disabled());
+    assert_eq!(base.hash(), tuned.hash());
+    assert_eq!(tuned.get_retry_policy().get_max_retries(), 0);
+    assert!(!tuned.get_circuit_breaker().is_enabled());
+    let d = DatabaseConfig::new("db");
+    let (p, b) = (d.get_retry_policy(), d.get_circuit_breaker());
+    assert_eq!(
+        (
+            p.get_max_retries(),
+            p.get_base_delay(),
+            p.get_max_delay(),
+            p.get_budget()
+        ),
+        (
+            3,
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            Duration::from_secs(30)
+        )
+    );
+    assert_eq!(
+        (
+            b.get_failure_threshold(),
+            b.get_failure_window(),
+            b.get_open_duration(),
+            b.get_success_threshold()
+        ),
+        (5, Duration::from_secs(60), Duration::from_secs(30), 3)
+    );
+}
