@@ -26,7 +26,7 @@ async fn main() -> dal::Result<()> {
         )
         .await?;
     let id = user["id"].as_str().unwrap_or_default().to_owned();
-    println!("saved:     {user}");
+    println!("saved:     {}", json!(user));
 
     // Get it back by id: values come back typed (numbers as numbers, objects as objects).
     let retrieved = conn.get_entity("users", &id).await?;
