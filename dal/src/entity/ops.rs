@@ -540,12 +540,14 @@ fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>
         let id = match m.remove("id") {
             None | Some(Json::Null) => uuid::Uuid::new_v4().to_string(),
             Some(Json::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => s,
+            // Integer ids are accepted and stored as their decimal text.
+            Some(Json::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             Some(Json::String(s)) if s.is_empty() => {
                 return Err(Error::Entity("entity id must not be empty".into()))
             }
             Some(other) => {
                 return Err(Error::Entity(format!(
-                    "entity id must be a string of at most {MAX_ID_LEN} characters, got {other}"
+                    "entity id must be a string of at most {MAX_ID_LEN} characters (or an integer), got {other}"
                 )))
             }
         };
