@@ -75,6 +75,7 @@ struct Everything {
     both_renamed: Option<i32>,
     #[entity(skip)]
     #[serde(skip)]
+    #[allow(dead_code)] // skipped by serde and by the entity: nothing reads it here
     cache: Option<String>,
     r#type: String,
 }

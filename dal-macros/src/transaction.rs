@@ -106,7 +106,7 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
         }
         if let FnArg::Receiver(r) = arg {
             cx.error_spanned_by(
-                &r.self_token,
+                r.self_token,
                 "`#[conn]` cannot mark `self`: pass the connection as a parameter",
             );
             continue;
@@ -149,7 +149,8 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
                             cx.error_spanned_by(
                                 arg,
                                 format!(
-                                    "`{name}` has several `&mut {wanted}` parameters ({}); \
+                                    "`#[auto_transaction]` function `{name}` has several \
+                                     `&mut {wanted}` parameters ({}); \
                                      mark the one that carries the transaction with `#[conn]`",
                                     names.join(", ")
                                 ),
@@ -432,5 +433,73 @@ fn generate(func: ItemFn, plan: Plan) -> TokenStream {
             }
             #result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(src: &str) -> Result<(String, String), String> {
+        let mut func: ItemFn = syn::parse_str(src).unwrap();
+        let mut cx = Ctxt::default();
+        let plan = plan(&mut cx, &mut func);
+        cx.check().map_err(|e| e.to_string())?;
+        let plan = plan.ok_or("no plan")?;
+        Ok((plan.conn.to_string(), plan.rebind.to_string()))
+    }
+
+    #[test]
+    fn the_connection_parameter_is_found_by_type_or_by_mark() {
+        let ok = |src: &str| plan_of(src).unwrap();
+        assert_eq!(
+            ok("async fn f(n: i64, c: &mut dal::Connection) -> dal::Result<()> {}").0,
+            "c"
+        );
+        assert_eq!(
+            ok("fn f(c: &mut SyncConnection, d: &mut Connection) -> Result<(), E> {}").0,
+            "c"
+        );
+        assert_eq!(
+            ok("async fn f(a: &mut Connection, #[conn] mut b: &mut Connection) -> Result<(), E> {}"),
+            ("b".to_owned(), "mut b".to_owned())
+        );
+        // A pattern that is not a plain name is rebound inside the body.
+        assert_eq!(
+            ok("async fn f(#[conn] (c): &mut Connection) -> Result<(), E> {}"),
+            ("__dal_conn".to_owned(), "(c)".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_signatures_are_reported_together() {
+        let e =
+            plan_of("async fn f(a: &mut Connection, b: &mut Connection) -> i64 {}").unwrap_err();
+        assert!(e.contains("several"), "{e}");
+        let e = plan_of("async fn f(#[conn] &mut self) -> Result<(), E> {}").unwrap_err();
+        assert!(e.contains("cannot mark `self`"), "{e}");
+    }
+
+    #[test]
+    fn expansion_is_one_function_with_the_same_signature() {
+        for (src, is_async) in [
+            (
+                "pub async fn f(&self, #[conn] c: &mut Connection) -> Result<(), E> { Ok(()) }",
+                true,
+            ),
+            (
+                "fn g(c: &mut SyncConnection) -> dal::Result<i32> { Ok(1) }",
+                false,
+            ),
+        ] {
+            let out = expand(TokenStream::new(), src.parse().unwrap());
+            let func: ItemFn = syn::parse2(out).expect("a function");
+            assert_eq!(func.sig.asyncness.is_some(), is_async);
+            let text = func.to_token_stream().to_string();
+            assert!(!text.contains("# [conn]"), "{text}");
+            assert!(text.contains("commit_transaction"), "{text}");
+        }
+        let out = expand(quote!(retries = 3), "async fn f() {}".parse().unwrap()).to_string();
+        assert!(out.contains("takes no arguments"), "{out}");
     }
 }

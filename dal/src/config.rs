@@ -276,13 +276,15 @@ impl DatabaseConfig {
         self
     }
     /// Statements slower than this are logged at WARN (target `dal::slow_query`) with their
-    /// SQL, tags and timing (default 2 s). Not part of [`hash`](Self::hash).
+    /// SQL, tags and timing (default 2 s). Not part of [`hash`](Self::hash): configurations
+    /// that differ only here share one pool, which uses the setting of the one that created it.
     pub fn slow_query_threshold(mut self, t: Duration) -> Self {
         self.slow_query_threshold = t;
         self
     }
     /// Whether the slow-query log shows parameter values (default `false`: they are redacted,
-    /// as they may hold personal data or secrets). Not part of [`hash`](Self::hash).
+    /// as they may hold personal data or secrets). Not part of [`hash`](Self::hash) (see
+    /// [`slow_query_threshold`](Self::slow_query_threshold)).
     pub fn log_parameter_values(mut self, on: bool) -> Self {
         self.log_parameter_values = on;
         self

@@ -174,8 +174,47 @@ impl Connection {
         crate::TxScope::new(self.abandoned.clone())
     }
 
-    /// Rolls back a transaction abandoned by a panicking or cancelled `#[auto_transaction]`.
+    /// Before anything is sent: deals with what an earlier, interrupted call left behind.
+    ///
+    /// * A statement future dropped mid-flight (`busy` still set: a timeout or `select!` around
+    ///   a call that owns `&mut` this connection) left the protocol in an unknown state: the
+    ///   statement is cancelled on the server and the physical connection closed (the server
+    ///   rolls back what it had open), then a fresh one is taken from the pool. If a
+    ///   transaction of the caller was open, it is gone: that is an error, except for a
+    ///   rollback, which has then happened.
+    /// * A transaction abandoned by a panicking or cancelled `#[auto_transaction]` is rolled back.
     async fn settle_abandoned(&mut self) -> Result<()> {
+        self.settle(false).await
+    }
+
+    async fn settle(&mut self, rolling_back: bool) -> Result<()> {
+        if self.busy {
+            self.busy = false;
+            if let Some(old) = self.conn.take() {
+                let token = old.raw.cancel_token();
+                self.pool.release_broken(old);
+                tokio::spawn(async move {
+                    let _ = token.cancel().await;
+                });
+            }
+            let abandoned = self.abandoned.swap(false, Ordering::AcqRel);
+            let lost_tx = self.in_tx && !abandoned;
+            self.in_tx = false;
+            self.schema_changed_in_tx = false;
+            self.broken = true;
+            if self.session_bound {
+                return Err(Error::Connection(
+                    "an earlier statement was cancelled mid-flight, so the connection was closed, and with it the session state set on it; get a new connection".into(),
+                ));
+            }
+            self.replace().await?;
+            if lost_tx && !rolling_back {
+                return Err(Error::Transaction(
+                    "an earlier statement of this transaction was cancelled mid-flight: the connection was closed and the transaction rolled back".into(),
+                ));
+            }
+            return Ok(());
+        }
         if self.abandoned.swap(false, Ordering::AcqRel) && self.in_tx {
             self.in_tx = false;
             self.schema_changed_in_tx = false;
@@ -233,7 +272,7 @@ impl Connection {
 
     /// Rolls back the open transaction; without one, does nothing.
     pub async fn rollback_transaction(&mut self) -> Result<()> {
-        self.settle_abandoned().await?;
+        self.settle(true).await?;
         if !self.in_tx {
             return Ok(());
         }
@@ -306,6 +345,7 @@ impl Connection {
         params: &[Value],
         opts: &QueryOptions,
     ) -> Result<QueryOutput> {
+        self.settle_abandoned().await?;
         let translated = translate(sql, self.backend())?;
         if translated.placeholders != params.len() {
             return Err(Error::ParameterCount {

@@ -405,6 +405,13 @@ mod facade {
             self.in_use.decrement(1.0);
         }
 
+        /// Refreshed by the housekeeper every round.
+        pub(crate) fn gauges(&self, size: usize, idle: usize, waiting: usize) {
+            metrics::gauge!("dal_pool_size", self.labels.clone()).set(size as f64);
+            metrics::gauge!("dal_pool_idle", self.labels.clone()).set(idle as f64);
+            metrics::gauge!("dal_pool_waiting", self.labels.clone()).set(waiting as f64);
+        }
+
         pub(crate) fn created(&self) {
             self.created.increment(1);
         }

@@ -221,6 +221,9 @@ impl PoolInner {
         }
         self.reap(&tuning);
         self.top_up().await;
+        #[cfg(feature = "metrics")]
+        self.facade
+            .gauges(self.size(), self.idle_count(), self.waiting());
     }
 
     /// Logs (once each) the connections held longer than `threshold`.

@@ -100,6 +100,22 @@ impl Lent {
     }
 }
 
+/// `dal/../tests/pool.rs` → `tests/pool.rs`: resolves `..` segments lexically (cargo names
+/// files of targets outside the package directory that way).
+fn tidy_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            ".." if parts.last().is_some_and(|p| *p != ".." && !p.is_empty()) => {
+                parts.pop();
+            }
+            "." => {}
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
 impl LendRecord {
     pub(crate) fn new(since: Instant, location: &'static Location<'static>) -> Self {
         LendRecord {
@@ -115,7 +131,11 @@ impl LendRecord {
             hash: hash.to_owned(),
             alias: alias.to_owned(),
             held_for: now.saturating_duration_since(self.since),
-            location: format!("{}:{}", self.location.file(), self.location.line()),
+            location: format!(
+                "{}:{}",
+                tidy_path(self.location.file()),
+                self.location.line()
+            ),
             file: self.location.file(),
             line: self.location.line(),
             backtrace: self.backtrace.as_ref().map(|b| b.to_string()),
@@ -139,5 +159,13 @@ mod tests {
         assert!(l.remove(b).is_none());
         assert_eq!(l.insert(LendRecord::new(Instant::now(), here)), 1);
         assert_eq!(l.iter_mut().count(), 3);
+    }
+
+    #[test]
+    fn paths_are_tidied() {
+        assert_eq!(tidy_path("dal/../tests/pool.rs"), "tests/pool.rs");
+        assert_eq!(tidy_path("src/main.rs"), "src/main.rs");
+        assert_eq!(tidy_path("../x/./y.rs"), "../x/y.rs");
+        assert_eq!(tidy_path("/abs/a/../b.rs"), "/abs/b.rs");
     }
 }

@@ -661,13 +661,8 @@ impl PoolInner {
 
     /// Records a circuit-breaker state change (`closed`, `open`, `half_open`) for metrics.
     pub(crate) fn record_breaker_transition(&self, to: &str) {
-        let i = self.stats.record_breaker_transition(to);
-        tracing::info!(
-            target: "dal::pool",
-            alias = %self.alias,
-            state = stats::BREAKER_STATES.get(i).copied().unwrap_or(to),
-            "circuit breaker state change"
-        );
+        // Logged by the resilience layer; counted here.
+        self.stats.record_breaker_transition(to);
         #[cfg(feature = "metrics")]
         self.facade.breaker(to);
     }

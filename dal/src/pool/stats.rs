@@ -366,14 +366,13 @@ impl Stats {
         }
     }
 
-    pub(crate) fn record_breaker_transition(&self, to: &str) -> usize {
+    pub(crate) fn record_breaker_transition(&self, to: &str) {
         let i = BREAKER_STATES
             .iter()
             .position(|s| s.eq_ignore_ascii_case(to))
             .unwrap_or(BREAKER_STATES.len());
         self.breaker_transitions[i].fetch_add(1, Ordering::Relaxed);
         self.breaker_state.store(i, Ordering::Relaxed);
-        i
     }
 
     pub(crate) fn record_tags(&self, tags: &[(String, String)], elapsed: Duration, failed: bool) {

@@ -8,6 +8,7 @@ struct Unstorable {
     pair: Option<(i32, i32)>,
     bytes: [u8; 4],
     handler: Box<dyn Fn()>,
+    shape: impl Fn(),
 }
 
 fn main() {}

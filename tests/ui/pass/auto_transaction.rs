@@ -26,7 +26,9 @@ struct Service {
 impl Service {
     #[auto_transaction]
     pub async fn method(&self, conn: &mut dal::Connection) -> Result<usize, AppError> {
-        let rows = conn.execute(&format!("SELECT * FROM [{}]", self.table), ()).await?;
+        let rows = conn
+            .execute(&format!("SELECT * FROM [{}]", self.table), ())
+            .await?;
         if rows.is_empty() {
             return Err(AppError);
         }
@@ -34,17 +36,19 @@ impl Service {
     }
 
     #[auto_transaction]
-    async fn generic_with_conn_mark<T: Into<Value> + Send>(
+    async fn generic_with_conn_mark<T: Send>(
         &mut self,
         source: &mut Connection,
         #[conn] mut target: &mut Connection,
         value: T,
     ) -> std::result::Result<(), AppError>
     where
-        T: 'static,
+        Value: From<T>,
     {
         let _ = source.in_transaction();
-        target.execute("INSERT INTO [t] ([v]) VALUES (?)", params![value]).await?;
+        target
+            .execute("INSERT INTO [t] ([v]) VALUES (?)", params![value])
+            .await?;
         self.table.push('x');
         Ok(())
     }
@@ -71,5 +75,8 @@ fn _check(conn: &mut Connection, service: &mut Service) {
 }
 
 fn main() {
-    let _ = Service { table: String::new() }.table;
+    let _ = Service {
+        table: String::new(),
+    }
+    .table;
 }

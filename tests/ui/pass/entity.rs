@@ -23,16 +23,19 @@ struct User {
 }
 
 #[derive(dal::Entity, Serialize, Deserialize)]
-struct Wrapper<T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> {
+struct AuditRecord {
     #[entity(id)]
     key: uuid::Uuid,
-    value: T,
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 fn main() {
     assert_eq!(User::table_name(), "users");
     assert_eq!(User::fields().len(), 6);
     assert_eq!(User::fields()[1].column, "full_name");
-    assert_eq!(<Wrapper<i64> as dal::entity::Entity>::table_name(), "wrapper");
-    assert!(Wrapper::<String>::fields()[0].id);
+    assert_eq!(
+        <AuditRecord as dal::entity::Entity>::table_name(),
+        "audit_record"
+    );
+    assert!(AuditRecord::fields()[0].id);
 }
