@@ -89,10 +89,22 @@ pub struct FieldDef {
 
 /// A struct stored as an entity. Implement it with `#[derive(Entity)]`:
 ///
-/// ```ignore
-/// #[derive(dal::Entity, serde::Serialize, serde::Deserialize)]
-/// #[entity(table = "users")]
+/// ```
+/// use dal::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Entity, Serialize, Deserialize)]
+/// #[entity(table = "doc_users")]
 /// struct User { id: Option<String>, name: String, #[entity(index)] age: i32 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+/// let db = Database::from_url("sqlite::memory:")?;
+/// let mut conn = db.async_connection().await?;
+/// let saved = conn.save(&User { id: None, name: "Ann".into(), age: 41 }).await?;
+/// let id = saved.id.clone().unwrap_or_default();
+/// let again: Option<User> = conn.get::<User>(&id).await?;
+/// assert_eq!(again.map(|u| u.age), Some(41));
+/// # Ok(()) }
 /// ```
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Table name.
