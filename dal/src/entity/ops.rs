@@ -46,6 +46,20 @@ fn now_micros() -> DateTime<Utc> {
     t.with_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
 }
 
+/// A unique violation on a primary key (the entity id or a history version) means a concurrent
+/// writer created the same row first: the save is retried. A violation of a user's unique
+/// field is the user's error and is not.
+fn is_key_race(e: &Error) -> bool {
+    if !e.is_unique_violation() {
+        return false;
+    }
+    let text = match e {
+        Error::Database { message, constraint, .. } => format!("{message} {}", constraint.as_deref().unwrap_or("")),
+        _ => return false,
+    };
+    text.contains("_pkey") || text.contains("PRIMARY") || text.contains("_history") || text.contains(".id")
+}
+
 fn is_retryable_tx_error(e: &Error) -> bool {
     matches!(e.code(), Some("40001") | Some("40P01") | Some("1213") | Some("1205"))
 }
@@ -157,7 +171,7 @@ impl Connection {
             let r = self.write_batch(entity, &schema, &ids, &converted, audit).await;
             let r = self.end_own_tx(own, r).await;
             match r {
-                Err(e) if own && attempt < TX_ATTEMPTS && (is_retryable_tx_error(&e) || e.is_unique_violation()) => {
+                Err(e) if own && attempt < TX_ATTEMPTS && (is_retryable_tx_error(&e) || is_key_race(&e)) => {
                     tracing::debug!(target: "dal::entity", error = %e, attempt, "retrying entity save");
                     continue;
                 }
