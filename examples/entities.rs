@@ -45,10 +45,13 @@ async fn main() -> dal::Result<()> {
     println!("active users this month: {}", active_users.len());
 
     // Update with history tracking: partial update, and a new field becomes a new column.
-    conn.save_entity("users", json!({"id": id, "name": "John Smith", "status": "premium", "tier": 2}))
-        .user_id("admin")
-        .comment("Upgraded to premium")
-        .await?;
+    conn.save_entity(
+        "users",
+        json!({"id": id, "name": "John Smith", "status": "premium", "tier": 2}),
+    )
+    .user_id("admin")
+    .comment("Upgraded to premium")
+    .await?;
 
     // View the complete history.
     for version in conn.get_entity_history("users", &id).await? {
@@ -64,22 +67,41 @@ async fn main() -> dal::Result<()> {
 
     // Restore a previous version by saving it back.
     if let Some(old_version) = conn.get_entity_by_version("users", &id, 1).await? {
-        conn.save_entity("users", old_version).comment("restored v1").await?;
+        conn.save_entity("users", old_version)
+            .comment("restored v1")
+            .await?;
     }
-    println!("after restore: {}", json!(conn.get_entity("users", &id).await?));
+    println!(
+        "after restore: {}",
+        json!(conn.get_entity("users", &id).await?)
+    );
 
     // Soft delete hides it; restore brings it back; history keeps everything.
     conn.delete_entity("users", &id).user_id("admin").await?;
-    println!("visible after delete: {}", conn.get_entity("users", &id).await?.is_some());
+    println!(
+        "visible after delete: {}",
+        conn.get_entity("users", &id).await?.is_some()
+    );
     conn.restore_entity("users", &id).await?;
-    println!("visible after restore: {}", conn.get_entity("users", &id).await?.is_some());
+    println!(
+        "visible after restore: {}",
+        conn.get_entity("users", &id).await?.is_some()
+    );
 
     // Batches: one multi-row statement per batch, not one per row.
-    let batch: Vec<JsonValue> = (0..1000).map(|i| json!({"name": format!("user {i}"), "age": 18 + i % 60})).collect();
+    let batch: Vec<JsonValue> = (0..1000)
+        .map(|i| json!({"name": format!("user {i}"), "age": 18 + i % 60}))
+        .collect();
     conn.save_entities("users", batch).await?;
-    let adults = conn.count_entities("users").filter("[age] >= ?", params![21]).await?;
+    let adults = conn
+        .count_entities("users")
+        .filter("[age] >= ?", params![21])
+        .await?;
     println!("users aged 21+: {adults}");
-    println!("versions of {id}: {}", conn.get_entity_history("users", &id).await?.len());
+    println!(
+        "versions of {id}: {}",
+        conn.get_entity_history("users", &id).await?.len()
+    );
 
     drop(conn);
     PoolManager::close_pool(Some(db.hash()), Duration::from_secs(5)).await?;

@@ -24,9 +24,15 @@ fn main() -> dal::Result<()> {
     // ...and the blocking twin from plain code with no runtime.
     let mut conn = db.sync_connection()?;
     conn.begin_transaction()?;
-    conn.execute("INSERT INTO [accounts] ([id], [owner], [cents]) VALUES (?, ?, ?)", params![3, "Bob", 0])?;
+    conn.execute(
+        "INSERT INTO [accounts] ([id], [owner], [cents]) VALUES (?, ?, ?)",
+        params![3, "Bob", 0],
+    )?;
     conn.commit_transaction()?;
-    let rows = conn.execute("SELECT COUNT(*) AS [n], SUM([cents]) AS [total] FROM [accounts]", ())?;
+    let rows = conn.execute(
+        "SELECT COUNT(*) AS [n], SUM([cents]) AS [total] FROM [accounts]",
+        (),
+    )?;
     println!(
         "blocking: {} accounts holding {} cents in total",
         rows[0].try_get::<i64, _>("n")?,
@@ -51,17 +57,35 @@ async fn async_part(db: &Database) -> dal::Result<()> {
 
     // A transfer that commits.
     conn.begin_transaction().await?;
-    conn.execute("UPDATE [accounts] SET [cents] = [cents] - ? WHERE [id] = ?", params![1_000, 1]).await?;
-    conn.execute("UPDATE [accounts] SET [cents] = [cents] + ? WHERE [id] = ?", params![1_000, 2]).await?;
+    conn.execute(
+        "UPDATE [accounts] SET [cents] = [cents] - ? WHERE [id] = ?",
+        params![1_000, 1],
+    )
+    .await?;
+    conn.execute(
+        "UPDATE [accounts] SET [cents] = [cents] + ? WHERE [id] = ?",
+        params![1_000, 2],
+    )
+    .await?;
     conn.commit_transaction().await?;
 
     // A transfer that fails half-way and is rolled back: nothing of it remains.
     conn.begin_transaction().await?;
-    conn.execute("UPDATE [accounts] SET [cents] = [cents] - ? WHERE [id] = ?", params![500, 1]).await?;
+    conn.execute(
+        "UPDATE [accounts] SET [cents] = [cents] - ? WHERE [id] = ?",
+        params![500, 1],
+    )
+    .await?;
     let failed = conn
-        .execute("UPDATE [no_such_table] SET [cents] = [cents] + ? WHERE [id] = ?", params![500, 2])
+        .execute(
+            "UPDATE [no_such_table] SET [cents] = [cents] + ? WHERE [id] = ?",
+            params![500, 2],
+        )
         .await;
-    println!("second transfer failed as expected: {}", failed.unwrap_err());
+    println!(
+        "second transfer failed as expected: {}",
+        failed.unwrap_err()
+    );
     conn.rollback_transaction().await?;
 
     let rows = conn
@@ -76,9 +100,16 @@ async fn async_part(db: &Database) -> dal::Result<()> {
 
     // Every statement has a deadline; past it the statement is stopped on the server.
     let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT SUM(x) FROM c";
-    let err = conn.execute(slow, ()).timeout(Duration::from_millis(200)).await.unwrap_err();
+    let err = conn
+        .execute(slow, ())
+        .timeout(Duration::from_millis(200))
+        .await
+        .unwrap_err();
     println!("timed out: {err} (is_timeout = {})", err.is_timeout());
-    println!("and the connection still works: {:?}", conn.execute("SELECT 1 + 1", ()).await?[0][0]);
+    println!(
+        "and the connection still works: {:?}",
+        conn.execute("SELECT 1 + 1", ()).await?[0][0]
+    );
     drop(conn);
     println!("pool: {:?}", db.pool_status());
     Ok(())

@@ -70,17 +70,31 @@ async fn main() -> dal::Result<()> {
     println!("saved {ann:?}");
 
     // Update: save the struct again (same id) with a comment for the history.
-    let older = User { age: 35, ..ann.clone() };
-    conn.save_with(&older, SaveOptions::default().user_id("ann").comment("birthday")).await?;
+    let older = User {
+        age: 35,
+        ..ann.clone()
+    };
+    conn.save_with(
+        &older,
+        SaveOptions::default().user_id("ann").comment("birthday"),
+    )
+    .await?;
 
     // A unique constraint violation is a clear error.
-    let dup = User { id: None, ..ann.clone() };
+    let dup = User {
+        id: None,
+        ..ann.clone()
+    };
     match conn.save(&dup).await {
         Err(e) if e.is_unique_violation() => println!("duplicate email refused: {e}"),
         other => println!("unexpected: {other:?}"),
     }
 
-    let adults: Vec<User> = conn.find::<User>().filter("[age] >= ?", params![18]).order_by("[name]").await?;
+    let adults: Vec<User> = conn
+        .find::<User>()
+        .filter("[age] >= ?", params![18])
+        .order_by("[name]")
+        .await?;
     println!("{} adult(s)", adults.len());
 
     // Typed and dynamic are the same rows.
@@ -88,13 +102,22 @@ async fn main() -> dal::Result<()> {
     println!("dynamic view: {}", json!(raw));
 
     for v in conn.history::<User>(&id).await? {
-        println!("v{} {:?} {:?}: age {}", v.version, v.user_id, v.comment, v.entity.age);
+        println!(
+            "v{} {:?} {:?}: age {}",
+            v.version, v.user_id, v.comment, v.entity.age
+        );
     }
 
     conn.delete::<User>(&id, DeleteOptions::default()).await?;
-    println!("after soft delete: {:?}", conn.get::<User>(&id).await?.map(|u| u.name));
+    println!(
+        "after soft delete: {:?}",
+        conn.get::<User>(&id).await?.map(|u| u.name)
+    );
     conn.restore::<User>(&id).await?;
-    println!("after restore: {:?}", conn.get::<User>(&id).await?.map(|u| u.name));
+    println!(
+        "after restore: {:?}",
+        conn.get::<User>(&id).await?.map(|u| u.name)
+    );
 
     drop(conn);
     PoolManager::close_pool(Some(db.hash()), Duration::from_secs(5)).await?;

@@ -344,24 +344,89 @@ fn brief_example() {
 #[test]
 fn contract_corpus() {
     use Backend::*;
-    let cases: &[(&str, Backend, Result<(&str, usize), ()>)] = &[
-        ("SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?", Postgres, Ok((r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#, 2))),
-        ("SELECT [a] FROM [t] WHERE [b] = ?", MySql, Ok(("SELECT `a` FROM `t` WHERE `b` = ?", 1))),
-        ("SELECT [my col], [a$b], [_x1] FROM [t]", Sqlite, Ok((r#"SELECT "my col", "a$b", "_x1" FROM "t""#, 0))),
-        ("SELECT arr[1], ARRAY[1,2], [1], [a-b] FROM t", Postgres, Ok(("SELECT arr[1], ARRAY[1,2], [1], [a-b] FROM t", 0))),
-        ("SELECT [[a]] , x ]] y", Postgres, Ok(("SELECT [a] , x ] y", 0))),
-        ("SELECT data ?? 'k' FROM t WHERE id = ?", Postgres, Ok(("SELECT data ? 'k' FROM t WHERE id = $1", 1))),
-        ("SELECT 'it''s ? [x]', ? FROM t", Postgres, Ok(("SELECT 'it''s ? [x]', $1 FROM t", 1))),
-        ("SELECT E'it\\'s ? [x]', ?", Postgres, Ok(("SELECT E'it\\'s ? [x]', $1", 1))),
-        ("SELECT $$ ? [x] $$, $tag$ ' ? $$ $tag$, ?", Postgres, Ok(("SELECT $$ ? [x] $$, $tag$ ' ? $$ $tag$, $1", 1))),
-        ("SELECT 'a\\' ? [b]', ?", MySql, Ok(("SELECT 'a\\' ? [b]', ?", 1))),
-        ("SELECT \"a \\\" ? [b]\", ?", MySql, Ok(("SELECT \"a \\\" ? [b]\", ?", 1))),
-        ("SELECT \"col ? [x]\", ? FROM t", Postgres, Ok(("SELECT \"col ? [x]\", $1 FROM t", 1))),
+    type Case = (&'static str, Backend, Result<(&'static str, usize), ()>);
+    let cases: &[Case] = &[
+        (
+            "SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?",
+            Postgres,
+            Ok((r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#, 2)),
+        ),
+        (
+            "SELECT [a] FROM [t] WHERE [b] = ?",
+            MySql,
+            Ok(("SELECT `a` FROM `t` WHERE `b` = ?", 1)),
+        ),
+        (
+            "SELECT [my col], [a$b], [_x1] FROM [t]",
+            Sqlite,
+            Ok((r#"SELECT "my col", "a$b", "_x1" FROM "t""#, 0)),
+        ),
+        (
+            "SELECT arr[1], ARRAY[1,2], [1], [a-b] FROM t",
+            Postgres,
+            Ok(("SELECT arr[1], ARRAY[1,2], [1], [a-b] FROM t", 0)),
+        ),
+        (
+            "SELECT [[a]] , x ]] y",
+            Postgres,
+            Ok(("SELECT [a] , x ] y", 0)),
+        ),
+        (
+            "SELECT data ?? 'k' FROM t WHERE id = ?",
+            Postgres,
+            Ok(("SELECT data ? 'k' FROM t WHERE id = $1", 1)),
+        ),
+        (
+            "SELECT 'it''s ? [x]', ? FROM t",
+            Postgres,
+            Ok(("SELECT 'it''s ? [x]', $1 FROM t", 1)),
+        ),
+        (
+            "SELECT E'it\\'s ? [x]', ?",
+            Postgres,
+            Ok(("SELECT E'it\\'s ? [x]', $1", 1)),
+        ),
+        (
+            "SELECT $$ ? [x] $$, $tag$ ' ? $$ $tag$, ?",
+            Postgres,
+            Ok(("SELECT $$ ? [x] $$, $tag$ ' ? $$ $tag$, $1", 1)),
+        ),
+        (
+            "SELECT 'a\\' ? [b]', ?",
+            MySql,
+            Ok(("SELECT 'a\\' ? [b]', ?", 1)),
+        ),
+        (
+            "SELECT \"a \\\" ? [b]\", ?",
+            MySql,
+            Ok(("SELECT \"a \\\" ? [b]\", ?", 1)),
+        ),
+        (
+            "SELECT \"col ? [x]\", ? FROM t",
+            Postgres,
+            Ok(("SELECT \"col ? [x]\", $1 FROM t", 1)),
+        ),
         ("SELECT `a ? [b]`, ?", MySql, Ok(("SELECT `a ? [b]`, ?", 1))),
-        ("SELECT ? -- [a] ?\n, ?", Postgres, Ok(("SELECT $1 -- [a] ?\n, $2", 2))),
-        ("SELECT ? /* [a] ? */, ?", Sqlite, Ok(("SELECT ? /* [a] ? */, ?", 2))),
-        ("SELECT /* a /* nested ? */ still ? */ ?", Postgres, Ok(("SELECT /* a /* nested ? */ still ? */ $1", 1))),
-        ("SELECT $1, $2 FROM t", Postgres, Ok(("SELECT $1, $2 FROM t", 2))),
+        (
+            "SELECT ? -- [a] ?\n, ?",
+            Postgres,
+            Ok(("SELECT $1 -- [a] ?\n, $2", 2)),
+        ),
+        (
+            "SELECT ? /* [a] ? */, ?",
+            Sqlite,
+            Ok(("SELECT ? /* [a] ? */, ?", 2)),
+        ),
+        (
+            "SELECT /* a /* nested ? */ still ? */ ?",
+            Postgres,
+            Ok(("SELECT /* a /* nested ? */ still ? */ $1", 1)),
+        ),
+        (
+            "SELECT $1, $2 FROM t",
+            Postgres,
+            Ok(("SELECT $1, $2 FROM t", 2)),
+        ),
         ("SELECT $1, ?", Postgres, Err(())),
         ("SELECT 'open", Postgres, Err(())),
         ("SELECT \"open", Sqlite, Err(())),

@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 async fn reset(conn: &mut Connection, entity: &str) -> dal::Result<()> {
-    for t in [entity.to_owned(), format!("{entity}_history"), format!("{entity}_meta")] {
-        conn.execute(&format!("DROP TABLE IF EXISTS [{t}]"), ()).await?;
+    for t in [
+        entity.to_owned(),
+        format!("{entity}_history"),
+        format!("{entity}_meta"),
+    ] {
+        conn.execute(&format!("DROP TABLE IF EXISTS [{t}]"), ())
+            .await?;
     }
     Ok(())
 }
@@ -62,14 +67,18 @@ fn sample() -> AllTypes {
         name: "O'Brien \"the\" 😀".into(),
         maybe: None,
         maybe_int: Some(-1),
-        at: Utc.with_ymd_and_hms(2024, 5, 1, 12, 30, 45).unwrap() + chrono::Duration::microseconds(123_456),
+        at: Utc.with_ymd_and_hms(2024, 5, 1, 12, 30, 45).unwrap()
+            + chrono::Duration::microseconds(123_456),
         day: NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
         clock: NaiveTime::from_hms_micro_opt(23, 59, 58, 500_000).unwrap(),
         key: Uuid::new_v4(),
         tags: vec!["a".into(), "b".into()],
         attrs: HashMap::from([("x".into(), 1), ("y".into(), 2)]),
         doc: json!({"nested": [1, {"k": null}]}),
-        address: Address { street: "Main St".into(), zip: 12345 },
+        address: Address {
+            street: "Main St".into(),
+            zip: 12345,
+        },
         display: "Shown".into(),
     }
 }
@@ -82,16 +91,35 @@ async fn every_supported_field_type_round_trips() {
         let original = sample();
         let saved = conn.save(&original).await?;
         let id = saved.id.clone().expect("id assigned");
-        assert_eq!(AllTypes { id: None, ..saved.clone() }, original);
+        assert_eq!(
+            AllTypes {
+                id: None,
+                ..saved.clone()
+            },
+            original
+        );
         let got = conn.get::<AllTypes>(&id).await?.expect("found");
         assert_eq!(got, saved);
         // The rename is a real column name.
-        let rows = conn.execute("SELECT [display_name] FROM [typed_all] WHERE [id] = ?", params![id.as_str()]).await?;
+        let rows = conn
+            .execute(
+                "SELECT [display_name] FROM [typed_all] WHERE [id] = ?",
+                params![id.as_str()],
+            )
+            .await?;
         assert_eq!(rows[0].try_get::<String, _>(0)?, "Shown");
         // Typed queries use the same builder as dynamic ones.
-        let found = conn.find::<AllTypes>().filter("[int] > ?", params![100]).order_by("[name]").await?;
+        let found = conn
+            .find::<AllTypes>()
+            .filter("[int] > ?", params![100])
+            .order_by("[name]")
+            .await?;
         assert_eq!(found, vec![saved.clone()]);
-        assert_eq!(conn.count::<AllTypes>(FindOptions::default().filter("[flag] = ?", params![true])).await?, 1);
+        assert_eq!(
+            conn.count::<AllTypes>(FindOptions::default().filter("[flag] = ?", params![true]))
+                .await?,
+            1
+        );
         Ok(())
     })
     .await;
@@ -119,10 +147,20 @@ async fn a_struct_that_gains_a_field_evolves_the_table() {
     each_backend("typed_evolve", |db| async move {
         let mut conn = db.async_connection().await?;
         reset(&mut conn, "typed_evolve").await?;
-        let v1 = conn.save(&PersonV1 { id: None, name: "Ann".into() }).await?;
+        let v1 = conn
+            .save(&PersonV1 {
+                id: None,
+                name: "Ann".into(),
+            })
+            .await?;
         let id = v1.id.clone().unwrap();
         // Reading an old row with the new struct: the new nullable field is None.
-        let v2 = PersonV2 { id: Some(id.clone()), name: "Ann".into(), age: 41, nickname: None };
+        let v2 = PersonV2 {
+            id: Some(id.clone()),
+            name: "Ann".into(),
+            age: 41,
+            nickname: None,
+        };
         let saved = conn.save(&v2).await?;
         assert_eq!(saved, v2);
         let back: PersonV2 = conn.get(&id).await?.unwrap();
@@ -149,9 +187,18 @@ async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
     each_backend("typed_unique", |db| async move {
         let mut conn = db.async_connection().await?;
         reset(&mut conn, "typed_accounts").await?;
-        conn.save(&Account { id: None, email: "a@x.io".into(), balance: 1 }).await?;
+        conn.save(&Account {
+            id: None,
+            email: "a@x.io".into(),
+            balance: 1,
+        })
+        .await?;
         let e = conn
-            .save(&Account { id: None, email: "a@x.io".into(), balance: 2 })
+            .save(&Account {
+                id: None,
+                email: "a@x.io".into(),
+                balance: 2,
+            })
             .await
             .unwrap_err();
         assert!(e.is_unique_violation(), "{e:?}");
@@ -168,7 +215,13 @@ async fn typed_and_dynamic_share_rows_and_history() {
     each_backend("typed_interop", |db| async move {
         let mut conn = db.async_connection().await?;
         reset(&mut conn, "typed_accounts").await?;
-        let typed = conn.save(&Account { id: None, email: "t@x.io".into(), balance: 10 }).await?;
+        let typed = conn
+            .save(&Account {
+                id: None,
+                email: "t@x.io".into(),
+                balance: 10,
+            })
+            .await?;
         let id = typed.id.clone().unwrap();
         // Read typed → dynamic.
         let dynamic = conn.get_entity("typed_accounts", &id).await?.unwrap();
@@ -183,14 +236,20 @@ async fn typed_and_dynamic_share_rows_and_history() {
         assert_eq!(back.email, "t@x.io");
         // One history for both.
         let history = conn.history::<Account>(&id).await?;
-        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            history.iter().map(|v| v.version).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert_eq!(history[0].entity.balance, 10);
         assert_eq!(history[1].user_id.as_deref(), Some("ops"));
         assert_eq!(history[1].comment.as_deref(), Some("manual fix"));
         let v1 = conn.get_version::<Account>(&id, 1).await?.unwrap();
         assert_eq!(v1.entity.balance, 10);
         // Typed delete/restore.
-        assert!(conn.delete::<Account>(&id, DeleteOptions::default()).await?);
+        assert!(
+            conn.delete::<Account>(&id, DeleteOptions::default())
+                .await?
+        );
         assert!(conn.get::<Account>(&id).await?.is_none());
         assert!(conn.restore::<Account>(&id).await?);
         assert_eq!(conn.history::<Account>(&id).await?.len(), 4);
@@ -236,7 +295,13 @@ async fn custom_types_go_through_serde_and_skipped_fields_are_not_stored() {
     each_backend("typed_custom", |db| async move {
         let mut conn = db.async_connection().await?;
         reset(&mut conn, "typed_themes").await?;
-        let saved = conn.save(&Theme { id: None, color: Rgb(255, 0, 128), cached: Some(9) }).await?;
+        let saved = conn
+            .save(&Theme {
+                id: None,
+                color: Rgb(255, 0, 128),
+                cached: Some(9),
+            })
+            .await?;
         let id = saved.id.clone().unwrap();
         let got: Theme = conn.get(&id).await?.unwrap();
         assert_eq!(got.color, Rgb(255, 0, 128));
@@ -255,13 +320,26 @@ async fn save_all_writes_a_batch_with_history() {
         let mut conn = db.async_connection().await?;
         reset(&mut conn, "typed_accounts").await?;
         let accounts: Vec<Account> = (0..50)
-            .map(|i| Account { id: None, email: format!("u{i}@x.io"), balance: i })
+            .map(|i| Account {
+                id: None,
+                email: format!("u{i}@x.io"),
+                balance: i,
+            })
             .collect();
         let saved = conn.save_all(&accounts).await?;
         assert_eq!(saved.len(), 50);
         assert!(saved.iter().all(|a| a.id.is_some()));
-        assert_eq!(conn.count::<Account>(FindOptions::default().filter("[balance] >= ?", params![25])).await?, 25);
-        assert_eq!(conn.history::<Account>(saved[3].id.as_ref().unwrap()).await?.len(), 1);
+        assert_eq!(
+            conn.count::<Account>(FindOptions::default().filter("[balance] >= ?", params![25]))
+                .await?,
+            25
+        );
+        assert_eq!(
+            conn.history::<Account>(saved[3].id.as_ref().unwrap())
+                .await?
+                .len(),
+            1
+        );
         Ok(())
     })
     .await;

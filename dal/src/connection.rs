@@ -218,7 +218,10 @@ impl Connection {
         if self.abandoned.swap(false, Ordering::AcqRel) && self.in_tx {
             self.in_tx = false;
             self.schema_changed_in_tx = false;
-            if let Err(e) = self.exec(Op::Control("ROLLBACK"), &QueryOptions::default()).await {
+            if let Err(e) = self
+                .exec(Op::Control("ROLLBACK"), &QueryOptions::default())
+                .await
+            {
                 self.broken = true;
                 return Err(e);
             }
@@ -296,7 +299,11 @@ impl Connection {
     }
 
     /// Runs portable SQL and returns its rows and affected-row count.
-    pub(crate) async fn query_full(&mut self, sql: &str, params: Vec<Value>) -> Result<QueryOutput> {
+    pub(crate) async fn query_full(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<QueryOutput> {
         self.run(sql, &params, &QueryOptions::default()).await
     }
 
@@ -798,26 +805,6 @@ impl<'c> IntoFuture for ExecuteMany<'c> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::track_transaction_keywords;
-
-    #[test]
-    fn plain_transaction_statements_update_the_flag() {
-        let mut t = false;
-        track_transaction_keywords("  begin", &mut t);
-        assert!(t);
-        track_transaction_keywords("ROLLBACK TO SAVEPOINT a", &mut t);
-        assert!(t);
-        track_transaction_keywords("commit", &mut t);
-        assert!(!t);
-        track_transaction_keywords("START TRANSACTION", &mut t);
-        assert!(t);
-        track_transaction_keywords("SELECT 1", &mut t);
-        assert!(t);
-    }
-}
-
 /// Guard used by `#[auto_transaction]`: dropped while armed (the annotated function panicked or
 /// its future was dropped), it marks the transaction it began so that the connection rolls it
 /// back before doing anything else (and when given back to the pool).
@@ -843,5 +830,25 @@ impl Drop for TxScope {
         if self.armed {
             self.flag.store(true, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::track_transaction_keywords;
+
+    #[test]
+    fn plain_transaction_statements_update_the_flag() {
+        let mut t = false;
+        track_transaction_keywords("  begin", &mut t);
+        assert!(t);
+        track_transaction_keywords("ROLLBACK TO SAVEPOINT a", &mut t);
+        assert!(t);
+        track_transaction_keywords("commit", &mut t);
+        assert!(!t);
+        track_transaction_keywords("START TRANSACTION", &mut t);
+        assert!(t);
+        track_transaction_keywords("SELECT 1", &mut t);
+        assert!(t);
     }
 }

@@ -61,8 +61,8 @@ pub mod prelude {
     pub use crate::params;
     pub use crate::{
         auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory, Entity,
-        Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result, ScalingAdvice,
-        Row, SyncConnection, TimeoutKind, Value,
+        Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result,
+        Row, ScalingAdvice, SyncConnection, TimeoutKind, Value,
     };
     pub use crate::{DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
     pub use serde_json::{json, Map, Value as JsonValue};

@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlValueRef};
 use sqlx::{
-    Arguments, AssertSqlSafe, Column as _, ConnectOptions, Connection, Decode, Either, Executor, MySql,
-    Row as _, TypeInfo, ValueRef,
+    Arguments, AssertSqlSafe, Column as _, ConnectOptions, Connection, Decode, Either, Executor,
+    MySql, Row as _, TypeInfo, ValueRef,
 };
 
 use super::{
@@ -115,7 +115,10 @@ impl RawConn for MyConn {
                 Either::Right(row) => {
                     let (names, binary) = columns.get_or_insert_with(|| {
                         let cols = row.columns();
-                        (column_names(cols), cols.iter().map(|c| is_true_binary(c.type_info())).collect())
+                        (
+                            column_names(cols),
+                            cols.iter().map(|c| is_true_binary(c.type_info())).collect(),
+                        )
                     });
                     out.rows.push(decode_row(&row, names.clone(), binary)?);
                 }
@@ -186,7 +189,10 @@ fn dec<'r, T: Decode<'r, MySql>>(
     T::decode(v)
 }
 
-fn decode_value(v: MySqlValueRef<'_>, binary: bool) -> std::result::Result<Value, sqlx::error::BoxDynError> {
+fn decode_value(
+    v: MySqlValueRef<'_>,
+    binary: bool,
+) -> std::result::Result<Value, sqlx::error::BoxDynError> {
     if v.is_null() {
         return Ok(Value::Null);
     }

@@ -108,7 +108,10 @@ fn describe(v: &Json) -> String {
     };
     let mut text = v.to_string();
     if text.len() > 40 {
-        let cut = (0..=40).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=40)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }
@@ -186,7 +189,10 @@ mod tests {
         assert_eq!(infer(&json!(5)), Some(FieldType::Int));
         assert_eq!(infer(&json!(5.5)), Some(FieldType::Float));
         assert_eq!(infer(&json!(u64::MAX)), Some(FieldType::Json));
-        assert_eq!(infer(&json!("2024-05-01T12:00:00Z")), Some(FieldType::Timestamp));
+        assert_eq!(
+            infer(&json!("2024-05-01T12:00:00Z")),
+            Some(FieldType::Timestamp)
+        );
         assert_eq!(infer(&json!("2024-05-01")), Some(FieldType::Text));
         assert_eq!(infer(&json!({"a": 1})), Some(FieldType::Json));
         assert_eq!(infer(&json!(null)), None);
@@ -194,8 +200,14 @@ mod tests {
 
     #[test]
     fn mismatches_widen_or_reject() {
-        assert!(matches!(to_column("p", FieldType::Int, &json!(1.5)), Ok(Fit::Widen)));
-        assert!(matches!(to_column("p", FieldType::Float, &json!(2)), Ok(Fit::Value(Value::Float(_)))));
+        assert!(matches!(
+            to_column("p", FieldType::Int, &json!(1.5)),
+            Ok(Fit::Widen)
+        ));
+        assert!(matches!(
+            to_column("p", FieldType::Float, &json!(2)),
+            Ok(Fit::Value(Value::Float(_)))
+        ));
         let e = to_column("name", FieldType::Text, &json!(3)).err().unwrap();
         assert!(e.to_string().contains("\"name\""), "{e}");
         assert!(to_column("b", FieldType::Bool, &json!("yes")).is_err());
@@ -203,9 +215,12 @@ mod tests {
 
     #[test]
     fn timestamps_are_canonical_utc_micros() {
-        let Fit::Value(Value::Timestamp(t)) =
-            to_column("t", FieldType::Timestamp, &json!("2024-05-01T14:00:00.123456789+02:00")).unwrap()
-        else {
+        let Fit::Value(Value::Timestamp(t)) = to_column(
+            "t",
+            FieldType::Timestamp,
+            &json!("2024-05-01T14:00:00.123456789+02:00"),
+        )
+        .unwrap() else {
             panic!("not a timestamp")
         };
         assert_eq!(timestamp_text(&t), "2024-05-01T12:00:00.123456Z");

@@ -204,7 +204,9 @@ impl<'c> IntoFuture for SaveEntity<'c> {
                 .conn
                 .save_entities_impl(&self.name, vec![e], &self.opts.audit(), &[])
                 .await?;
-            saved.pop().ok_or_else(|| Error::Internal("save returned nothing".into()))
+            saved
+                .pop()
+                .ok_or_else(|| Error::Internal("save returned nothing".into()))
         })
     }
 }
@@ -225,7 +227,9 @@ impl<'c> IntoFuture for SaveEntities<'c> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let es = self.entities?;
-            self.conn.save_entities_impl(&self.name, es, &self.opts.audit(), &[]).await
+            self.conn
+                .save_entities_impl(&self.name, es, &self.opts.audit(), &[])
+                .await
         })
     }
 }
@@ -251,7 +255,11 @@ impl<'c> IntoFuture for GetEntity<'c> {
     type Output = Result<Option<EntityMap>>;
     type IntoFuture = BoxFuture<'c, Result<Option<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.conn.get_entity_impl(&self.name, &self.id, self.include_deleted).await })
+        Box::pin(async move {
+            self.conn
+                .get_entity_impl(&self.name, &self.id, self.include_deleted)
+                .await
+        })
     }
 }
 
@@ -303,7 +311,11 @@ impl<'c> IntoFuture for FindEntities<'c> {
     type Output = Result<Vec<EntityMap>>;
     type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.conn.find_entities_impl(&self.name, &self.opts.query()).await })
+        Box::pin(async move {
+            self.conn
+                .find_entities_impl(&self.name, &self.opts.query())
+                .await
+        })
     }
 }
 
@@ -320,7 +332,11 @@ impl<'c> IntoFuture for CountEntities<'c> {
     type Output = Result<i64>;
     type IntoFuture = BoxFuture<'c, Result<i64>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.conn.count_entities_impl(&self.name, &self.opts.query()).await })
+        Box::pin(async move {
+            self.conn
+                .count_entities_impl(&self.name, &self.opts.query())
+                .await
+        })
     }
 }
 
@@ -376,7 +392,11 @@ impl<'c> IntoFuture for RestoreEntity<'c> {
     type Output = Result<bool>;
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.conn.restore_entity_impl(&self.name, &self.id, &self.opts.audit()).await })
+        Box::pin(async move {
+            self.conn
+                .restore_entity_impl(&self.name, &self.id, &self.opts.audit())
+                .await
+        })
     }
 }
 
@@ -395,7 +415,11 @@ impl Connection {
 
     /// Saves a batch with multi-row statements (a bounded number of round trips, not one per
     /// row), with one history row per entity. All or nothing.
-    pub fn save_entities<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>) -> SaveEntities<'_> {
+    pub fn save_entities<E: IntoEntity>(
+        &mut self,
+        name: &str,
+        entities: Vec<E>,
+    ) -> SaveEntities<'_> {
         SaveEntities {
             conn: self,
             name: name.to_owned(),
@@ -455,14 +479,26 @@ impl Connection {
 
     /// Every version of the entity, oldest first, each with `version`, `history_timestamp`,
     /// `history_user_id` and `history_comment`.
-    pub async fn get_entity_history(&mut self, name: &str, id: impl AsRef<str>) -> Result<Vec<EntityMap>> {
+    pub async fn get_entity_history(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+    ) -> Result<Vec<EntityMap>> {
         self.history_impl(name, id.as_ref(), None).await
     }
 
     /// One version of the entity, or `None`. Saving it back restores that version's values
     /// (system and history fields in it are ignored by saves).
-    pub async fn get_entity_by_version(&mut self, name: &str, id: impl AsRef<str>, version: i64) -> Result<Option<EntityMap>> {
-        Ok(self.history_impl(name, id.as_ref(), Some(version)).await?.pop())
+    pub async fn get_entity_by_version(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        version: i64,
+    ) -> Result<Option<EntityMap>> {
+        Ok(self
+            .history_impl(name, id.as_ref(), Some(version))
+            .await?
+            .pop())
     }
 }
 
@@ -473,20 +509,42 @@ impl SyncConnection {
     }
 
     /// [`save_entity`](Self::save_entity) with user and comment.
-    pub fn save_entity_with(&mut self, name: &str, entity: impl IntoEntity, opts: SaveOptions) -> Result<EntityMap> {
+    pub fn save_entity_with(
+        &mut self,
+        name: &str,
+        entity: impl IntoEntity,
+        opts: SaveOptions,
+    ) -> Result<EntityMap> {
         let e = entity.into_entity()?;
-        let mut saved = self.with(|c| async move { c.save_entities_impl(name, vec![e], &opts.audit(), &[]).await })?;
-        saved.pop().ok_or_else(|| Error::Internal("save returned nothing".into()))
+        let mut saved = self.with(|c| async move {
+            c.save_entities_impl(name, vec![e], &opts.audit(), &[])
+                .await
+        })?;
+        saved
+            .pop()
+            .ok_or_else(|| Error::Internal("save returned nothing".into()))
     }
 
     /// Blocking [`Connection::save_entities`].
-    pub fn save_entities<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>) -> Result<Vec<EntityMap>> {
+    pub fn save_entities<E: IntoEntity>(
+        &mut self,
+        name: &str,
+        entities: Vec<E>,
+    ) -> Result<Vec<EntityMap>> {
         self.save_entities_with(name, entities, SaveOptions::default())
     }
 
     /// [`save_entities`](Self::save_entities) with user and comment.
-    pub fn save_entities_with<E: IntoEntity>(&mut self, name: &str, entities: Vec<E>, opts: SaveOptions) -> Result<Vec<EntityMap>> {
-        let es = entities.into_iter().map(IntoEntity::into_entity).collect::<Result<Vec<_>>>()?;
+    pub fn save_entities_with<E: IntoEntity>(
+        &mut self,
+        name: &str,
+        entities: Vec<E>,
+        opts: SaveOptions,
+    ) -> Result<Vec<EntityMap>> {
+        let es = entities
+            .into_iter()
+            .map(IntoEntity::into_entity)
+            .collect::<Result<Vec<_>>>()?;
         self.with(|c| async move { c.save_entities_impl(name, es, &opts.audit(), &[]).await })
     }
 
@@ -497,7 +555,11 @@ impl SyncConnection {
     }
 
     /// [`get_entity`](Self::get_entity) including soft-deleted entities.
-    pub fn get_entity_including_deleted(&mut self, name: &str, id: impl AsRef<str>) -> Result<Option<EntityMap>> {
+    pub fn get_entity_including_deleted(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+    ) -> Result<Option<EntityMap>> {
         let id = id.as_ref().to_owned();
         self.with(|c| async move { c.get_entity_impl(name, &id, true).await })
     }
@@ -518,13 +580,21 @@ impl SyncConnection {
     }
 
     /// Blocking delete with options (permanent, user).
-    pub fn delete_entity_with(&mut self, name: &str, id: impl AsRef<str>, opts: DeleteOptions) -> Result<bool> {
+    pub fn delete_entity_with(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        opts: DeleteOptions,
+    ) -> Result<bool> {
         let id = id.as_ref().to_owned();
         let audit = Audit {
             user_id: opts.user_id.clone(),
             comment: None,
         };
-        self.with(|c| async move { c.delete_entity_impl(name, &id, opts.permanent, &audit).await })
+        self.with(|c| async move {
+            c.delete_entity_impl(name, &id, opts.permanent, &audit)
+                .await
+        })
     }
 
     /// Blocking [`Connection::restore_entity`].
@@ -534,13 +604,22 @@ impl SyncConnection {
     }
 
     /// Blocking [`Connection::get_entity_history`].
-    pub fn get_entity_history(&mut self, name: &str, id: impl AsRef<str>) -> Result<Vec<EntityMap>> {
+    pub fn get_entity_history(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+    ) -> Result<Vec<EntityMap>> {
         let id = id.as_ref().to_owned();
         self.with(|c| async move { c.history_impl(name, &id, None).await })
     }
 
     /// Blocking [`Connection::get_entity_by_version`].
-    pub fn get_entity_by_version(&mut self, name: &str, id: impl AsRef<str>, version: i64) -> Result<Option<EntityMap>> {
+    pub fn get_entity_by_version(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        version: i64,
+    ) -> Result<Option<EntityMap>> {
         let id = id.as_ref().to_owned();
         self.with(|c| async move { Ok(c.history_impl(name, &id, Some(version)).await?.pop()) })
     }

@@ -43,7 +43,8 @@ pub(crate) struct Query {
 
 fn now_micros() -> DateTime<Utc> {
     let t = Utc::now();
-    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
 }
 
 /// A unique violation on a primary key (the entity id or a history version) means a concurrent
@@ -54,14 +55,24 @@ fn is_key_race(e: &Error) -> bool {
         return false;
     }
     let text = match e {
-        Error::Database { message, constraint, .. } => format!("{message} {}", constraint.as_deref().unwrap_or("")),
+        Error::Database {
+            message,
+            constraint,
+            ..
+        } => format!("{message} {}", constraint.as_deref().unwrap_or("")),
         _ => return false,
     };
-    text.contains("_pkey") || text.contains("PRIMARY") || text.contains("_history") || text.contains(".id")
+    text.contains("_pkey")
+        || text.contains("PRIMARY")
+        || text.contains("_history")
+        || text.contains(".id")
 }
 
 fn is_retryable_tx_error(e: &Error) -> bool {
-    matches!(e.code(), Some("40001") | Some("40P01") | Some("1213") | Some("1205"))
+    matches!(
+        e.code(),
+        Some("40001") | Some("40P01") | Some("1213") | Some("1205")
+    )
 }
 
 /// Columns of an entity row, in order: system fields then user fields.
@@ -74,7 +85,10 @@ fn columns(schema: &Schema) -> Vec<String> {
 }
 
 fn select_list(cols: &[String]) -> String {
-    cols.iter().map(|c| format!("[{c}]")).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|c| format!("[{c}]"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn system_type(col: &str) -> FieldType {
@@ -89,7 +103,11 @@ fn row_to_map(row: Row, schema: &Schema) -> Result<EntityMap> {
     let names: Vec<String> = row.columns().to_vec();
     let mut map = Map::new();
     for (name, v) in names.into_iter().zip(row.into_values()) {
-        let ty = schema.fields.get(&name).copied().unwrap_or_else(|| system_type(&name));
+        let ty = schema
+            .fields
+            .get(&name)
+            .copied()
+            .unwrap_or_else(|| system_type(&name));
         map.insert(name, from_column(ty, v)?);
     }
     Ok(map)
@@ -168,10 +186,16 @@ impl Connection {
             if own {
                 self.begin_transaction().await?;
             }
-            let r = self.write_batch(entity, &schema, &ids, &converted, audit).await;
+            let r = self
+                .write_batch(entity, &schema, &ids, &converted, audit)
+                .await;
             let r = self.end_own_tx(own, r).await;
             match r {
-                Err(e) if own && attempt < TX_ATTEMPTS && (is_retryable_tx_error(&e) || is_key_race(&e)) => {
+                Err(e)
+                    if own
+                        && attempt < TX_ATTEMPTS
+                        && (is_retryable_tx_error(&e) || is_key_race(&e)) =>
+                {
                     tracing::debug!(target: "dal::entity", error = %e, attempt, "retrying entity save");
                     continue;
                 }
@@ -193,7 +217,10 @@ impl Connection {
         // Rows with the same set of fields share one multi-row upsert.
         let mut shapes: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
         for (i, r) in rows.iter().enumerate() {
-            shapes.entry(r.keys().cloned().collect()).or_default().push(i);
+            shapes
+                .entry(r.keys().cloned().collect())
+                .or_default()
+                .push(i);
         }
         // MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique key, so on MySQL new rows are
         // inserted plainly (a clash on another unique field is then an error, as it should be)
@@ -206,27 +233,39 @@ impl Connection {
         for (fields, members) in &shapes {
             let (update, insert): (Vec<usize>, Vec<usize>) =
                 members.iter().partition(|&&i| existing.contains(&ids[i]));
-            for (group, plain) in [(&insert, self.backend() == Backend::MySql), (&update, false)] {
-            for chunk in group.chunks(CHUNK_ROWS) {
-                let mut cols: Vec<String> = SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
-                cols.extend(fields.iter().cloned());
-                let mut params = Vec::with_capacity(chunk.len() * cols.len());
-                for &i in chunk {
-                    params.push(Value::from(ids[i].as_str()));
-                    params.push(Value::Timestamp(now));
-                    params.push(user.clone());
-                    params.push(Value::Timestamp(now));
-                    params.push(user.clone());
-                    for f in fields {
-                        params.push(rows[i].get(f).cloned().unwrap_or(Value::Null));
+            for (group, plain) in [
+                (&insert, self.backend() == Backend::MySql),
+                (&update, false),
+            ] {
+                for chunk in group.chunks(CHUNK_ROWS) {
+                    let mut cols: Vec<String> =
+                        SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
+                    cols.extend(fields.iter().cloned());
+                    let mut params = Vec::with_capacity(chunk.len() * cols.len());
+                    for &i in chunk {
+                        params.push(Value::from(ids[i].as_str()));
+                        params.push(Value::Timestamp(now));
+                        params.push(user.clone());
+                        params.push(Value::Timestamp(now));
+                        params.push(user.clone());
+                        for f in fields {
+                            params.push(rows[i].get(f).cloned().unwrap_or(Value::Null));
+                        }
                     }
+                    let sql = self.upsert_sql(
+                        &table(entity),
+                        &cols,
+                        chunk.len(),
+                        fields,
+                        schema.fingerprint(),
+                        plain,
+                    );
+                    self.query_full(&sql, params).await?;
                 }
-                let sql = self.upsert_sql(&table(entity), &cols, chunk.len(), fields, schema.fingerprint(), plain);
-                self.query_full(&sql, params).await?;
-            }
             }
         }
-        self.append_history(entity, schema, ids, now, audit, false).await?;
+        self.append_history(entity, schema, ids, now, audit, false)
+            .await?;
         let mut saved = self.fetch_by_ids(entity, schema, ids).await?;
         // Same order as the input.
         let mut out = Vec::with_capacity(ids.len());
@@ -239,7 +278,15 @@ impl Connection {
         Ok(out)
     }
 
-    fn upsert_sql(&self, t: &str, cols: &[String], rows: usize, fields: &[String], fp: u64, plain: bool) -> String {
+    fn upsert_sql(
+        &self,
+        t: &str,
+        cols: &[String],
+        rows: usize,
+        fields: &[String],
+        fp: u64,
+        plain: bool,
+    ) -> String {
         let one = format!("({})", placeholders(cols.len()));
         let values = vec![one; rows].join(", ");
         let col_list = select_list(cols);
@@ -249,7 +296,13 @@ impl Connection {
         let mut updates: Vec<String> = fields.iter().map(|f| f.to_owned()).collect();
         updates.push("updated_at".into());
         updates.push("updated_by".into());
-        let set = |fmt: &dyn Fn(&str) -> String| updates.iter().map(|c| fmt(c)).collect::<Vec<_>>().join(", ");
+        let set = |fmt: &dyn Fn(&str) -> String| {
+            updates
+                .iter()
+                .map(|c| fmt(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self.backend() {
             Backend::MySql => format!(
                 "INSERT INTO [{t}] ({col_list}) VALUES {values} ON DUPLICATE KEY UPDATE {} /* dal:{fp:x} */",
@@ -271,7 +324,13 @@ impl Connection {
                 table(entity),
                 placeholders(chunk.len())
             );
-            for r in self.query_rows(&sql, chunk.iter().map(|id| Value::from(id.as_str())).collect()).await? {
+            for r in self
+                .query_rows(
+                    &sql,
+                    chunk.iter().map(|id| Value::from(id.as_str())).collect(),
+                )
+                .await?
+            {
                 found.insert(r.try_get::<String, _>(0)?);
             }
         }
@@ -343,7 +402,10 @@ impl Connection {
                 schema.fingerprint()
             );
             let rows = self
-                .query_rows(&sql, chunk.iter().map(|id| Value::from(id.as_str())).collect())
+                .query_rows(
+                    &sql,
+                    chunk.iter().map(|id| Value::from(id.as_str())).collect(),
+                )
                 .await?;
             for r in rows {
                 let m = row_to_map(r, schema)?;
@@ -357,12 +419,21 @@ impl Connection {
 
     // ---- read ---------------------------------------------------------------------------
 
-    pub(crate) async fn get_entity_impl(&mut self, entity: &str, id: &str, include_deleted: bool) -> Result<Option<EntityMap>> {
+    pub(crate) async fn get_entity_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        include_deleted: bool,
+    ) -> Result<Option<EntityMap>> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(None);
         }
-        let deleted = if include_deleted { "" } else { " AND [deleted_at] IS NULL" };
+        let deleted = if include_deleted {
+            ""
+        } else {
+            " AND [deleted_at] IS NULL"
+        };
         let sql = format!(
             "SELECT {} FROM [{}] WHERE [id] = ?{deleted} /* dal:{:x} */",
             select_list(&columns(&schema)),
@@ -370,7 +441,10 @@ impl Connection {
             schema.fingerprint()
         );
         let rows = self.query_rows(&sql, vec![Value::from(id)]).await?;
-        rows.into_iter().next().map(|r| row_to_map(r, &schema)).transpose()
+        rows.into_iter()
+            .next()
+            .map(|r| row_to_map(r, &schema))
+            .transpose()
     }
 
     fn where_clause(q: &Query) -> (String, Vec<Value>) {
@@ -392,7 +466,11 @@ impl Connection {
         }
     }
 
-    pub(crate) async fn find_entities_impl(&mut self, entity: &str, q: &Query) -> Result<Vec<EntityMap>> {
+    pub(crate) async fn find_entities_impl(
+        &mut self,
+        entity: &str,
+        q: &Query,
+    ) -> Result<Vec<EntityMap>> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());
@@ -410,7 +488,9 @@ impl Connection {
         match (q.limit, q.offset, self.backend()) {
             (Some(l), Some(o), _) => sql.push_str(&format!(" LIMIT {l} OFFSET {o}")),
             (Some(l), None, _) => sql.push_str(&format!(" LIMIT {l}")),
-            (None, Some(o), Backend::MySql) => sql.push_str(&format!(" LIMIT 18446744073709551615 OFFSET {o}")),
+            (None, Some(o), Backend::MySql) => {
+                sql.push_str(&format!(" LIMIT 18446744073709551615 OFFSET {o}"))
+            }
             (None, Some(o), Backend::Sqlite) => sql.push_str(&format!(" LIMIT -1 OFFSET {o}")),
             (None, Some(o), Backend::Postgres) => sql.push_str(&format!(" OFFSET {o}")),
             (None, None, _) => {}
@@ -428,10 +508,18 @@ impl Connection {
         let (where_sql, params) = Self::where_clause(q);
         let sql = format!("SELECT COUNT(*) FROM [{}]{where_sql}", table(entity));
         let rows = self.query_rows(&sql, params).await?;
-        rows.first().map(|r| r.try_get::<i64, _>(0)).transpose().map(|n| n.unwrap_or(0))
+        rows.first()
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
     }
 
-    pub(crate) async fn history_impl(&mut self, entity: &str, id: &str, version: Option<i64>) -> Result<Vec<EntityMap>> {
+    pub(crate) async fn history_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<Vec<EntityMap>> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());
@@ -458,7 +546,13 @@ impl Connection {
 
     // ---- delete / restore ---------------------------------------------------------------
 
-    pub(crate) async fn delete_entity_impl(&mut self, entity: &str, id: &str, permanent: bool, audit: &Audit) -> Result<bool> {
+    pub(crate) async fn delete_entity_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        permanent: bool,
+        audit: &Audit,
+    ) -> Result<bool> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);
@@ -470,7 +564,9 @@ impl Connection {
             if own {
                 self.begin_transaction().await?;
             }
-            let r = self.delete_inner(entity, &schema, id, permanent, audit).await;
+            let r = self
+                .delete_inner(entity, &schema, id, permanent, audit)
+                .await;
             match self.end_own_tx(own, r).await {
                 Err(e) if own && attempt < TX_ATTEMPTS && is_retryable_tx_error(&e) => continue,
                 other => return other,
@@ -478,14 +574,26 @@ impl Connection {
         }
     }
 
-    async fn delete_inner(&mut self, entity: &str, schema: &Schema, id: &str, permanent: bool, audit: &Audit) -> Result<bool> {
+    async fn delete_inner(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        id: &str,
+        permanent: bool,
+        audit: &Audit,
+    ) -> Result<bool> {
         let now = now_micros();
         let ids = [id.to_owned()];
         if permanent {
             // Record the last state (as deleted) before the row goes; history stays.
-            let recorded = self.append_history(entity, schema, &ids, now, audit, true).await?;
+            let recorded = self
+                .append_history(entity, schema, &ids, now, audit, true)
+                .await?;
             let out = self
-                .query_full(&format!("DELETE FROM [{}] WHERE [id] = ?", table(entity)), vec![Value::from(id)])
+                .query_full(
+                    &format!("DELETE FROM [{}] WHERE [id] = ?", table(entity)),
+                    vec![Value::from(id)],
+                )
                 .await?;
             return Ok(recorded > 0 && out.rows_affected > 0);
         }
@@ -501,11 +609,17 @@ impl Connection {
         if out.rows_affected == 0 {
             return Ok(false);
         }
-        self.append_history(entity, schema, &ids, now, audit, false).await?;
+        self.append_history(entity, schema, &ids, now, audit, false)
+            .await?;
         Ok(true)
     }
 
-    pub(crate) async fn restore_entity_impl(&mut self, entity: &str, id: &str, audit: &Audit) -> Result<bool> {
+    pub(crate) async fn restore_entity_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        audit: &Audit,
+    ) -> Result<bool> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);
@@ -525,7 +639,13 @@ impl Connection {
         }
     }
 
-    async fn restore_inner(&mut self, entity: &str, schema: &Schema, id: &str, audit: &Audit) -> Result<bool> {
+    async fn restore_inner(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        id: &str,
+        audit: &Audit,
+    ) -> Result<bool> {
         let now = now_micros();
         let out = self
             .query_full(
@@ -539,7 +659,8 @@ impl Connection {
         if out.rows_affected == 0 {
             return Ok(false);
         }
-        self.append_history(entity, schema, &[id.to_owned()], now, audit, false).await?;
+        self.append_history(entity, schema, &[id.to_owned()], now, audit, false)
+            .await?;
         Ok(true)
     }
 }
@@ -566,7 +687,9 @@ fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>
             }
         };
         if !seen.insert(id.clone()) {
-            return Err(Error::Entity(format!("the batch contains id {id:?} more than once")));
+            return Err(Error::Entity(format!(
+                "the batch contains id {id:?} more than once"
+            )));
         }
         for k in SYSTEM_FIELDS.iter().chain(HISTORY_FIELDS.iter()) {
             m.remove(*k);
@@ -581,7 +704,11 @@ fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>
 }
 
 /// Decides the new fields (with their types) and the Int→Float widenings a batch needs.
-fn plan_fields(schema: &Schema, rows: &[EntityMap], declared: &[FieldSpec]) -> Result<(Vec<FieldSpec>, Vec<String>)> {
+fn plan_fields(
+    schema: &Schema,
+    rows: &[EntityMap],
+    declared: &[FieldSpec],
+) -> Result<(Vec<FieldSpec>, Vec<String>)> {
     let mut new: BTreeMap<String, FieldSpec> = BTreeMap::new();
     let mut widen = Vec::new();
     for d in declared {
@@ -602,10 +729,20 @@ fn plan_fields(schema: &Schema, rows: &[EntityMap], declared: &[FieldSpec]) -> R
             let Some(ty) = infer(v) else { continue };
             match new.get_mut(k) {
                 None => {
-                    new.insert(k.clone(), FieldSpec { name: k.clone(), ty, index: false, unique: false });
+                    new.insert(
+                        k.clone(),
+                        FieldSpec {
+                            name: k.clone(),
+                            ty,
+                            index: false,
+                            unique: false,
+                        },
+                    );
                 }
                 // Within one batch, integers and floats in a new field make it a float field.
-                Some(spec) if spec.ty == FieldType::Int && ty == FieldType::Float => spec.ty = FieldType::Float,
+                Some(spec) if spec.ty == FieldType::Int && ty == FieldType::Float => {
+                    spec.ty = FieldType::Float
+                }
                 Some(_) => {}
             }
         }

@@ -25,11 +25,21 @@ use crate::sql::Backend;
 use crate::value::Value;
 
 /// System columns of every entity table, in order.
-pub(crate) const SYSTEM_FIELDS: [&str; 6] =
-    ["id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at"];
+pub(crate) const SYSTEM_FIELDS: [&str; 6] = [
+    "id",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "updated_by",
+    "deleted_at",
+];
 /// Extra columns of history tables.
-pub(crate) const HISTORY_FIELDS: [&str; 4] =
-    ["version", "history_timestamp", "history_user_id", "history_comment"];
+pub(crate) const HISTORY_FIELDS: [&str; 4] = [
+    "version",
+    "history_timestamp",
+    "history_user_id",
+    "history_comment",
+];
 
 const CACHE_TTL: Duration = Duration::from_secs(2);
 const MAX_ENTITY_NAME: usize = 48;
@@ -116,7 +126,9 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, Arc<Schema>>> {
 
 fn cache_get(key: &CacheKey) -> Option<Arc<Schema>> {
     let map = cache().lock().ok()?;
-    map.get(key).filter(|s| s.loaded.elapsed() < CACHE_TTL).cloned()
+    map.get(key)
+        .filter(|s| s.loaded.elapsed() < CACHE_TTL)
+        .cloned()
 }
 
 fn cache_put(key: CacheKey, schema: Arc<Schema>) {
@@ -148,7 +160,11 @@ impl Connection {
 
     /// The schema of `entity`, from cache or the database. With `create`, missing tables are
     /// created.
-    pub(crate) async fn entity_schema(&mut self, entity: &str, create: bool) -> Result<Arc<Schema>> {
+    pub(crate) async fn entity_schema(
+        &mut self,
+        entity: &str,
+        create: bool,
+    ) -> Result<Arc<Schema>> {
         validate_entity_name(entity)?;
         let key = self.schema_key(entity);
         if let Some(s) = cache_get(&key) {
@@ -169,18 +185,25 @@ impl Connection {
     }
 
     async fn load_schema(&mut self, entity: &str) -> Result<Schema> {
-        if !self.table_exists(&meta_table(entity)).await? || !self.table_exists(&history_table(entity)).await? {
+        if !self.table_exists(&meta_table(entity)).await?
+            || !self.table_exists(&history_table(entity)).await?
+        {
             return Ok(Schema::absent());
         }
         let rows = self
-            .query_rows(&format!("SELECT [name], [type] FROM [{}]", meta_table(entity)), vec![])
+            .query_rows(
+                &format!("SELECT [name], [type] FROM [{}]", meta_table(entity)),
+                vec![],
+            )
             .await?;
         let mut fields = BTreeMap::new();
         for r in rows {
             let name: String = r.try_get(0)?;
             let ty: String = r.try_get(1)?;
             let ty = FieldType::parse(&ty).ok_or_else(|| {
-                Error::Entity(format!("metadata of {entity}: unknown type {ty:?} for field {name:?}"))
+                Error::Entity(format!(
+                    "metadata of {entity}: unknown type {ty:?} for field {name:?}"
+                ))
             })?;
             fields.insert(name, ty);
         }
@@ -198,7 +221,12 @@ impl Connection {
             Backend::Sqlite => ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name),
         };
         let rows = self.query_rows(sql, vec![Value::from(param)]).await?;
-        Ok(rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0) > 0)
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .unwrap_or(0)
+            > 0)
     }
 
     async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
@@ -217,7 +245,12 @@ impl Connection {
             ),
         };
         let rows = self.query_rows(sql, params).await?;
-        Ok(rows.first().map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0) > 0)
+        Ok(rows
+            .first()
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .unwrap_or(0)
+            > 0)
     }
 
     fn system_column_types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -310,7 +343,10 @@ impl Connection {
         widen: &[String],
     ) -> Result<Arc<Schema>> {
         let schema = self.entity_schema(entity, true).await?;
-        let missing: Vec<&FieldSpec> = wanted.iter().filter(|f| !schema.fields.contains_key(&f.name)).collect();
+        let missing: Vec<&FieldSpec> = wanted
+            .iter()
+            .filter(|f| !schema.fields.contains_key(&f.name))
+            .collect();
         if missing.is_empty() && widen.is_empty() {
             return Ok(schema);
         }
@@ -322,7 +358,12 @@ impl Connection {
         self.entity_schema(entity, true).await
     }
 
-    async fn add_fields(&mut self, entity_owned: &str, missing: &[FieldSpec], widen: &[String]) -> Result<()> {
+    async fn add_fields(
+        &mut self,
+        entity_owned: &str,
+        missing: &[FieldSpec],
+        widen: &[String],
+    ) -> Result<()> {
         let backend = self.backend();
         let conn = self;
         {
@@ -331,7 +372,10 @@ impl Connection {
                 for t in [table(entity_owned), history_table(entity_owned)] {
                     if !conn.column_exists(&t, &f.name).await? {
                         let add = match backend {
-                            Backend::Postgres => format!("ALTER TABLE [{t}] ADD COLUMN IF NOT EXISTS [{}] {col_ty}", f.name),
+                            Backend::Postgres => format!(
+                                "ALTER TABLE [{t}] ADD COLUMN IF NOT EXISTS [{}] {col_ty}",
+                                f.name
+                            ),
                             _ => format!("ALTER TABLE [{t}] ADD COLUMN [{}] {col_ty}", f.name),
                         };
                         conn.ddl(&add).await?;
@@ -340,7 +384,11 @@ impl Connection {
                 if f.index || f.unique {
                     let unique = if f.unique { "UNIQUE " } else { "" };
                     let idx = index_name(entity_owned, &f.name, f.unique);
-                    let if_not = if backend == Backend::MySql { "" } else { "IF NOT EXISTS " };
+                    let if_not = if backend == Backend::MySql {
+                        ""
+                    } else {
+                        "IF NOT EXISTS "
+                    };
                     conn.ddl(&format!(
                         "CREATE {unique}INDEX {if_not}[{idx}] ON [{}] ([{}])",
                         table(entity_owned),
@@ -354,8 +402,11 @@ impl Connection {
                     Backend::Sqlite => "INSERT OR IGNORE INTO [{m}] ([name], [type]) VALUES (?, ?)",
                 }
                 .replace("{m}", &meta_table(entity_owned));
-                conn.query_rows(&insert, vec![Value::from(f.name.as_str()), Value::from(f.ty.as_str())])
-                    .await?;
+                conn.query_rows(
+                    &insert,
+                    vec![Value::from(f.name.as_str()), Value::from(f.ty.as_str())],
+                )
+                .await?;
             }
             for field in widen {
                 conn.widen_to_float(entity_owned, field).await?;
@@ -383,16 +434,24 @@ impl Connection {
         for t in [table(entity), history_table(entity)] {
             match self.backend() {
                 Backend::Postgres => {
-                    self.ddl(&format!("ALTER TABLE [{t}] ALTER COLUMN [{field}] TYPE DOUBLE PRECISION"))
+                    self.ddl(&format!(
+                        "ALTER TABLE [{t}] ALTER COLUMN [{field}] TYPE DOUBLE PRECISION"
+                    ))
+                    .await?
+                }
+                Backend::MySql => {
+                    self.ddl(&format!("ALTER TABLE [{t}] MODIFY COLUMN [{field}] DOUBLE"))
                         .await?
                 }
-                Backend::MySql => self.ddl(&format!("ALTER TABLE [{t}] MODIFY COLUMN [{field}] DOUBLE")).await?,
                 // SQLite stores REAL values in an INTEGER column as they are.
                 Backend::Sqlite => {}
             }
         }
         self.query_rows(
-            &format!("UPDATE [{}] SET [type] = ? WHERE [name] = ?", meta_table(entity)),
+            &format!(
+                "UPDATE [{}] SET [type] = ? WHERE [name] = ?",
+                meta_table(entity)
+            ),
             vec![Value::from(FieldType::Float.as_str()), Value::from(field)],
         )
         .await?;

@@ -64,9 +64,11 @@ fn to_map<T: Entity>(value: &T) -> Result<EntityMap> {
         let v = src.remove(f.serde_name);
         // `#[entity(default = ..)]` stands in for an absent or null value.
         let v = match (v, f.default) {
-            (None | Some(Json::Null), Some(default)) => serde_json::from_str(default).map_err(|e| {
-                Error::Conversion(format!("default of {}.{}: {e}", T::table_name(), f.column))
-            })?,
+            (None | Some(Json::Null), Some(default)) => {
+                serde_json::from_str(default).map_err(|e| {
+                    Error::Conversion(format!("default of {}.{}: {e}", T::table_name(), f.column))
+                })?
+            }
             (Some(v), _) => v,
             (None, None) => continue,
         };
@@ -109,7 +111,11 @@ impl Connection {
         let mut saved = self
             .save_entities_impl(T::table_name(), vec![map], &opts.audit(), &specs::<T>())
             .await?;
-        from_map(saved.pop().ok_or_else(|| Error::Internal("save returned nothing".into()))?)
+        from_map(
+            saved
+                .pop()
+                .ok_or_else(|| Error::Internal("save returned nothing".into()))?,
+        )
     }
 
     /// Saves a batch of typed entities with multi-row statements; all or nothing.
@@ -140,11 +146,16 @@ impl Connection {
 
     /// Number of `T` entities matching `opts` (use `FindOptions::default()` for all).
     pub async fn count<T: Entity>(&mut self, opts: FindOptions) -> Result<i64> {
-        self.count_entities_impl(T::table_name(), &opts.query()).await
+        self.count_entities_impl(T::table_name(), &opts.query())
+            .await
     }
 
     /// Soft-deletes (or with `permanent`, removes) a `T`; `true` when one was deleted.
-    pub async fn delete<T: Entity>(&mut self, id: impl AsRef<str>, opts: DeleteOptions) -> Result<bool> {
+    pub async fn delete<T: Entity>(
+        &mut self,
+        id: impl AsRef<str>,
+        opts: DeleteOptions,
+    ) -> Result<bool> {
         let audit = Audit {
             user_id: opts.user_id.clone(),
             comment: None,
@@ -161,12 +172,18 @@ impl Connection {
 
     /// Every version of a `T`, oldest first, with its history metadata.
     pub async fn history<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Vec<Versioned<T>>> {
-        let rows = self.history_impl(T::table_name(), id.as_ref(), None).await?;
+        let rows = self
+            .history_impl(T::table_name(), id.as_ref(), None)
+            .await?;
         rows.into_iter().map(versioned).collect()
     }
 
     /// One version of a `T`, or `None`.
-    pub async fn get_version<T: Entity>(&mut self, id: impl AsRef<str>, version: i64) -> Result<Option<Versioned<T>>> {
+    pub async fn get_version<T: Entity>(
+        &mut self,
+        id: impl AsRef<str>,
+        version: i64,
+    ) -> Result<Option<Versioned<T>>> {
         let mut rows = self
             .history_impl(T::table_name(), id.as_ref(), Some(version))
             .await?;
@@ -235,7 +252,10 @@ impl<'c, T: Entity> IntoFuture for FindTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<Vec<T>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let rows = self.conn.find_entities_impl(T::table_name(), &self.opts.query()).await?;
+            let rows = self
+                .conn
+                .find_entities_impl(T::table_name(), &self.opts.query())
+                .await?;
             rows.into_iter().map(from_map).collect()
         })
     }

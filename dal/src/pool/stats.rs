@@ -29,7 +29,7 @@ pub(crate) struct Histogram {
     max_ns: AtomicU64,
 }
 
-/// Percentiles read from a [`Histogram`].
+/// Latency percentiles of one pool (wait time or query duration), with a precision of 1/16 (6.25 %).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Percentiles {
     /// Observations recorded.
