@@ -2,21 +2,8 @@
 
 mod common;
 
-use common::each_backend;
+use common::{each_backend, reset_entity};
 use dal::prelude::*;
-
-/// Drops an entity's three tables so each test starts from nothing.
-async fn reset(conn: &mut Connection, entity: &str) -> dal::Result<()> {
-    for t in [
-        entity.to_owned(),
-        format!("{entity}_history"),
-        format!("{entity}_meta"),
-    ] {
-        conn.execute(&format!("DROP TABLE IF EXISTS [{t}]"), ())
-            .await?;
-    }
-    Ok(())
-}
 
 fn id_of(m: &Map<String, JsonValue>) -> String {
     m["id"].as_str().expect("id is a string").to_owned()
@@ -26,7 +13,7 @@ fn id_of(m: &Map<String, JsonValue>) -> String {
 async fn save_creates_tables_and_get_returns_typed_values() {
     each_backend("ent_basic", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_users").await?;
+        reset_entity(&mut conn, "ent_users").await?;
         let saved = conn
             .save_entity(
                 "ent_users",
@@ -64,7 +51,7 @@ async fn save_creates_tables_and_get_returns_typed_values() {
 async fn numeric_filter_compares_numbers_as_numbers() {
     each_backend("ent_numeric", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_products").await?;
+        reset_entity(&mut conn, "ent_products").await?;
         for p in [5, 15, 100, 150] {
             conn.save_entity("ent_products", json!({"name": format!("p{p}"), "price": p}))
                 .await?;
@@ -103,7 +90,7 @@ async fn numeric_filter_compares_numbers_as_numbers() {
 async fn partial_update_keeps_fields_and_creation_data_and_adds_columns() {
     each_backend("ent_partial", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_people").await?;
+        reset_entity(&mut conn, "ent_people").await?;
         let first = conn
             .save_entity("ent_people", json!({"name": "Phil", "age": 30}))
             .user_id("alice")
@@ -141,7 +128,7 @@ async fn partial_update_keeps_fields_and_creation_data_and_adds_columns() {
 async fn history_records_every_version_with_user_and_comment() {
     each_backend("ent_history", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_hist").await?;
+        reset_entity(&mut conn, "ent_hist").await?;
         let v1 = conn
             .save_entity("ent_hist", json!({"name": "A", "n": 1}))
             .await?;
@@ -183,7 +170,7 @@ async fn history_records_every_version_with_user_and_comment() {
 async fn soft_delete_hides_and_restore_brings_back() {
     each_backend("ent_soft", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_soft").await?;
+        reset_entity(&mut conn, "ent_soft").await?;
         let e = conn.save_entity("ent_soft", json!({"name": "x"})).await?;
         let id = id_of(&e);
         assert!(conn.delete_entity("ent_soft", &id).user_id("admin").await?);
@@ -243,7 +230,7 @@ async fn soft_delete_hides_and_restore_brings_back() {
 async fn values_round_trip_exactly() {
     each_backend("ent_values", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_vals").await?;
+        reset_entity(&mut conn, "ent_vals").await?;
         let big = "x'\"\\é😀 ".repeat(100 * 1024 / 10);
         let input = json!({
             "quotes": "it's \"quoted\" \\ back`tick`",
@@ -274,7 +261,7 @@ async fn values_round_trip_exactly() {
 async fn type_changes_widen_when_lossless_else_fail_clearly() {
     each_backend("ent_types", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_types").await?;
+        reset_entity(&mut conn, "ent_types").await?;
         let a = conn
             .save_entity("ent_types", json!({"price": 5, "name": "a"}))
             .await?;
@@ -313,7 +300,7 @@ async fn type_changes_widen_when_lossless_else_fail_clearly() {
 async fn hostile_names_are_rejected_and_never_executed() {
     each_backend("ent_hostile", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_victim").await?;
+        reset_entity(&mut conn, "ent_victim").await?;
         conn.save_entity("ent_victim", json!({"name": "safe"}))
             .await?;
         let hostile_tables = [
@@ -362,7 +349,7 @@ async fn hostile_names_are_rejected_and_never_executed() {
 async fn batch_save_creates_and_updates_with_history_for_each_row() {
     each_backend("ent_batch", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_batch").await?;
+        reset_entity(&mut conn, "ent_batch").await?;
         let rows: Vec<JsonValue> = (0..450)
             .map(|i| json!({"n": i, "label": format!("row {i}")}))
             .collect();
@@ -401,7 +388,7 @@ async fn batch_save_creates_and_updates_with_history_for_each_row() {
 async fn entity_methods_join_the_callers_transaction() {
     each_backend("ent_tx", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_tx").await?;
+        reset_entity(&mut conn, "ent_tx").await?;
         conn.save_entity("ent_tx", json!({"name": "before"}))
             .await?;
         conn.begin_transaction().await?;
@@ -428,7 +415,7 @@ async fn entity_methods_join_the_callers_transaction() {
 async fn concurrent_updates_of_one_entity_give_gapless_versions() {
     each_backend("ent_concurrent", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_counter").await?;
+        reset_entity(&mut conn, "ent_counter").await?;
         let e = conn.save_entity("ent_counter", json!({"hits": 0})).await?;
         let id = id_of(&e);
         drop(conn);
@@ -463,7 +450,7 @@ async fn concurrent_updates_of_one_entity_give_gapless_versions() {
 async fn concurrent_saves_adding_different_fields_all_succeed() {
     each_backend("ent_fields", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "ent_wide").await?;
+        reset_entity(&mut conn, "ent_wide").await?;
         conn.save_entity("ent_wide", json!({"base": 1})).await?;
         drop(conn);
         let mut tasks = Vec::new();

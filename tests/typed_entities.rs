@@ -6,22 +6,10 @@ mod common;
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
-use common::each_backend;
+use common::{each_backend, reset_entity};
 use dal::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-async fn reset(conn: &mut Connection, entity: &str) -> dal::Result<()> {
-    for t in [
-        entity.to_owned(),
-        format!("{entity}_history"),
-        format!("{entity}_meta"),
-    ] {
-        conn.execute(&format!("DROP TABLE IF EXISTS [{t}]"), ())
-            .await?;
-    }
-    Ok(())
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Address {
@@ -87,7 +75,7 @@ fn sample() -> AllTypes {
 async fn every_supported_field_type_round_trips() {
     each_backend("typed_all", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_all").await?;
+        reset_entity(&mut conn, "typed_all").await?;
         let original = sample();
         let saved = conn.save(&original).await?;
         let id = saved.id.clone().expect("id assigned");
@@ -146,7 +134,7 @@ struct PersonV2 {
 async fn a_struct_that_gains_a_field_evolves_the_table() {
     each_backend("typed_evolve", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_evolve").await?;
+        reset_entity(&mut conn, "typed_evolve").await?;
         let v1 = conn
             .save(&PersonV1 {
                 id: None,
@@ -186,7 +174,7 @@ struct Account {
 async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
     each_backend("typed_unique", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_accounts").await?;
+        reset_entity(&mut conn, "typed_accounts").await?;
         conn.save(&Account {
             id: None,
             email: "a@x.io".into(),
@@ -214,7 +202,7 @@ async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
 async fn typed_and_dynamic_share_rows_and_history() {
     each_backend("typed_interop", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_accounts").await?;
+        reset_entity(&mut conn, "typed_accounts").await?;
         let typed = conn
             .save(&Account {
                 id: None,
@@ -294,7 +282,7 @@ struct Theme {
 async fn custom_types_go_through_serde_and_skipped_fields_are_not_stored() {
     each_backend("typed_custom", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_themes").await?;
+        reset_entity(&mut conn, "typed_themes").await?;
         let saved = conn
             .save(&Theme {
                 id: None,
@@ -318,7 +306,7 @@ async fn custom_types_go_through_serde_and_skipped_fields_are_not_stored() {
 async fn save_all_writes_a_batch_with_history() {
     each_backend("typed_batch", |db| async move {
         let mut conn = db.async_connection().await?;
-        reset(&mut conn, "typed_accounts").await?;
+        reset_entity(&mut conn, "typed_accounts").await?;
         let accounts: Vec<Account> = (0..50)
             .map(|i| Account {
                 id: None,

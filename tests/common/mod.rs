@@ -94,6 +94,19 @@ pub async fn fresh_table(conn: &mut dal::Connection, name: &str) -> dal::Result<
     Ok(())
 }
 
+/// Drops an entity's three tables (rows, history, metadata) so a test starts from nothing.
+pub async fn reset_entity(conn: &mut dal::Connection, entity: &str) -> dal::Result<()> {
+    for t in [
+        entity.to_owned(),
+        format!("{entity}_history"),
+        format!("{entity}_meta"),
+    ] {
+        conn.execute(&format!("DROP TABLE IF EXISTS [{t}]"), ())
+            .await?;
+    }
+    Ok(())
+}
+
 /// A statement that runs for about `secs` seconds on `backend` (SQLite: a long recursive CTE).
 pub fn slow_sql(backend: Backend, secs: u32) -> String {
     match backend {

@@ -24,6 +24,29 @@ const MAX_ID_LEN: usize = 255;
 
 pub(crate) type EntityMap = Map<String, Json>;
 
+/// Evaluates `$body` in the caller's transaction, or in one of its own that is retried as a
+/// whole (up to `TX_ATTEMPTS` times) when `$retry(&error)` says the server undid it.
+macro_rules! in_own_tx {
+    ($conn:ident, $retry:expr, $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let own = !$conn.in_transaction();
+            if own {
+                $conn.begin_transaction().await?;
+            }
+            let r = $body;
+            match $conn.end_own_tx(own, r).await {
+                Err(e) if own && attempt < TX_ATTEMPTS && $retry(&e) => {
+                    tracing::debug!(target: "dal::entity", error = %e, attempt, "retrying entity write");
+                    continue;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Who and why, recorded in history.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Audit {
@@ -179,29 +202,14 @@ impl Connection {
             converted.push(out);
         }
 
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let own = !self.in_transaction();
-            if own {
-                self.begin_transaction().await?;
+        in_own_tx!(
+            self,
+            |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
+            {
+                self.write_batch(entity, &schema, &ids, &converted, audit)
+                    .await
             }
-            let r = self
-                .write_batch(entity, &schema, &ids, &converted, audit)
-                .await;
-            let r = self.end_own_tx(own, r).await;
-            match r {
-                Err(e)
-                    if own
-                        && attempt < TX_ATTEMPTS
-                        && (is_retryable_tx_error(&e) || is_key_race(&e)) =>
-                {
-                    tracing::debug!(target: "dal::entity", error = %e, attempt, "retrying entity save");
-                    continue;
-                }
-                other => return other,
-            }
-        }
+        )
     }
 
     async fn write_batch(
@@ -557,21 +565,10 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let own = !self.in_transaction();
-            if own {
-                self.begin_transaction().await?;
-            }
-            let r = self
-                .delete_inner(entity, &schema, id, permanent, audit)
-                .await;
-            match self.end_own_tx(own, r).await {
-                Err(e) if own && attempt < TX_ATTEMPTS && is_retryable_tx_error(&e) => continue,
-                other => return other,
-            }
-        }
+        in_own_tx!(self, is_retryable_tx_error, {
+            self.delete_inner(entity, &schema, id, permanent, audit)
+                .await
+        })
     }
 
     async fn delete_inner(
@@ -624,19 +621,9 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let own = !self.in_transaction();
-            if own {
-                self.begin_transaction().await?;
-            }
-            let r = self.restore_inner(entity, &schema, id, audit).await;
-            match self.end_own_tx(own, r).await {
-                Err(e) if own && attempt < TX_ATTEMPTS && is_retryable_tx_error(&e) => continue,
-                other => return other,
-            }
-        }
+        in_own_tx!(self, is_retryable_tx_error, {
+            self.restore_inner(entity, &schema, id, audit).await
+        })
     }
 
     async fn restore_inner(
