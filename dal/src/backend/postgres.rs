@@ -4,6 +4,7 @@
 //! (like tokio-postgres does), so an `i64` compares with an `INTEGER` column, a `NULL` fits any
 //! column, and text parses into `UUID`/`TIMESTAMPTZ`/`JSONB` parameters.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +172,7 @@ impl RawConn for PgConn {
 // ---- parameters --------------------------------------------------------------------------
 
 /// A parameter already converted to the server's type for it.
-enum PgParam {
+enum PgParam<'a> {
     Null,
     Bool(bool),
     I16(i16),
@@ -180,8 +181,8 @@ enum PgParam {
     Oid(u32),
     F32(f32),
     F64(f64),
-    Text(String),
-    Bytes(Vec<u8>),
+    Text(Cow<'a, str>),
+    Bytes(Cow<'a, [u8]>),
     Json(String),
     Jsonb(String),
     Numeric(Vec<u8>),
@@ -192,14 +193,39 @@ enum PgParam {
     TimestampTz(DateTime<Utc>),
 }
 
-impl Type<Postgres> for PgParam {
+impl PgParam<'_> {
+    fn into_owned(self) -> PgParam<'static> {
+        match self {
+            PgParam::Text(t) => PgParam::Text(Cow::Owned(t.into_owned())),
+            PgParam::Bytes(b) => PgParam::Bytes(Cow::Owned(b.into_owned())),
+            PgParam::Null => PgParam::Null,
+            PgParam::Bool(v) => PgParam::Bool(v),
+            PgParam::I16(v) => PgParam::I16(v),
+            PgParam::I32(v) => PgParam::I32(v),
+            PgParam::I64(v) => PgParam::I64(v),
+            PgParam::Oid(v) => PgParam::Oid(v),
+            PgParam::F32(v) => PgParam::F32(v),
+            PgParam::F64(v) => PgParam::F64(v),
+            PgParam::Json(v) => PgParam::Json(v),
+            PgParam::Jsonb(v) => PgParam::Jsonb(v),
+            PgParam::Numeric(v) => PgParam::Numeric(v),
+            PgParam::Uuid(v) => PgParam::Uuid(v),
+            PgParam::Date(v) => PgParam::Date(v),
+            PgParam::Time(v) => PgParam::Time(v),
+            PgParam::Timestamp(v) => PgParam::Timestamp(v),
+            PgParam::TimestampTz(v) => PgParam::TimestampTz(v),
+        }
+    }
+}
+
+impl Type<Postgres> for PgParam<'_> {
     fn type_info() -> PgTypeInfo {
         // "Unspecified": the statement was already prepared with server-inferred types.
         PgTypeInfo::with_oid(Oid(0))
     }
 }
 
-impl Encode<'_, Postgres> for PgParam {
+impl Encode<'_, Postgres> for PgParam<'_> {
     fn encode_by_ref(
         &self,
         buf: &mut PgArgumentBuffer,
@@ -216,7 +242,11 @@ impl Encode<'_, Postgres> for PgParam {
             }
             PgParam::F32(v) => <f32 as Encode<Postgres>>::encode_by_ref(v, buf),
             PgParam::F64(v) => <f64 as Encode<Postgres>>::encode_by_ref(v, buf),
-            PgParam::Text(v) | PgParam::Json(v) => {
+            PgParam::Text(v) => {
+                buf.extend_from_slice(v.as_bytes());
+                Ok(IsNull::No)
+            }
+            PgParam::Json(v) => {
                 buf.extend_from_slice(v.as_bytes());
                 Ok(IsNull::No)
             }
@@ -225,7 +255,11 @@ impl Encode<'_, Postgres> for PgParam {
                 buf.extend_from_slice(v.as_bytes());
                 Ok(IsNull::No)
             }
-            PgParam::Bytes(v) | PgParam::Numeric(v) => {
+            PgParam::Bytes(v) => {
+                buf.extend_from_slice(v);
+                Ok(IsNull::No)
+            }
+            PgParam::Numeric(v) => {
                 buf.extend_from_slice(v);
                 Ok(IsNull::No)
             }
@@ -278,7 +312,7 @@ fn type_oid(t: &PgTypeInfo) -> u32 {
     t.oid().map_or(0, |o| o.0)
 }
 
-fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
+fn to_pg<'a>(v: &'a Value, t: &PgTypeInfo) -> std::result::Result<PgParam<'a>, String> {
     use oid::*;
     let target = type_oid(t);
     let cannot = || {
@@ -288,7 +322,7 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
             sqlx::TypeInfo::name(t)
         ))
     };
-    let int = |i: i64| -> std::result::Result<PgParam, String> {
+    let int = |i: i64| -> std::result::Result<PgParam<'a>, String> {
         Ok(match target {
             INT2 => PgParam::I16(
                 i16::try_from(i).map_err(|_| format!("{i} out of range for SMALLINT"))?,
@@ -304,7 +338,7 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
             BOOL if i == 0 || i == 1 => PgParam::Bool(i == 1),
             JSON => PgParam::Json(i.to_string()),
             JSONB => PgParam::Jsonb(i.to_string()),
-            _ if is_texty(target) => PgParam::Text(i.to_string()),
+            _ if is_texty(target) => PgParam::Text(Cow::Owned(i.to_string())),
             _ => return cannot(),
         })
     };
@@ -315,7 +349,7 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
             JSON => Ok(PgParam::Json(b.to_string())),
             JSONB => Ok(PgParam::Jsonb(b.to_string())),
             INT2 | INT4 | INT8 => int(i64::from(*b)),
-            _ if is_texty(target) => Ok(PgParam::Text(b.to_string())),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(b.to_string()))),
             _ => cannot(),
         },
         Value::Int(i) => int(*i),
@@ -333,14 +367,14 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
                     PgParam::Jsonb(n.to_string())
                 })
             }
-            _ if is_texty(target) => Ok(PgParam::Text(format_float(*f))),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(format_float(*f)))),
             _ => cannot(),
         },
         Value::Text(s) => text_to_pg(s, target).map_or_else(cannot, Ok),
         Value::Bytes(b) => match target {
-            BYTEA => Ok(PgParam::Bytes(b.clone())),
+            BYTEA => Ok(PgParam::Bytes(Cow::Borrowed(b))),
             _ => match std::str::from_utf8(b) {
-                Ok(s) if is_texty(target) => Ok(PgParam::Text(s.to_owned())),
+                Ok(s) if is_texty(target) => Ok(PgParam::Text(Cow::Borrowed(s))),
                 _ => cannot(),
             },
         },
@@ -348,17 +382,18 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
             JSON => Ok(PgParam::Json(j.to_string())),
             JSONB => Ok(PgParam::Jsonb(j.to_string())),
             _ if is_texty(target) => Ok(PgParam::Text(match j {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
+                serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
+                other => Cow::Owned(other.to_string()),
             })),
             _ => match j {
                 serde_json::Value::Null => Ok(PgParam::Null),
-                serde_json::Value::Bool(b) => to_pg(&Value::Bool(*b), t),
+                serde_json::Value::Bool(b) => to_pg(&Value::Bool(*b), t).map(PgParam::into_owned),
                 serde_json::Value::Number(n) => match n.as_i64() {
                     Some(i) => int(i),
-                    None => to_pg(&Value::Float(n.as_f64().unwrap_or(f64::NAN)), t),
+                    None => to_pg(&Value::Float(n.as_f64().unwrap_or(f64::NAN)), t)
+                        .map(PgParam::into_owned),
                 },
-                serde_json::Value::String(s) => to_pg(&Value::Text(s.clone()), t),
+                serde_json::Value::String(s) => text_to_pg(s, target).map_or_else(cannot, Ok),
                 _ => cannot(),
             },
         },
@@ -366,24 +401,30 @@ fn to_pg(v: &Value, t: &PgTypeInfo) -> std::result::Result<PgParam, String> {
             TIMESTAMPTZ => Ok(PgParam::TimestampTz(*ts)),
             TIMESTAMP => Ok(PgParam::Timestamp(ts.naive_utc())),
             DATE => Ok(PgParam::Date(ts.date_naive())),
-            _ if is_texty(target) => Ok(PgParam::Text(crate::value::format_timestamp(ts))),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(crate::value::format_timestamp(
+                ts,
+            )))),
             _ => cannot(),
         },
         Value::Date(d) => match target {
             DATE => Ok(PgParam::Date(*d)),
             TIMESTAMP => Ok(PgParam::Timestamp(d.and_time(NaiveTime::MIN))),
             TIMESTAMPTZ => Ok(PgParam::TimestampTz(d.and_time(NaiveTime::MIN).and_utc())),
-            _ if is_texty(target) => Ok(PgParam::Text(d.format("%Y-%m-%d").to_string())),
+            _ if is_texty(target) => {
+                Ok(PgParam::Text(Cow::Owned(d.format("%Y-%m-%d").to_string())))
+            }
             _ => cannot(),
         },
         Value::Time(tm) => match target {
             TIME => Ok(PgParam::Time(*tm)),
-            _ if is_texty(target) => Ok(PgParam::Text(tm.format("%H:%M:%S%.f").to_string())),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(
+                tm.format("%H:%M:%S%.f").to_string(),
+            ))),
             _ => cannot(),
         },
         Value::Uuid(u) => match target {
             UUID => Ok(PgParam::Uuid(*u)),
-            _ if is_texty(target) => Ok(PgParam::Text(u.to_string())),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(u.to_string()))),
             _ => cannot(),
         },
     }
@@ -399,7 +440,7 @@ fn is_texty(target: u32) -> bool {
     ) || target >= 16384
 }
 
-fn text_to_pg(s: &str, target: u32) -> Option<PgParam> {
+fn text_to_pg(s: &str, target: u32) -> Option<PgParam<'_>> {
     use oid::*;
     Some(match target {
         BOOL => PgParam::Bool(match s.trim().to_ascii_lowercase().as_str() {
@@ -432,8 +473,8 @@ fn text_to_pg(s: &str, target: u32) -> Option<PgParam> {
         TIMESTAMP => PgParam::Timestamp(parse_timestamp(s.trim())?.naive_utc()),
         DATE => PgParam::Date(NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?),
         TIME => PgParam::Time(NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").ok()?),
-        BYTEA => PgParam::Bytes(s.as_bytes().to_vec()),
-        _ if is_texty(target) => PgParam::Text(s.to_owned()),
+        BYTEA => PgParam::Bytes(Cow::Borrowed(s.as_bytes())),
+        _ if is_texty(target) => PgParam::Text(Cow::Borrowed(s)),
         _ => return None,
     })
 }

@@ -16,8 +16,10 @@ use crate::row::Row;
 use crate::sql::Backend;
 use crate::value::Value;
 
-/// Rows per multi-row statement (keeps every backend under its parameter limit).
-const CHUNK_ROWS: usize = 200;
+/// At most this many rows per multi-row statement…
+const CHUNK_ROWS: usize = 1000;
+/// …and at most this many parameters (every backend accepts 32 766).
+const CHUNK_PARAMS: usize = 30_000;
 /// Own-transaction attempts when the server reports a deadlock or serialization failure.
 const TX_ATTEMPTS: usize = 5;
 const MAX_ID_LEN: usize = 255;
@@ -238,6 +240,11 @@ impl Connection {
         } else {
             HashSet::new()
         };
+        // PostgreSQL and SQLite return the stored rows from the upsert itself; MySQL has no
+        // RETURNING, so its rows are read back after.
+        let returning = self.backend() != Backend::MySql;
+        let mut saved: std::collections::HashMap<String, EntityMap> =
+            std::collections::HashMap::with_capacity(ids.len());
         for (fields, members) in &shapes {
             let (update, insert): (Vec<usize>, Vec<usize>) =
                 members.iter().partition(|&&i| existing.contains(&ids[i]));
@@ -245,10 +252,11 @@ impl Connection {
                 (&insert, self.backend() == Backend::MySql),
                 (&update, false),
             ] {
-                for chunk in group.chunks(CHUNK_ROWS) {
-                    let mut cols: Vec<String> =
-                        SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
-                    cols.extend(fields.iter().cloned());
+                let mut cols: Vec<String> =
+                    SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
+                cols.extend(fields.iter().cloned());
+                let per_chunk = (CHUNK_PARAMS / cols.len()).clamp(1, CHUNK_ROWS);
+                for chunk in group.chunks(per_chunk) {
                     let mut params = Vec::with_capacity(chunk.len() * cols.len());
                     for &i in chunk {
                         params.push(Value::from(ids[i].as_str()));
@@ -260,21 +268,23 @@ impl Connection {
                             params.push(rows[i].get(f).cloned().unwrap_or(Value::Null));
                         }
                     }
-                    let sql = self.upsert_sql(
-                        &table(entity),
-                        &cols,
-                        chunk.len(),
-                        fields,
-                        schema.fingerprint(),
-                        plain,
-                    );
-                    self.query_full(&sql, params).await?;
+                    let sql =
+                        self.upsert_sql(&table(entity), &cols, chunk.len(), fields, schema, plain);
+                    let out = self.query_full(&sql, params).await?;
+                    for r in out.rows {
+                        let m = row_to_map(r, schema)?;
+                        if let Some(Json::String(id)) = m.get("id") {
+                            saved.insert(id.clone(), m);
+                        }
+                    }
                 }
             }
         }
         self.append_history(entity, schema, ids, now, audit, false)
             .await?;
-        let mut saved = self.fetch_by_ids(entity, schema, ids).await?;
+        if !returning {
+            saved = self.fetch_by_ids(entity, schema, ids).await?;
+        }
         // Same order as the input.
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -292,9 +302,10 @@ impl Connection {
         cols: &[String],
         rows: usize,
         fields: &[String],
-        fp: u64,
+        schema: &Schema,
         plain: bool,
     ) -> String {
+        let fp = schema.fingerprint();
         let one = format!("({})", placeholders(cols.len()));
         let values = vec![one; rows].join(", ");
         let col_list = select_list(cols);
@@ -317,8 +328,9 @@ impl Connection {
                 set(&|c| format!("[{c}] = VALUES([{c}])"))
             ),
             _ => format!(
-                "INSERT INTO [{t}] ({col_list}) VALUES {values} ON CONFLICT ([id]) DO UPDATE SET {} /* dal:{fp:x} */",
-                set(&|c| format!("[{c}] = excluded.[{c}]"))
+                "INSERT INTO [{t}] ({col_list}) VALUES {values} ON CONFLICT ([id]) DO UPDATE SET {} RETURNING {} /* dal:{fp:x} */",
+                set(&|c| format!("[{c}] = excluded.[{c}]")),
+                select_list(&columns(schema))
             ),
         }
     }
