@@ -51,6 +51,12 @@ pub(crate) enum Fit {
     Widen,
 }
 
+/// True when `v` fits an `Int` field only after widening it to `Float` (cheap check, no
+/// conversion).
+pub(crate) fn needs_widening(ty: FieldType, v: &Json) -> bool {
+    ty == FieldType::Int && matches!(v, Json::Number(n) if n.is_f64())
+}
+
 /// Converts a JSON value for a field of type `ty`.
 pub(crate) fn to_column(field: &str, ty: FieldType, v: &Json) -> Result<Fit> {
     let reject = || {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value as Json};
 
-use super::codec::{from_column, infer, to_column, Fit};
+use super::codec::{from_column, infer, needs_widening, to_column, Fit};
 use super::schema::{
     history_table, table, validate_field_name, FieldSpec, Schema, HISTORY_FIELDS, SYSTEM_FIELDS,
 };
@@ -225,10 +225,10 @@ impl Connection {
         let now = now_micros();
         let user = Value::from(audit.user_id.clone());
         // Rows with the same set of fields share one multi-row upsert.
-        let mut shapes: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+        let mut shapes: BTreeMap<Vec<&String>, Vec<usize>> = BTreeMap::new();
         for (i, r) in rows.iter().enumerate() {
             shapes
-                .entry(r.keys().cloned().collect())
+                .entry(r.keys().collect::<Vec<&String>>())
                 .or_default()
                 .push(i);
         }
@@ -254,7 +254,7 @@ impl Connection {
             ] {
                 let mut cols: Vec<String> =
                     SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
-                cols.extend(fields.iter().cloned());
+                cols.extend(fields.iter().map(|f| (*f).clone()));
                 let per_chunk = (CHUNK_PARAMS / cols.len()).clamp(1, CHUNK_ROWS);
                 for chunk in group.chunks(per_chunk) {
                     let mut params = Vec::with_capacity(chunk.len() * cols.len());
@@ -265,11 +265,17 @@ impl Connection {
                         params.push(Value::Timestamp(now));
                         params.push(user.clone());
                         for f in fields {
-                            params.push(rows[i].get(f).cloned().unwrap_or(Value::Null));
+                            params.push(rows[i].get(*f).cloned().unwrap_or(Value::Null));
                         }
                     }
-                    let sql =
-                        self.upsert_sql(&table(entity), &cols, chunk.len(), fields, schema, plain);
+                    let sql = self.upsert_sql(
+                        &table(entity),
+                        &cols,
+                        chunk.len(),
+                        &cols[5..],
+                        schema,
+                        plain,
+                    );
                     let out = self.query_full(&sql, params).await?;
                     for r in out.rows {
                         let m = row_to_map(r, schema)?;
@@ -430,7 +436,8 @@ impl Connection {
             for r in rows {
                 let m = row_to_map(r, schema)?;
                 if let Some(Json::String(id)) = m.get("id") {
-                    out.insert(id.clone(), m.clone());
+                    let id = id.clone();
+                    out.insert(id, m);
                 }
             }
         }
@@ -718,7 +725,7 @@ fn plan_fields(
     for row in rows {
         for (k, v) in row {
             if let Some(ty) = schema.fields.get(k) {
-                if let Fit::Widen = to_column(k, *ty, v)? {
+                if needs_widening(*ty, v) {
                     if !widen.contains(k) {
                         widen.push(k.clone());
                     }
