@@ -725,10 +725,8 @@ fn plan_fields(
     for row in rows {
         for (k, v) in row {
             if let Some(ty) = schema.fields.get(k) {
-                if needs_widening(*ty, v) {
-                    if !widen.contains(k) {
-                        widen.push(k.clone());
-                    }
+                if needs_widening(*ty, v) && !widen.contains(k) {
+                    widen.push(k.clone());
                 }
                 continue;
             }
