@@ -16,7 +16,11 @@ fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // A font that fails to load leaves charts without text rather than failing the run.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::HACK_REGULAR);
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            epaint_default_fonts::HACK_REGULAR,
+        );
     });
 }
 
@@ -42,7 +46,7 @@ pub fn ratio_chart(path: &Path, title: &str, bars: &[Bar]) -> Result<()> {
     register_font();
     let row_h = 26i32;
     let top = 70i32;
-    let left = 520i32;
+    let left = 440i32;
     let right = 110i32;
     let width = 1300u32;
     let height = (top + row_h * bars.len().max(1) as i32 + 50) as u32;
@@ -62,7 +66,8 @@ pub fn ratio_chart(path: &Path, title: &str, bars: &[Bar]) -> Result<()> {
     let title_style = TextStyle::from((FONT, 22).into_font()).color(&BLACK);
     let text = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
     let small = TextStyle::from((FONT, 12).into_font()).color(&RGBColor(90, 90, 90));
-    root.draw(&Text::new(title.to_owned(), (20, 15), title_style)).map_err(err)?;
+    root.draw(&Text::new(title.to_owned(), (20, 15), title_style))
+        .map_err(err)?;
     root.draw(&Text::new(
         "bar: dal relative to the alternative (>1 = dal faster); black line: 1.0; orange tick: target".to_owned(),
         (20, 45),
@@ -75,9 +80,17 @@ pub fn ratio_chart(path: &Path, title: &str, bars: &[Bar]) -> Result<()> {
     let mut g = 0.0;
     while g <= x_max + 1e-9 {
         let x = x_of(g);
-        root.draw(&PathElement::new(vec![(x, top - 4), (x, bottom)], RGBColor(225, 225, 225)))
-            .map_err(err)?;
-        root.draw(&Text::new(format!("{g:.1}"), (x - 10, bottom + 6), small.clone())).map_err(err)?;
+        root.draw(&PathElement::new(
+            vec![(x, top - 4), (x, bottom)],
+            RGBColor(225, 225, 225),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            format!("{g:.1}"),
+            (x - 10, bottom + 6),
+            small.clone(),
+        ))
+        .map_err(err)?;
         g += 0.5;
     }
 
@@ -93,24 +106,44 @@ pub fn ratio_chart(path: &Path, title: &str, bars: &[Bar]) -> Result<()> {
         } else {
             b.label.clone()
         };
-        root.draw(&Text::new(label, (10, y + 5), text.clone())).map_err(err)?;
+        root.draw(&Text::new(label, (10, y + 5), text.clone()))
+            .map_err(err)?;
         if b.factor.is_finite() {
-            root.draw(&Rectangle::new([(left, y + 3), (x_of(b.factor), y + row_h - 3)], color.filled()))
-                .map_err(err)?;
-            root.draw(&Text::new(format!("{:.2}×", b.factor), (x_of(b.factor) + 6, y + 5), text.clone()))
-                .map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(left, y + 3), (x_of(b.factor), y + row_h - 3)],
+                color.filled(),
+            ))
+            .map_err(err)?;
+            let x_text = x_of(b.factor).max(x_of(1.0) + 2) + 6;
+            root.draw(&Text::new(
+                format!("{:.2}×", b.factor),
+                (x_text, y + 5),
+                text.clone(),
+            ))
+            .map_err(err)?;
         } else {
-            root.draw(&Text::new("n/a".to_owned(), (left + 6, y + 5), text.clone())).map_err(err)?;
+            root.draw(&Text::new(
+                "n/a".to_owned(),
+                (left + 6, y + 5),
+                text.clone(),
+            ))
+            .map_err(err)?;
         }
         if let Some(t) = b.target.filter(|t| t.is_finite()) {
             let x = x_of(t);
-            root.draw(&PathElement::new(vec![(x, y + 1), (x, y + row_h - 1)], RGBColor(240, 140, 0).stroke_width(3)))
-                .map_err(err)?;
+            root.draw(&PathElement::new(
+                vec![(x, y + 1), (x, y + row_h - 1)],
+                RGBColor(240, 140, 0).stroke_width(3),
+            ))
+            .map_err(err)?;
         }
     }
     let one = x_of(1.0);
-    root.draw(&PathElement::new(vec![(one, top - 4), (one, bottom)], BLACK.stroke_width(2)))
-        .map_err(err)?;
+    root.draw(&PathElement::new(
+        vec![(one, top - 4), (one, bottom)],
+        BLACK.stroke_width(2),
+    ))
+    .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -141,7 +174,10 @@ pub fn capacity_chart(path: &Path, title: &str, points: &[CapacityPoint]) -> Res
     let x_label = |x: &f64| -> String {
         let i = x.round();
         if (x - i).abs() < 1e-6 && i >= 0.0 {
-            users.get(i as usize).map(|u| format!("{u} users")).unwrap_or_default()
+            users
+                .get(i as usize)
+                .map(|u| format!("{u} users"))
+                .unwrap_or_default()
         } else {
             String::new()
         }
@@ -170,16 +206,30 @@ pub fn capacity_chart(path: &Path, title: &str, points: &[CapacityPoint]) -> Res
         .map_err(err)?;
     let blue = RGBColor(50, 100, 200);
     chart
-        .draw_series(LineSeries::new(points.iter().enumerate().map(|(i, p)| (i as f64, p.throughput)), blue.stroke_width(3)))
+        .draw_series(LineSeries::new(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as f64, p.throughput)),
+            blue.stroke_width(3),
+        ))
         .map_err(err)?
         .label("measured")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(3)));
     chart
-        .draw_series(points.iter().enumerate().map(|(i, p)| Circle::new((i as f64, p.throughput), 5, blue.filled())))
+        .draw_series(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Circle::new((i as f64, p.throughput), 5, blue.filled())),
+        )
         .map_err(err)?;
     let grey = RGBColor(120, 120, 120);
     chart
-        .draw_series(LineSeries::new(points.iter().enumerate().map(|(i, p)| (i as f64, p.limit)), grey.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            points.iter().enumerate().map(|(i, p)| (i as f64, p.limit)),
+            grey.stroke_width(2),
+        ))
         .map_err(err)?
         .label("limit: pool ÷ query time")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
@@ -211,16 +261,27 @@ pub fn capacity_chart(path: &Path, title: &str, points: &[CapacityPoint]) -> Res
         .map_err(err)?;
     chart
         .draw_series(LineSeries::new(
-            points.iter().enumerate().map(|(i, p)| (i as f64, p.timeout_rate * 100.0)),
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as f64, p.timeout_rate * 100.0)),
             red.stroke_width(3),
         ))
         .map_err(err)?;
     chart
-        .draw_series(points.iter().enumerate().map(|(i, p)| Circle::new((i as f64, p.timeout_rate * 100.0), 5, red.filled())))
+        .draw_series(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Circle::new((i as f64, p.timeout_rate * 100.0), 5, red.filled())),
+        )
         .map_err(err)?;
     let amber = RGBColor(240, 140, 0);
     chart
-        .draw_series(LineSeries::new(vec![(-0.5, 5.0), (n as f64 - 0.5, 5.0)], amber.stroke_width(1)))
+        .draw_series(LineSeries::new(
+            vec![(-0.5, 5.0), (n as f64 - 0.5, 5.0)],
+            amber.stroke_width(1),
+        ))
         .map_err(err)?
         .label("5 %: scale horizontally above")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], amber));

@@ -33,16 +33,41 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dal-bench-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let bars = vec![
-            Bar { label: "Point SELECT c=20 vs sqlx".into(), factor: 1.1, target: Some(1.0), met: Some(true) },
-            Bar { label: "Entity get vs SeaORM".into(), factor: 0.8, target: Some(1.0), met: Some(false) },
-            Bar { label: "n/a".into(), factor: f64::NAN, target: None, met: None },
+            Bar {
+                label: "Point SELECT c=20 vs sqlx".into(),
+                factor: 1.1,
+                target: Some(1.0),
+                met: Some(true),
+            },
+            Bar {
+                label: "Entity get vs SeaORM".into(),
+                factor: 0.8,
+                target: Some(1.0),
+                met: Some(false),
+            },
+            Bar {
+                label: "n/a".into(),
+                factor: f64::NAN,
+                target: None,
+                met: None,
+            },
         ];
         let p = dir.join("ratios.png");
         ratio_chart(&p, "test", &bars).unwrap();
         assert!(std::fs::metadata(&p).unwrap().len() > 1000);
         let pts = vec![
-            CapacityPoint { users: 200, throughput: 195.0, limit: 200.0, timeout_rate: 0.0 },
-            CapacityPoint { users: 5000, throughput: 199.0, limit: 200.0, timeout_rate: 0.45 },
+            CapacityPoint {
+                users: 200,
+                throughput: 195.0,
+                limit: 200.0,
+                timeout_rate: 0.0,
+            },
+            CapacityPoint {
+                users: 5000,
+                throughput: 199.0,
+                limit: 200.0,
+                timeout_rate: 0.45,
+            },
         ];
         let p = dir.join("capacity.png");
         capacity_chart(&p, "test", &pts).unwrap();

@@ -16,14 +16,22 @@ pub fn proc_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// A `/proc` size in kB (`123456 kB`) as bytes.
 pub fn parse_kb(v: &str) -> Option<u64> {
-    v.split_whitespace().next()?.parse::<u64>().ok().map(|k| k * 1024)
+    v.split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
 }
 
 /// CPUs, CPU model, memory and OS of this machine (database versions are filled in later).
 pub fn describe() -> Machine {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = proc_field(&cpuinfo, "model name").unwrap_or("unknown CPU").to_owned();
+    let cpu_model = proc_field(&cpuinfo, "model name")
+        .unwrap_or("unknown CPU")
+        .to_owned();
     let meminfo = read("/proc/meminfo").unwrap_or_default();
     let memory = proc_field(&meminfo, "MemTotal")
         .and_then(parse_kb)
@@ -31,8 +39,10 @@ pub fn describe() -> Machine {
         .unwrap_or_else(|| "unknown".into());
     let os = read("/etc/os-release")
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
         })
         .unwrap_or_else(|| std::env::consts::OS.to_owned());
     let kernel = read("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned());
@@ -59,6 +69,19 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// CPU time (user + system) this process has used so far, all threads included.
+pub fn cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    let tv =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +93,16 @@ mod tests {
         assert_eq!(proc_field(status, "Missing"), None);
         assert_eq!(parse_kb("2048 kB"), Some(2 * 1024 * 1024));
         assert_eq!(parse_kb("x kB"), None);
+    }
+
+    #[test]
+    fn cpu_time_moves_forward() {
+        let a = cpu_time();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_time() >= a);
     }
 }

@@ -37,15 +37,24 @@ pub struct Target {
 impl Target {
     /// ratio ≥ `r`.
     pub fn at_least(r: f64) -> Self {
-        Target { cmp: Cmp::Ge, ratio: r }
+        Target {
+            cmp: Cmp::Ge,
+            ratio: r,
+        }
     }
     /// ratio > `r`.
     pub fn above(r: f64) -> Self {
-        Target { cmp: Cmp::Gt, ratio: r }
+        Target {
+            cmp: Cmp::Gt,
+            ratio: r,
+        }
     }
     /// ratio ≤ `r`.
     pub fn at_most(r: f64) -> Self {
-        Target { cmp: Cmp::Le, ratio: r }
+        Target {
+            cmp: Cmp::Le,
+            ratio: r,
+        }
     }
 
     /// Whether `ratio` meets the target.
@@ -80,6 +89,12 @@ pub struct Series {
     /// Why it is missing, or how it was measured when that differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Client (this process's) CPU time per operation in µs, one per round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_samples: Vec<f64>,
+    /// Median of `cpu_samples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_op: Option<f64>,
 }
 
 impl Series {
@@ -91,7 +106,16 @@ impl Series {
             samples,
             median,
             note: None,
+            cpu_samples: Vec::new(),
+            cpu_us_per_op: None,
         }
+    }
+
+    /// Adds the client CPU per operation measured in each round.
+    pub fn with_cpu(mut self, cpu_samples: Vec<f64>) -> Self {
+        self.cpu_us_per_op = median(&cpu_samples);
+        self.cpu_samples = cpu_samples;
+        self
     }
 
     /// A series that could not be measured, and why.
@@ -101,6 +125,8 @@ impl Series {
             samples: Vec::new(),
             median: None,
             note: Some(why.into()),
+            cpu_samples: Vec::new(),
+            cpu_us_per_op: None,
         }
     }
 
@@ -254,12 +280,12 @@ pub fn fmt_num(v: f64) -> String {
         return "n/a".into();
     }
     let a = v.abs();
-    if a >= 1000.0 {
+    if a >= 999.5 {
         let n = v.round() as i64;
         let digits = n.unsigned_abs().to_string();
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(' ');
             }
             out.push(c);
@@ -268,9 +294,9 @@ pub fn fmt_num(v: f64) -> String {
             out.insert(0, '-');
         }
         out
-    } else if a >= 100.0 {
+    } else if a >= 99.95 {
         format!("{v:.0}")
-    } else if a >= 10.0 {
+    } else if a >= 9.995 {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
@@ -321,6 +347,37 @@ pub fn markdown_table(workloads: &[Workload]) -> String {
     s
 }
 
+/// The client-CPU table: this process's CPU time per operation (all threads: runtime, driver,
+/// library), for the workloads where it was measured. Empty when none was.
+pub fn markdown_cpu_table(workloads: &[Workload]) -> String {
+    let mut s = String::new();
+    for w in workloads {
+        let Some(dal) = w.dal.cpu_us_per_op else {
+            continue;
+        };
+        for alt in &w.alternatives {
+            let Some(a) = alt.series.cpu_us_per_op else {
+                continue;
+            };
+            if s.is_empty() {
+                s.push_str("| Workload | Backend | Clients | dal CPU µs/op | Alternative | Alternative's CPU µs/op | dal / alt. |\n");
+                s.push_str("|---|---|---:|---:|---|---:|---:|\n");
+            }
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.2}× |\n",
+                w.title,
+                w.backend,
+                w.clients,
+                fmt_num(dal),
+                alt.series.contender,
+                fmt_num(a),
+                dal / a
+            ));
+        }
+    }
+    s
+}
+
 /// The whole Markdown report: machine, settings, table, notes.
 pub fn markdown_report(r: &Report) -> String {
     let m = &r.machine;
@@ -350,6 +407,11 @@ pub fn markdown_report(r: &Report) -> String {
         r.started
     ));
     s.push_str(&markdown_table(&r.workloads));
+    let cpu = markdown_cpu_table(&r.workloads);
+    if !cpu.is_empty() {
+        s.push_str("\nClient CPU per operation (this process, all threads; lower is better; median of rounds):\n\n");
+        s.push_str(&cpu);
+    }
     if !r.notes.is_empty() {
         s.push('\n');
         for n in &r.notes {
@@ -380,10 +442,29 @@ pub fn combine(reports: &[Report]) -> Option<Report> {
             .find(|a| a.series.contender == contender)
             .and_then(|a| a.series.median)
     };
+    let find_cpu = |r: &Report, w: &Workload, contender: &str| -> Option<f64> {
+        let other = r
+            .workloads
+            .iter()
+            .find(|o| o.id == w.id && o.backend == w.backend && o.clients == w.clients)?;
+        std::iter::once(&other.dal)
+            .chain(other.alternatives.iter().map(|a| &a.series))
+            .find(|s| s.contender == contender)
+            .and_then(|s| s.cpu_us_per_op)
+    };
     let merge = |w: &Workload, s: &mut Series| {
-        let samples: Vec<f64> = reports.iter().filter_map(|r| find(r, w, &s.contender)).collect();
+        let samples: Vec<f64> = reports
+            .iter()
+            .filter_map(|r| find(r, w, &s.contender))
+            .collect();
         s.median = median(&samples);
         s.samples = samples;
+        let cpu: Vec<f64> = reports
+            .iter()
+            .filter_map(|r| find_cpu(r, w, &s.contender))
+            .collect();
+        s.cpu_us_per_op = median(&cpu);
+        s.cpu_samples = cpu;
     };
     for w in out.workloads.iter_mut() {
         let snapshot = w.clone();
@@ -399,13 +480,21 @@ pub fn combine(reports: &[Report]) -> Option<Report> {
 mod tests {
     use super::*;
 
-    fn workload(dal: f64, alts: &[(&str, Option<f64>, Option<Target>)], direction: Direction) -> Workload {
+    fn workload(
+        dal: f64,
+        alts: &[(&str, Option<f64>, Option<Target>)],
+        direction: Direction,
+    ) -> Workload {
         Workload {
             id: "point_select".into(),
             title: "Point SELECT by PK".into(),
             backend: "PostgreSQL".into(),
             clients: 20,
-            unit: if direction == Direction::HigherIsBetter { "q/s".into() } else { "ns".into() },
+            unit: if direction == Direction::HigherIsBetter {
+                "q/s".into()
+            } else {
+                "ns".into()
+            },
             direction,
             dal: Series::new("dal", vec![dal - 1.0, dal, dal + 1.0]),
             alternatives: alts
@@ -452,8 +541,16 @@ mod tests {
         let w = workload(
             24000.0,
             &[
-                ("sqlx PgPool (default)", Some(20000.0), Some(Target::at_least(1.2))),
-                ("sqlx PgPool (test_before_acquire=false)", Some(30000.0), Some(Target::at_least(1.0))),
+                (
+                    "sqlx PgPool (default)",
+                    Some(20000.0),
+                    Some(Target::at_least(1.2)),
+                ),
+                (
+                    "sqlx PgPool (test_before_acquire=false)",
+                    Some(30000.0),
+                    Some(Target::at_least(1.0)),
+                ),
                 ("pgbench -S -M prepared", None, Some(Target::at_least(0.7))),
             ],
             Direction::HigherIsBetter,
@@ -475,8 +572,18 @@ mod tests {
             lines[2],
             "| Point SELECT by PK | PostgreSQL | 20 | 24 000 q/s | sqlx PgPool (default) | 20 000 q/s | 1.20× | ≥ 1.20× | yes |"
         );
-        assert!(lines[3].contains("| 0.80× | ≥ 1.00× | **no** |"), "{}", lines[3]);
-        assert!(lines[4].contains("pgbench -S -M prepared (pgbench not on PATH) | n/a | n/a | ≥ 0.70× |  |"), "{}", lines[4]);
+        assert!(
+            lines[3].contains("| 0.80× | ≥ 1.00× | **no** |"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].contains(
+                "pgbench -S -M prepared (pgbench not on PATH) | n/a | n/a | ≥ 0.70× |  |"
+            ),
+            "{}",
+            lines[4]
+        );
         // Every line has the same number of cells.
         for l in &lines {
             assert_eq!(l.matches('|').count(), 10, "{l}");
@@ -485,7 +592,11 @@ mod tests {
 
     #[test]
     fn lower_is_better_rows_say_so() {
-        let w = workload(800.0, &[("1 µs target", Some(1000.0), Some(Target::at_most(1.0)))], Direction::LowerIsBetter);
+        let w = workload(
+            800.0,
+            &[("1 µs target", Some(1000.0), Some(Target::at_most(1.0)))],
+            Direction::LowerIsBetter,
+        );
         let rows = w.rows();
         assert_eq!(rows[0].ratio, Some(0.8));
         assert_eq!(rows[0].met, Some(true));
@@ -496,8 +607,16 @@ mod tests {
     #[test]
     fn combining_runs_takes_medians_of_medians() {
         let mk = |dal: f64, alt: f64| Report {
-            settings: Settings { runs: 1, rounds: 5, ..Default::default() },
-            workloads: vec![workload(dal, &[("sqlx", Some(alt), Some(Target::at_least(1.0)))], Direction::HigherIsBetter)],
+            settings: Settings {
+                runs: 1,
+                rounds: 5,
+                ..Default::default()
+            },
+            workloads: vec![workload(
+                dal,
+                &[("sqlx", Some(alt), Some(Target::at_least(1.0)))],
+                Direction::HigherIsBetter,
+            )],
             ..Default::default()
         };
         let combined = combine(&[mk(100.0, 50.0), mk(300.0, 70.0), mk(200.0, 60.0)]).unwrap();
@@ -512,10 +631,34 @@ mod tests {
     }
 
     #[test]
+    fn cpu_table_lists_measured_pairs_only() {
+        let mut w = workload(
+            100.0,
+            &[("sqlx", Some(50.0), None), ("pgbench", None, None)],
+            Direction::HigherIsBetter,
+        );
+        assert_eq!(markdown_cpu_table(std::slice::from_ref(&w)), "");
+        w.dal = w.dal.clone().with_cpu(vec![30.0, 20.0, 25.0]);
+        w.alternatives[0].series = w.alternatives[0].series.clone().with_cpu(vec![50.0]);
+        assert_eq!(w.dal.cpu_us_per_op, Some(25.0));
+        let t = markdown_cpu_table(&[w]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert_eq!(
+            lines[2],
+            "| Point SELECT by PK | PostgreSQL | 20 | 25.0 | sqlx | 50.0 | 0.50× |"
+        );
+    }
+
+    #[test]
     fn report_round_trips_through_json() {
         let r = Report {
             started: "2026-01-01T00:00:00Z".into(),
-            workloads: vec![workload(10.0, &[("x", None, None)], Direction::HigherIsBetter)],
+            workloads: vec![workload(
+                10.0,
+                &[("x", None, None)],
+                Direction::HigherIsBetter,
+            )],
             ..Default::default()
         };
         let json = serde_json::to_string(&r).unwrap();

@@ -62,6 +62,20 @@ pub fn ideal_fifo_quantile(tasks: usize, conns: usize, hold: f64, p: f64) -> f64
     (nearest_rank_index(tasks, p) / conns) as f64 * hold
 }
 
+/// Closed-loop queueing model of the capacity tool: `users` callers, no think time, a pool of
+/// `conns` connections each held for `hold` per query. In steady state every caller waits
+/// for the `users - conns` callers ahead of it: `(users / conns - 1) * hold` (0 when there are
+/// at least as many connections as users). When that exceeds the acquisition timeout,
+/// acquisitions time out.
+pub fn closed_loop_wait(users: usize, conns: usize, hold: f64) -> f64 {
+    assert!(conns > 0, "a pool has at least one connection");
+    if users <= conns {
+        0.0
+    } else {
+        (users as f64 / conns as f64 - 1.0) * hold
+    }
+}
+
 /// xorshift64*: fast, deterministic, good enough to pick keys.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -69,7 +83,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from a seed (0 is replaced by a fixed non-zero constant).
     pub fn new(seed: u64) -> Self {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+        })
     }
 
     /// Next 64 random bits.
@@ -137,13 +155,27 @@ mod tests {
         assert!((waits[50] - hold).abs() < 1e-12);
         for p in [0.5, 0.9, 0.95, 0.99, 1.0] {
             let from_list = percentile(&waits, p).unwrap();
-            assert!((from_list - ideal_fifo_quantile(1000, 50, hold, p)).abs() < 1e-12, "p={p}");
+            assert!(
+                (from_list - ideal_fifo_quantile(1000, 50, hold, p)).abs() < 1e-12,
+                "p={p}"
+            );
         }
         // No queue when there are at least as many connections as tasks.
         assert_eq!(ideal_fifo_quantile(50, 50, hold, 0.99), 0.0);
         assert_eq!(ideal_fifo_quantile(0, 50, hold, 0.99), 0.0);
         // The seed's capacity example: 5000 users on 20 connections of 100 ms: the last waits 24.9 s.
         assert!((ideal_fifo_quantile(5000, 20, 0.1, 1.0) - 24.9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn closed_loop_model_matches_the_seed_table() {
+        // 200 users on 20 connections of 100 ms: 0.9 s waits, well under a 10 s timeout.
+        assert!((closed_loop_wait(200, 20, 0.1) - 0.9).abs() < 1e-9);
+        // 1 000 users: 4.9 s, still under 10 s.
+        assert!((closed_loop_wait(1000, 20, 0.1) - 4.9).abs() < 1e-9);
+        // 5 000 users: 24.9 s, far over 10 s: heavy timeouts.
+        assert!(closed_loop_wait(5000, 20, 0.1) > 10.0);
+        assert_eq!(closed_loop_wait(10, 20, 0.1), 0.0);
     }
 
     #[test]
