@@ -2314,7 +2314,7 @@ fn short_name(name: &str) -> String {
         .replace("(default options)", "(default)")
         .replace(" (prepare_cached)", "")
         .replace(" (1 000 rows/stmt)", "")
-        .replace(" (upsert+history+read-back)", "")
+        .replace(" (upsert RETURNING + history)", "")
         .replace(
             "not dal's plan: raw sqlx, one CTE statement (upsert+history+RETURNING)",
             "raw sqlx, one CTE (not dal's plan)",
