@@ -9,6 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::logs::Captured;
 use common::{each_backend, each_backend_with, eventually, fresh_table};
 use dal::prelude::*;
 use dal::PoolTuning;
@@ -333,36 +334,11 @@ async fn a_held_connection_appears_in_the_leak_report_with_file_and_line() {
     .await;
 }
 
-/// Captures what `tracing` logs on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn the_housekeeper_reports_a_leak_at_warn_once() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
     // current_thread runtime: the housekeeper runs on this thread, under this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = logs.install(tracing::Level::WARN);
     each_backend("pool_leak_warn", |db| {
         let logs = logs.clone();
         async move {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use dal::{Backend, Database, DatabaseConfig, PoolManager};
 
+pub mod logs;
 pub mod proxy;
 
 pub const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/dal_test";
