@@ -38,7 +38,6 @@ mod codec;
 mod ops;
 mod schema;
 pub mod typed;
-mod typed_api;
 
 pub(crate) use ops::{Audit, EntityMap};
 pub use typed::{Entity, FieldDef, FieldType};
@@ -263,9 +262,11 @@ impl<'c> IntoFuture for GetEntity<'c> {
     }
 }
 
+/// Query builder methods over an `opts: FindOptions` field: `filter` and `include_deleted`
+/// for every query, plus `order_by`, `limit` and `offset` with `paged`.
 macro_rules! builder_find {
-    ($t:ident) => {
-        impl $t<'_> {
+    ($t:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $t<'_ $(, $g)?> {
             /// `WHERE` condition in portable SQL and its parameters.
             pub fn filter<P: IntoParams>(mut self, sql: impl Into<String>, params: P) -> Self {
                 self.opts = self.opts.filter(sql, params);
@@ -278,7 +279,30 @@ macro_rules! builder_find {
             }
         }
     };
+    (paged $t:ident $(<$g:ident>)?) => {
+        builder_find!($t $(<$g>)?);
+        impl$(<$g>)? $t<'_ $(, $g)?> {
+            /// `ORDER BY` in portable SQL.
+            pub fn order_by(mut self, order: impl Into<String>) -> Self {
+                self.opts = self.opts.order_by(order);
+                self
+            }
+            /// At most this many rows.
+            pub fn limit(mut self, n: u64) -> Self {
+                self.opts = self.opts.limit(n);
+                self
+            }
+            /// Skip this many rows.
+            pub fn offset(mut self, n: u64) -> Self {
+                self.opts = self.opts.offset(n);
+                self
+            }
+        }
+    };
 }
+
+// Declared after the builder macros so that it can use them.
+mod typed_api;
 
 /// `find_entities` being built; `.await` it.
 #[must_use = "nothing is read until awaited"]
@@ -287,25 +311,7 @@ pub struct FindEntities<'c> {
     name: String,
     opts: FindOptions,
 }
-builder_find!(FindEntities);
-
-impl FindEntities<'_> {
-    /// `ORDER BY` in portable SQL.
-    pub fn order_by(mut self, order: impl Into<String>) -> Self {
-        self.opts = self.opts.order_by(order);
-        self
-    }
-    /// At most this many rows.
-    pub fn limit(mut self, n: u64) -> Self {
-        self.opts = self.opts.limit(n);
-        self
-    }
-    /// Skip this many rows.
-    pub fn offset(mut self, n: u64) -> Self {
-        self.opts = self.opts.offset(n);
-        self
-    }
-}
+builder_find!(paged FindEntities);
 
 impl<'c> IntoFuture for FindEntities<'c> {
     type Output = Result<Vec<EntityMap>>;

@@ -219,33 +219,7 @@ pub struct FindTyped<'c, T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T> FindTyped<'_, T> {
-    /// `WHERE` condition in portable SQL and its parameters.
-    pub fn filter<P: IntoParams>(mut self, sql: impl Into<String>, params: P) -> Self {
-        self.opts = self.opts.filter(sql, params);
-        self
-    }
-    /// `ORDER BY` in portable SQL.
-    pub fn order_by(mut self, order: impl Into<String>) -> Self {
-        self.opts = self.opts.order_by(order);
-        self
-    }
-    /// At most this many rows.
-    pub fn limit(mut self, n: u64) -> Self {
-        self.opts = self.opts.limit(n);
-        self
-    }
-    /// Skip this many rows.
-    pub fn offset(mut self, n: u64) -> Self {
-        self.opts = self.opts.offset(n);
-        self
-    }
-    /// Include soft-deleted rows.
-    pub fn include_deleted(mut self) -> Self {
-        self.opts = self.opts.include_deleted();
-        self
-    }
-}
+builder_find!(paged FindTyped<T>);
 
 impl<'c, T: Entity> IntoFuture for FindTyped<'c, T> {
     type Output = Result<Vec<T>>;

@@ -183,7 +183,7 @@ pub struct CircuitStatus {
     pub times_closed: u64,
 }
 
-/// A circuit breaker (see the [module docs](self) for the state machine). Every pool has one;
+/// A circuit breaker (closed → open after repeated infrastructure failures → half-open trials → closed). Every pool has one;
 /// it can also guard anything else. Time comes from tokio's clock, so tests can pause it.
 ///
 /// ```
