@@ -534,11 +534,7 @@ impl Connection {
         }
         let (where_sql, params) = Self::where_clause(q);
         let sql = format!("SELECT COUNT(*) FROM [{}]{where_sql}", table(entity));
-        let rows = self.query_rows(&sql, params).await?;
-        rows.first()
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()
-            .map(|n| n.unwrap_or(0))
+        self.query_count(&sql, params).await
     }
 
     pub(crate) async fn history_impl(

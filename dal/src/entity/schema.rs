@@ -214,43 +214,33 @@ impl Connection {
         })
     }
 
-    async fn table_exists(&mut self, name: &str) -> Result<bool> {
-        let (sql, param) = match self.backend() {
-            Backend::Postgres => ("SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?", name),
-            Backend::MySql => ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", name),
-            Backend::Sqlite => ("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name),
-        };
-        let rows = self.query_rows(sql, vec![Value::from(param)]).await?;
-        Ok(rows
-            .first()
-            .map(|r| r.try_get::<i64, _>(0))
-            .transpose()?
-            .unwrap_or(0)
-            > 0)
-    }
-
-    async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
-        let (sql, params) = match self.backend() {
-            Backend::Postgres => (
-                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
-                vec![Value::from(table), Value::from(column)],
-            ),
-            Backend::MySql => (
-                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
-                vec![Value::from(table), Value::from(column)],
-            ),
-            Backend::Sqlite => (
-                "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
-                vec![Value::from(table), Value::from(column)],
-            ),
-        };
+    /// Runs a `SELECT COUNT(*) …` and returns the count.
+    pub(crate) async fn query_count(&mut self, sql: &str, params: Vec<Value>) -> Result<i64> {
         let rows = self.query_rows(sql, params).await?;
         Ok(rows
             .first()
             .map(|r| r.try_get::<i64, _>(0))
             .transpose()?
-            .unwrap_or(0)
-            > 0)
+            .unwrap_or(0))
+    }
+
+    async fn table_exists(&mut self, name: &str) -> Result<bool> {
+        let sql = match self.backend() {
+            Backend::Postgres => "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+            Backend::MySql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        };
+        Ok(self.query_count(sql, vec![Value::from(name)]).await? > 0)
+    }
+
+    async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
+        let sql = match self.backend() {
+            Backend::Postgres => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+            Backend::MySql => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+            Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
+        };
+        let params = vec![Value::from(table), Value::from(column)];
+        Ok(self.query_count(sql, params).await? > 0)
     }
 
     fn system_column_types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -418,13 +408,12 @@ impl Connection {
     /// Int → Float, only when every stored value converts exactly.
     async fn widen_to_float(&mut self, entity: &str, field: &str) -> Result<()> {
         for t in [table(entity), history_table(entity)] {
-            let rows = self
-                .query_rows(
+            let n = self
+                .query_count(
                     &format!("SELECT COUNT(*) FROM [{t}] WHERE [{field}] > ? OR [{field}] < ?"),
                     vec![Value::Int(F64_EXACT_INT), Value::Int(-F64_EXACT_INT)],
                 )
                 .await?;
-            let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
             if n > 0 {
                 return Err(Error::Entity(format!(
                     "field {field:?} of {entity} holds integers too large to become floats exactly; store the new value in another field"
