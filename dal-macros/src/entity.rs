@@ -178,9 +178,11 @@ impl FieldSpec {
             ::dal::entity::FieldDef {
                 column: #column,
                 serde_name: #serde_name,
-                ty: ::dal::entity::FieldType::#ty,
+                ty: ::core::option::Option::Some(::dal::entity::FieldType::#ty),
                 nullable: #nullable,
                 id: #id,
+                version: false,
+                naive_timestamp: false,
                 index: #index,
                 unique: #unique,
                 default: #default,

@@ -123,6 +123,21 @@ pub enum Error {
     #[error("entity: {0}")]
     Entity(String),
 
+    /// Optimistic locking: the save expected the entity at `expected` (0: not stored yet) but
+    /// it is at `actual` (0: it does not exist). Nothing was written: read it again, reapply
+    /// the change and save again.
+    #[error("conflict: {entity} {id:?} is at version {actual}, the save expected version {expected}")]
+    Conflict {
+        /// Entity name.
+        entity: String,
+        /// Entity id.
+        id: String,
+        /// The version the save expected.
+        expected: i64,
+        /// The version stored.
+        actual: i64,
+    },
+
     /// A row has no such column.
     #[error("no column {0} in row")]
     ColumnNotFound(String),
@@ -180,6 +195,7 @@ impl Error {
             Error::CircuitOpen { .. } => "circuit_open",
             Error::Transaction(_) => "transaction",
             Error::Entity(_) => "entity",
+            Error::Conflict { .. } => "conflict",
             Error::ColumnNotFound(_) => "input",
             Error::Internal(_) => "internal",
         }

@@ -168,6 +168,8 @@ pub(crate) fn column_type(backend: Backend, ty: FieldType, indexed: bool) -> &'s
         (Backend::Postgres, FieldType::Time) => "TIME",
         (Backend::Postgres, FieldType::Uuid) => "UUID",
         (Backend::Postgres, FieldType::Json) => "JSONB",
+        (Backend::Postgres, FieldType::Decimal) => "NUMERIC",
+        (Backend::Postgres, FieldType::Bytes) => "BYTEA",
         (Backend::MySql, FieldType::Int) => "BIGINT",
         (Backend::MySql, FieldType::Float) => "DOUBLE",
         (Backend::MySql, FieldType::Bool) => "BOOLEAN",
@@ -178,9 +180,13 @@ pub(crate) fn column_type(backend: Backend, ty: FieldType, indexed: bool) -> &'s
         (Backend::MySql, FieldType::Time) => "TIME(6)",
         (Backend::MySql, FieldType::Uuid) => "CHAR(36)",
         (Backend::MySql, FieldType::Json) => "JSON",
+        (Backend::MySql, FieldType::Decimal) => "DECIMAL(65,28)",
+        (Backend::MySql, FieldType::Bytes) => "LONGBLOB",
         (Backend::Sqlite, FieldType::Int) => "INTEGER",
         (Backend::Sqlite, FieldType::Float) => "REAL",
         (Backend::Sqlite, FieldType::Bool) => "BOOLEAN",
+        (Backend::Sqlite, FieldType::Decimal) => "NUMERIC",
+        (Backend::Sqlite, FieldType::Bytes) => "BLOB",
         (Backend::Sqlite, _) => "TEXT",
     }
 }

@@ -714,7 +714,7 @@ fn plan_fields(
     let mut new: BTreeMap<String, FieldSpec> = BTreeMap::new();
     let mut widen = Vec::new();
     for d in declared {
-        if !schema.fields.contains_key(&d.name) {
+        if d.ty.is_some() && !schema.fields.contains_key(&d.name) {
             new.insert(d.name.clone(), d.clone());
         }
     }
@@ -733,15 +733,15 @@ fn plan_fields(
                         k.clone(),
                         FieldSpec {
                             name: k.clone(),
-                            ty,
+                            ty: Some(ty),
                             index: false,
                             unique: false,
                         },
                     );
                 }
                 // Within one batch, integers and floats in a new field make it a float field.
-                Some(spec) if spec.ty == FieldType::Int && ty == FieldType::Float => {
-                    spec.ty = FieldType::Float
+                Some(spec) if spec.ty == Some(FieldType::Int) && ty == FieldType::Float => {
+                    spec.ty = Some(FieldType::Float)
                 }
                 Some(_) => {}
             }

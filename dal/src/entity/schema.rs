@@ -112,7 +112,8 @@ impl Schema {
 #[derive(Debug, Clone)]
 pub(crate) struct FieldSpec {
     pub name: String,
-    pub ty: FieldType,
+    /// `None`: decided from the first non-null value saved.
+    pub ty: Option<FieldType>,
     pub index: bool,
     pub unique: bool,
 }
@@ -358,7 +359,8 @@ impl Connection {
         let conn = self;
         {
             for f in missing {
-                let col_ty = column_type(backend, f.ty, f.index || f.unique);
+                let Some(ty) = f.ty else { continue };
+                let col_ty = column_type(backend, ty, f.index || f.unique);
                 for t in [table(entity_owned), history_table(entity_owned)] {
                     if !conn.column_exists(&t, &f.name).await? {
                         let add = match backend {
@@ -394,7 +396,7 @@ impl Connection {
                 .replace("{m}", &meta_table(entity_owned));
                 conn.query_rows(
                     &insert,
-                    vec![Value::from(f.name.as_str()), Value::from(f.ty.as_str())],
+                    vec![Value::from(f.name.as_str()), Value::from(ty.as_str())],
                 )
                 .await?;
             }

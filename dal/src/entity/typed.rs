@@ -30,6 +30,14 @@ pub enum FieldType {
     Uuid,
     /// Any JSON value (objects, arrays, and serde types the database does not know).
     Json,
+    /// Exact decimal number (`NUMERIC` on PostgreSQL, `DECIMAL(65,28)` on MySQL), exchanged as
+    /// a decimal string (`"19.99"`, as `rust_decimal` serializes it). SQLite has no exact
+    /// decimal type: there it is stored as a number with at most 15 significant digits, and a
+    /// value with more digits is refused.
+    Decimal,
+    /// Binary data (`BYTEA`, `LONGBLOB`, `BLOB`), exchanged as an array of byte values (as
+    /// serde writes `Vec<u8>`).
+    Bytes,
 }
 
 impl FieldType {
@@ -45,6 +53,8 @@ impl FieldType {
             FieldType::Time => "time",
             FieldType::Uuid => "uuid",
             FieldType::Json => "json",
+            FieldType::Decimal => "decimal",
+            FieldType::Bytes => "bytes",
         }
     }
 
@@ -60,6 +70,8 @@ impl FieldType {
             "time" => FieldType::Time,
             "uuid" => FieldType::Uuid,
             "json" => FieldType::Json,
+            "decimal" => FieldType::Decimal,
+            "bytes" => FieldType::Bytes,
             _ => return None,
         })
     }
@@ -73,12 +85,23 @@ pub struct FieldDef {
     /// Key of the field in the struct's serde representation (the Rust field name, or its
     /// `#[serde(rename = "...")]`).
     pub serde_name: &'static str,
-    /// Logical type inferred from the Rust type (or forced by `#[entity(json)]`).
-    pub ty: FieldType,
+    /// Logical type inferred from the Rust type, or given by `#[entity(json)]` /
+    /// `#[entity(type = "…")]`. `None` for a type the derive cannot see through (a type alias,
+    /// a newtype, an enum of your own): the type then comes from the field's serde output at
+    /// its first non-null save, as for dynamic entities (a unit enum is text, a newtype over
+    /// `i64` an integer, a struct JSON).
+    pub ty: Option<FieldType>,
     /// True for `Option<T>` fields.
     pub nullable: bool,
     /// `#[entity(id)]`, or the field named `id`.
     pub id: bool,
+    /// `#[entity(version)]`: the field receives the entity's version (1 after the first save,
+    /// +1 per change), and a save of a value whose version is not the stored one fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) (optimistic locking). Its column is `version`.
+    pub version: bool,
+    /// The Rust type is `chrono::NaiveDateTime` (a UTC timestamp without offset): it is read
+    /// back without the `Z`.
+    pub naive_timestamp: bool,
     /// `#[entity(index)]`: an index is created with the table.
     pub index: bool,
     /// `#[entity(unique)]`: a unique constraint is created with the table.

@@ -39,7 +39,7 @@ fn is_system(name: &str) -> bool {
 fn specs<T: Entity>() -> Vec<FieldSpec> {
     T::fields()
         .iter()
-        .filter(|f| !f.id && !is_system(f.column))
+        .filter(|f| !f.id && !f.version && !is_system(f.column))
         .map(|f| FieldSpec {
             name: f.column.to_owned(),
             ty: f.ty,
