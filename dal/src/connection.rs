@@ -293,6 +293,11 @@ impl Connection {
         &self.pool.hash
     }
 
+    /// The pool's retry policy (statements and the entity layer's own transactions).
+    pub(crate) fn retry_policy(&self) -> crate::RetryPolicy {
+        *self.pool.config.get_retry_policy()
+    }
+
     /// Runs portable SQL with default options and returns its rows (crate-internal shorthand).
     pub(crate) async fn query_rows(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
         Ok(self.run(sql, &params, &QueryOptions::default()).await?.rows)

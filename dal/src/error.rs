@@ -126,7 +126,9 @@ pub enum Error {
     /// Optimistic locking: the save expected the entity at `expected` (0: not stored yet) but
     /// it is at `actual` (0: it does not exist). Nothing was written: read it again, reapply
     /// the change and save again.
-    #[error("conflict: {entity} {id:?} is at version {actual}, the save expected version {expected}")]
+    #[error(
+        "conflict: {entity} {id:?} is at version {actual}, the save expected version {expected}"
+    )]
     Conflict {
         /// Entity name.
         entity: String,

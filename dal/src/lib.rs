@@ -53,6 +53,7 @@ pub use pool::{
 };
 pub use resilience::{BreakerConfig, BreakerState, CircuitStatus, RetryPolicy};
 pub use row::{ColumnIndex, Row};
+pub use rust_decimal::Decimal;
 pub use sql::Backend;
 pub use value::{FromValue, IntoParams, Value};
 
@@ -64,6 +65,6 @@ pub mod prelude {
         Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result,
         Row, ScalingAdvice, SyncConnection, TimeoutKind, Value,
     };
-    pub use crate::{DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
+    pub use crate::{Decimal, DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
     pub use serde_json::{json, Map, Value as JsonValue};
 }

@@ -1,6 +1,10 @@
 //! [`Value`]: one dynamically typed SQL value, the currency of parameters and rows.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -16,6 +20,8 @@ pub enum Value {
     Int(i64),
     /// Floating point number.
     Float(f64),
+    /// Exact decimal number (`NUMERIC`/`DECIMAL` columns), backed by [`rust_decimal`].
+    Decimal(Decimal),
     /// Text.
     Text(String),
     /// Binary data.
@@ -41,20 +47,31 @@ impl Value {
         }
     }
 
-    /// The integer, if this is `Int` (or a `Bool`, as 0/1).
+    /// The integer, if this is `Int` (or a `Bool`, as 0/1, or a whole `Decimal` that fits).
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
             Value::Bool(b) => Some(i64::from(*b)),
+            Value::Decimal(d) if d.fract().is_zero() => d.to_i64(),
             _ => None,
         }
     }
 
-    /// The number as `f64`, if this is `Float` or `Int`.
+    /// The number as `f64`, if this is `Float`, `Int` or `Decimal` (the nearest `f64`).
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Float(f) => Some(*f),
             Value::Int(i) => Some(*i as f64),
+            Value::Decimal(d) => d.to_f64(),
+            _ => None,
+        }
+    }
+
+    /// The exact decimal, if this is `Decimal` or `Int`.
+    pub fn as_decimal(&self) -> Option<Decimal> {
+        match self {
+            Value::Decimal(d) => Some(*d),
+            Value::Int(i) => Some(Decimal::from(*i)),
             _ => None,
         }
     }
@@ -81,6 +98,7 @@ impl Value {
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
             Value::Float(_) => "float",
+            Value::Decimal(_) => "decimal",
             Value::Text(_) => "text",
             Value::Bytes(_) => "bytes",
             Value::Json(_) => "json",
@@ -91,8 +109,9 @@ impl Value {
         }
     }
 
-    /// Converts this value to JSON: numbers stay numbers, timestamps become RFC 3339 strings,
-    /// bytes become an array of numbers.
+    /// Converts this value to JSON: numbers stay numbers, decimals become decimal strings
+    /// (exact, as `rust_decimal` serializes them), timestamps become RFC 3339 strings, bytes
+    /// become an array of numbers.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -100,6 +119,7 @@ impl Value {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Decimal(d) => J::String(d.to_string()),
             Value::Text(s) => J::String(s.clone()),
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
             Value::Json(j) => j.clone(),
@@ -163,6 +183,40 @@ from_via! {
     NaiveDate => Date(|v| v),
     NaiveTime => Time(|v| v),
     Uuid => Uuid(|v| v),
+    Decimal => Decimal(|v| v),
+}
+
+/// Exact decimal from a float's shortest round-trip text (`19.99_f64` → `19.99`), as a
+/// backend without an exact decimal type (SQLite) hands a stored decimal back.
+pub(crate) fn decimal_from_f64(f: f64) -> Option<Decimal> {
+    if !f.is_finite() {
+        return None;
+    }
+    let text = format!("{f}");
+    Decimal::from_str(&text)
+        .ok()
+        .or_else(|| Decimal::from_scientific(&format!("{f:e}")).ok())
+}
+
+/// Parses decimal text (`-12.3400`, `1e3`), normalising away trailing fraction zeros beyond
+/// what `Decimal` holds (MySQL pads to the column's scale).
+pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
+    let t = s.trim();
+    if let Ok(d) = Decimal::from_str(t) {
+        return Some(d);
+    }
+    if let Some((int, frac)) = t.split_once('.') {
+        let frac = frac.trim_end_matches('0');
+        let text = if frac.is_empty() {
+            int.to_owned()
+        } else {
+            format!("{int}.{frac}")
+        };
+        if let Ok(d) = Decimal::from_str(&text) {
+            return Some(d);
+        }
+    }
+    Decimal::from_scientific(t).ok()
 }
 
 impl From<&Value> for Value {
@@ -250,6 +304,10 @@ impl FromValue for i64 {
             Value::Int(i) => Ok(*i),
             Value::Bool(b) => Ok(i64::from(*b)),
             Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(*f as i64),
+            Value::Decimal(d) if d.fract().is_zero() => d.to_i64().map_or_else(
+                || Err(Error::Conversion(format!("{d} does not fit in i64"))),
+                Ok,
+            ),
             Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, "i64")),
             _ => mismatch(v, "i64"),
         }
@@ -274,6 +332,7 @@ impl FromValue for f64 {
         match v {
             Value::Float(f) => Ok(*f),
             Value::Int(i) => Ok(*i as f64),
+            Value::Decimal(d) => d.to_f64().map_or_else(|| mismatch(v, "f64"), Ok),
             Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, "f64")),
             _ => mismatch(v, "f64"),
         }
@@ -313,11 +372,24 @@ impl FromValue for String {
             Value::Null => mismatch(v, "String"),
             Value::Int(i) => Ok(i.to_string()),
             Value::Float(f) => Ok(f.to_string()),
+            Value::Decimal(d) => Ok(d.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
             Value::Timestamp(_) | Value::Date(_) | Value::Time(_) => match v.to_json() {
                 serde_json::Value::String(s) => Ok(s),
                 _ => mismatch(v, "String"),
             },
+        }
+    }
+}
+
+impl FromValue for Decimal {
+    fn from_value(v: &Value) -> Result<Self> {
+        match v {
+            Value::Decimal(d) => Ok(*d),
+            Value::Int(i) => Ok(Decimal::from(*i)),
+            Value::Float(f) => decimal_from_f64(*f).map_or_else(|| mismatch(v, "Decimal"), Ok),
+            Value::Text(s) => parse_decimal(s).map_or_else(|| mismatch(v, "Decimal"), Ok),
+            _ => mismatch(v, "Decimal"),
         }
     }
 }

@@ -117,21 +117,36 @@ pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
     }
 }
 
-/// Decimal text (as servers send NUMERIC/DECIMAL) to the most faithful `Value`: an `Int` when
-/// it is a whole number that fits, else a `Float`, else the text itself.
+/// Decimal text (as servers send NUMERIC/DECIMAL) to the most faithful `Value`: a `Decimal`
+/// when it fits one (28 significant digits), else a `Float` (`NaN`, huge values), else the
+/// text itself.
 pub(crate) fn decimal_text_to_value(s: &str) -> Value {
     let t = s.trim();
-    let integral = t.strip_suffix(".0").unwrap_or(t);
-    let integral = match integral.split_once('.') {
-        Some((i, frac)) if frac.bytes().all(|b| b == b'0') => i,
-        _ => integral,
-    };
-    if let Ok(i) = integral.parse::<i64>() {
-        return Value::Int(i);
+    if let Some(d) = crate::value::parse_decimal(t) {
+        return Value::Decimal(d);
     }
     match t.parse::<f64>() {
-        Ok(f) if f.is_finite() => Value::Float(f),
-        _ => Value::Text(t.to_owned()),
+        Ok(f) => Value::Float(f),
+        Err(_) => Value::Text(t.to_owned()),
+    }
+}
+
+/// Timestamps a backend's `DATETIME`-like storage holds: years `min..=max`. Outside, binding
+/// is refused (never stored as NULL or clamped).
+pub(crate) fn check_year(
+    t: &chrono::DateTime<chrono::Utc>,
+    min: i32,
+    max: i32,
+    backend: &str,
+) -> std::result::Result<(), String> {
+    use chrono::Datelike;
+    if (min..=max).contains(&t.year()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "timestamp {} is outside the range {backend} stores (years {min} to {max})",
+            t.to_rfc3339()
+        ))
     }
 }
 

@@ -153,11 +153,21 @@ fn bind(args: &mut MySqlArguments, v: &Value) -> std::result::Result<(), sqlx::e
         Value::Null => args.add(None::<String>),
         Value::Bool(b) => args.add(*b),
         Value::Int(i) => args.add(*i),
+        Value::Float(f) if !f.is_finite() => Err(format!(
+            "MySQL cannot store the float {f} (NaN and infinities are not numbers it holds)"
+        )
+        .into()),
         Value::Float(f) => args.add(*f),
+        Value::Decimal(d) => args.add(*d),
         Value::Text(s) => args.add(s.clone()),
         Value::Bytes(b) => args.add(b.clone()),
         Value::Json(j) => args.add(j.to_string()),
-        Value::Timestamp(t) => args.add(*t),
+        // As DATETIME (naive UTC; the session time zone is UTC): a TIMESTAMP parameter would
+        // be stored as NULL outside 1970-2038. DATETIME holds years 1000-9999.
+        Value::Timestamp(t) => {
+            super::check_year(t, 1000, 9999, "MySQL")?;
+            args.add(t.naive_utc())
+        }
         Value::Date(d) => args.add(*d),
         Value::Time(t) => args.add(*t),
         // UUIDs are stored as text (CHAR(36)) so that every backend reads the same thing.

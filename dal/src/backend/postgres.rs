@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use futures_util::TryStreamExt;
+use rust_decimal::prelude::ToPrimitive;
 use sqlx::encode::IsNull;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{
@@ -368,6 +369,25 @@ fn to_pg<'a>(v: &'a Value, t: &PgTypeInfo) -> std::result::Result<PgParam<'a>, S
                 })
             }
             _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(format_float(*f)))),
+            _ => cannot(),
+        },
+        Value::Decimal(d) => match target {
+            NUMERIC => Ok(PgParam::Numeric(encode_numeric(&d.to_string())?)),
+            FLOAT4 => Ok(PgParam::F32(
+                d.to_f32()
+                    .ok_or_else(|| format!("{d} out of range for REAL"))?,
+            )),
+            FLOAT8 => {
+                Ok(PgParam::F64(d.to_f64().ok_or_else(|| {
+                    format!("{d} out of range for DOUBLE PRECISION")
+                })?))
+            }
+            INT2 | INT4 | INT8 | OID if d.fract().is_zero() => int(d
+                .to_i64()
+                .ok_or_else(|| format!("{d} out of range for an integer"))?),
+            JSON => Ok(PgParam::Json(d.to_string())),
+            JSONB => Ok(PgParam::Jsonb(d.to_string())),
+            _ if is_texty(target) => Ok(PgParam::Text(Cow::Owned(d.to_string()))),
             _ => cannot(),
         },
         Value::Text(s) => text_to_pg(s, target).map_or_else(cannot, Ok),

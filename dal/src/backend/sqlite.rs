@@ -179,16 +179,37 @@ fn bind(
         Value::Null => args.add(None::<String>),
         Value::Bool(b) => args.add(*b),
         Value::Int(i) => args.add(*i),
+        // SQLite stores a NaN double as NULL: refuse it rather than lose it.
+        Value::Float(f) if f.is_nan() => {
+            Err("SQLite cannot store NaN (it would become NULL)".into())
+        }
         Value::Float(f) => args.add(*f),
+        Value::Decimal(d) => args.add(sqlite_decimal(d)?),
         Value::Text(s) => args.add(s.clone()),
         Value::Bytes(b) => args.add(b.clone()),
         Value::Json(j) => args.add(j.to_string()),
         // Fixed-width RFC 3339 in UTC, so that text comparison is chronological.
-        Value::Timestamp(t) => args.add(format_timestamp(t)),
+        Value::Timestamp(t) => {
+            super::check_year(t, 0, 9999, "SQLite")?;
+            args.add(format_timestamp(t))
+        }
         Value::Date(d) => args.add(d.format("%Y-%m-%d").to_string()),
         Value::Time(t) => args.add(t.format("%H:%M:%S%.f").to_string()),
         Value::Uuid(u) => args.add(u.to_string()),
     }
+}
+
+/// SQLite has no exact decimal type: a decimal is sent as its text, which a `NUMERIC` column
+/// turns into a number keeping 15 significant digits. A decimal with more digits would come
+/// back changed, so it is refused.
+fn sqlite_decimal(d: &rust_decimal::Decimal) -> std::result::Result<String, String> {
+    let digits = d.normalize().mantissa().unsigned_abs().to_string().len();
+    if digits > 15 {
+        return Err(format!(
+            "SQLite cannot store the decimal {d} exactly: it keeps at most 15 significant digits"
+        ));
+    }
+    Ok(d.to_string())
 }
 
 fn decode_row(row: &SqliteRow, columns: Arc<[String]>, booleans: &[bool]) -> Result<Row> {

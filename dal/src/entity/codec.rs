@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use super::typed::FieldType;
 use crate::error::{Error, Result};
 use crate::sql::Backend;
-use crate::value::{parse_timestamp, Value};
+use crate::value::{decimal_from_f64, parse_decimal, parse_timestamp, Value};
 
 /// Largest integer an `f64` holds exactly.
 pub(crate) const F64_EXACT_INT: i64 = 1 << 53;
@@ -24,6 +24,16 @@ pub(crate) fn infer(v: &Json) -> Option<FieldType> {
         Json::String(_) => FieldType::Text,
         Json::Array(_) | Json::Object(_) => FieldType::Json,
     })
+}
+
+/// The logical type of a typed field the derive could not see through (an alias, a newtype,
+/// an enum), from its first value: like [`infer`], except that strings are always text — a
+/// value of the user's own type is never reinterpreted as a timestamp.
+pub(crate) fn infer_declared(v: &Json) -> Option<FieldType> {
+    match v {
+        Json::String(_) => Some(FieldType::Text),
+        other => infer(other),
+    }
 }
 
 /// RFC 3339 date-time with a `T` and an offset, e.g. `2024-05-01T12:00:00Z`.
@@ -98,6 +108,24 @@ pub(crate) fn to_column(field: &str, ty: FieldType, v: &Json) -> Result<Fit> {
             Ok(u) => Value::Uuid(u),
             Err(_) => return reject(),
         },
+        (FieldType::Decimal, Json::String(s)) => match parse_decimal(s) {
+            Some(d) => Value::Decimal(d),
+            None => return reject(),
+        },
+        (FieldType::Decimal, Json::Number(n)) => match parse_decimal(&n.to_string()) {
+            Some(d) => Value::Decimal(d),
+            None => return reject(),
+        },
+        (FieldType::Bytes, Json::Array(items)) => {
+            let bytes: Option<Vec<u8>> = items
+                .iter()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            match bytes {
+                Some(b) => Value::Bytes(b),
+                None => return reject(),
+            }
+        }
         _ => return reject(),
     }))
 }
@@ -144,12 +172,28 @@ pub(crate) fn from_column(ty: FieldType, v: Value) -> Result<Json> {
             .map_err(|e| Error::Conversion(format!("stored JSON is not valid: {e}")))?,
         (FieldType::Json, Value::Bytes(b)) => serde_json::from_slice(&b)
             .map_err(|e| Error::Conversion(format!("stored JSON is not valid: {e}")))?,
+        (FieldType::Decimal, v) => match decimal_of(&v) {
+            Some(d) => Json::String(d.normalize().to_string()),
+            None => v.to_json(),
+        },
+        (FieldType::Bytes, Value::Bytes(b)) => Json::Array(b.into_iter().map(Json::from).collect()),
         (FieldType::Date, Value::Date(d)) => Json::String(d.format("%Y-%m-%d").to_string()),
         (FieldType::Time, Value::Time(t)) => Json::String(t.format("%H:%M:%S%.f").to_string()),
         (_, Value::Text(s)) => Json::String(s),
         (_, Value::Uuid(u)) => Json::String(u.to_string()),
         (_, other) => other.to_json(),
     })
+}
+
+/// A stored decimal, whichever way the backend handed it back (SQLite: as a number).
+fn decimal_of(v: &Value) -> Option<rust_decimal::Decimal> {
+    match v {
+        Value::Decimal(d) => Some(*d),
+        Value::Int(i) => Some(rust_decimal::Decimal::from(*i)),
+        Value::Float(f) => decimal_from_f64(*f),
+        Value::Text(s) => parse_decimal(s),
+        _ => None,
+    }
 }
 
 fn float_json(f: f64) -> Json {

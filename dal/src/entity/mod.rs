@@ -39,7 +39,7 @@ mod ops;
 mod schema;
 pub mod typed;
 
-pub(crate) use ops::{Audit, EntityMap};
+pub(crate) use ops::{Audit, EntityMap, SaveRequest};
 pub use typed::{Entity, FieldDef, FieldType};
 pub use typed_api::{FindTyped, Versioned};
 
@@ -81,13 +81,17 @@ impl IntoEntity for &Json {
     }
 }
 
-/// Options of a save: who made it and why (recorded in history).
+/// Options of a save: who made it and why (recorded in history), and the version it expects.
 #[derive(Debug, Clone, Default)]
 pub struct SaveOptions {
     /// Recorded as `created_by`/`updated_by` and `history_user_id`.
     pub user_id: Option<String>,
     /// Recorded as `history_comment`.
     pub comment: Option<String>,
+    /// Optimistic locking for a single save: the stored entity must be at this version (0:
+    /// it must not exist yet), else the save fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
+    pub expected_version: Option<i64>,
 }
 
 impl SaveOptions {
@@ -100,6 +104,21 @@ impl SaveOptions {
     pub fn comment(mut self, comment: impl Into<String>) -> Self {
         self.comment = Some(comment.into());
         self
+    }
+    /// Sets the version the stored entity must be at (see [`SaveOptions::expected_version`]).
+    pub fn expect_version(mut self, version: i64) -> Self {
+        self.expected_version = Some(version);
+        self
+    }
+    /// The expected versions of a batch of `n`: only a single save may expect one.
+    fn expected(&self, n: usize) -> Result<Vec<Option<i64>>> {
+        match self.expected_version {
+            None => Ok(Vec::new()),
+            Some(v) if n == 1 => Ok(vec![Some(v)]),
+            Some(_) => Err(Error::Entity(
+                "expect_version applies to the save of one entity, not to a batch".into(),
+            )),
+        }
     }
     fn audit(&self) -> Audit {
         Audit {
@@ -193,21 +212,51 @@ pub struct SaveEntity<'c> {
 }
 builder_audit!(SaveEntity);
 
+impl SaveEntity<'_> {
+    /// Optimistic locking: the stored entity must be at `version` (its `version` field as
+    /// last read; 0: it must not exist yet). Otherwise the save fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
+    pub fn expect_version(mut self, version: i64) -> Self {
+        self.opts.expected_version = Some(version);
+        self
+    }
+}
+
 impl<'c> IntoFuture for SaveEntity<'c> {
     type Output = Result<EntityMap>;
     type IntoFuture = BoxFuture<'c, Result<EntityMap>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let e = self.entity?;
-            let mut saved = self
-                .conn
-                .save_entities_impl(&self.name, vec![e], &self.opts.audit(), &[])
-                .await?;
-            saved
-                .pop()
-                .ok_or_else(|| Error::Internal("save returned nothing".into()))
-        })
+        Box::pin(async move { save_one(self.conn, &self.name, self.entity?, &self.opts).await })
     }
+}
+
+/// One dynamic save with its options.
+async fn save_one(
+    conn: &mut Connection,
+    name: &str,
+    entity: EntityMap,
+    opts: &SaveOptions,
+) -> Result<EntityMap> {
+    let audit = opts.audit();
+    let mut req = SaveRequest::new(name, vec![entity], &audit);
+    req.expected = opts.expected(1)?;
+    conn.save_entities_impl(req, Ok)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("save returned nothing".into()))
+}
+
+/// A dynamic batch save with its options.
+async fn save_many(
+    conn: &mut Connection,
+    name: &str,
+    entities: Vec<EntityMap>,
+    opts: &SaveOptions,
+) -> Result<Vec<EntityMap>> {
+    let audit = opts.audit();
+    let mut req = SaveRequest::new(name, entities, &audit);
+    req.expected = opts.expected(req.inputs.len())?;
+    conn.save_entities_impl(req, Ok).await
 }
 
 /// `save_entities` being built; `.await` it.
@@ -224,12 +273,7 @@ impl<'c> IntoFuture for SaveEntities<'c> {
     type Output = Result<Vec<EntityMap>>;
     type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let es = self.entities?;
-            self.conn
-                .save_entities_impl(&self.name, es, &self.opts.audit(), &[])
-                .await
-        })
+        Box::pin(async move { save_many(self.conn, &self.name, self.entities?, &self.opts).await })
     }
 }
 
@@ -240,12 +284,21 @@ pub struct GetEntity<'c> {
     name: String,
     id: String,
     include_deleted: bool,
+    for_update: bool,
 }
 
 impl GetEntity<'_> {
     /// Also return the entity if it is soft-deleted.
     pub fn include_deleted(mut self) -> Self {
         self.include_deleted = true;
+        self
+    }
+    /// Locks the entity's row until the caller's transaction ends (`SELECT … FOR UPDATE`;
+    /// on SQLite a transaction holds the database's write lock from its start): the
+    /// read-check-write of a `#[auto_transaction]` function is then safe against concurrent
+    /// writers. Needs an open transaction (an error otherwise).
+    pub fn for_update(mut self) -> Self {
+        self.for_update = true;
         self
     }
 }
@@ -256,7 +309,7 @@ impl<'c> IntoFuture for GetEntity<'c> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             self.conn
-                .get_entity_impl(&self.name, &self.id, self.include_deleted)
+                .get_entity_impl(&self.name, &self.id, self.include_deleted, self.for_update)
                 .await
         })
     }
@@ -441,6 +494,7 @@ impl Connection {
             name: name.to_owned(),
             id: id.as_ref().to_owned(),
             include_deleted: false,
+            for_update: false,
         }
     }
 
@@ -522,13 +576,7 @@ impl SyncConnection {
         opts: SaveOptions,
     ) -> Result<EntityMap> {
         let e = entity.into_entity()?;
-        let mut saved = self.with(|c| async move {
-            c.save_entities_impl(name, vec![e], &opts.audit(), &[])
-                .await
-        })?;
-        saved
-            .pop()
-            .ok_or_else(|| Error::Internal("save returned nothing".into()))
+        self.with(|c| async move { save_one(c, name, e, &opts).await })
     }
 
     /// Blocking [`Connection::save_entities`].
@@ -551,13 +599,13 @@ impl SyncConnection {
             .into_iter()
             .map(IntoEntity::into_entity)
             .collect::<Result<Vec<_>>>()?;
-        self.with(|c| async move { c.save_entities_impl(name, es, &opts.audit(), &[]).await })
+        self.with(|c| async move { save_many(c, name, es, &opts).await })
     }
 
     /// Blocking [`Connection::get_entity`].
     pub fn get_entity(&mut self, name: &str, id: impl AsRef<str>) -> Result<Option<EntityMap>> {
         let id = id.as_ref().to_owned();
-        self.with(|c| async move { c.get_entity_impl(name, &id, false).await })
+        self.with(|c| async move { c.get_entity_impl(name, &id, false, false).await })
     }
 
     /// [`get_entity`](Self::get_entity) including soft-deleted entities.
@@ -567,7 +615,18 @@ impl SyncConnection {
         id: impl AsRef<str>,
     ) -> Result<Option<EntityMap>> {
         let id = id.as_ref().to_owned();
-        self.with(|c| async move { c.get_entity_impl(name, &id, true).await })
+        self.with(|c| async move { c.get_entity_impl(name, &id, true, false).await })
+    }
+
+    /// Blocking [`GetEntity::for_update`]: the entity, its row locked until the open
+    /// transaction ends.
+    pub fn get_entity_for_update(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+    ) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|c| async move { c.get_entity_impl(name, &id, false, true).await })
     }
 
     /// Blocking [`Connection::find_entities`].

@@ -1,13 +1,14 @@
 //! The entity operations, written once for every backend and for typed and dynamic entities.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Map, Value as Json};
 
-use super::codec::{from_column, infer, needs_widening, to_column, Fit};
+use super::codec::{from_column, infer, infer_declared, needs_widening, to_column, Fit};
 use super::schema::{
-    history_table, table, validate_field_name, FieldSpec, Schema, HISTORY_FIELDS, SYSTEM_FIELDS,
+    history_table, is_reserved, reserved_ignoring_case, table, validate_field_name, FieldSpec,
+    Schema, HISTORY_FIELDS, SYSTEM_FIELDS,
 };
 use super::typed::FieldType;
 use crate::connection::Connection;
@@ -20,29 +21,30 @@ use crate::value::Value;
 const CHUNK_ROWS: usize = 1000;
 /// …and at most this many parameters (every backend accepts 32 766).
 const CHUNK_PARAMS: usize = 30_000;
-/// Own-transaction attempts when the server reports a deadlock or serialization failure.
-const TX_ATTEMPTS: usize = 5;
 const MAX_ID_LEN: usize = 255;
 
 pub(crate) type EntityMap = Map<String, Json>;
 
 /// Evaluates `$body` in the caller's transaction, or in one of its own that is retried as a
-/// whole (up to `TX_ATTEMPTS` times) when `$retry(&error)` says the server undid it.
+/// whole, after a jittered backoff from the pool's [`RetryPolicy`](crate::RetryPolicy), when
+/// `$retry(&error)` says the server undid it (deadlock, serialization failure, key race).
 macro_rules! in_own_tx {
     ($conn:ident, $retry:expr, $body:expr) => {{
-        let mut attempt = 0;
+        let mut backoff = $conn.retry_policy().backoff();
         loop {
-            attempt += 1;
             let own = !$conn.in_transaction();
             if own {
                 $conn.begin_transaction().await?;
             }
             let r = $body;
             match $conn.end_own_tx(own, r).await {
-                Err(e) if own && attempt < TX_ATTEMPTS && $retry(&e) => {
-                    tracing::debug!(target: "dal::entity", error = %e, attempt, "retrying entity write");
-                    continue;
-                }
+                Err(e) if own && $retry(&e) => match backoff.next_delay() {
+                    Some(delay) => {
+                        tracing::debug!(target: "dal::entity", error = %e, retry = backoff.retries(), "retrying entity write");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => break Err(e),
+                },
                 other => break other,
             }
         }
@@ -93,11 +95,8 @@ fn is_key_race(e: &Error) -> bool {
         || text.contains(".id")
 }
 
-fn is_retryable_tx_error(e: &Error) -> bool {
-    matches!(
-        e.code(),
-        Some("40001") | Some("40P01") | Some("1213") | Some("1205")
-    )
+fn is_retryable_tx_error(backend: Backend, e: &Error) -> bool {
+    crate::resilience::classify(backend, e) == crate::resilience::FailureClass::Conflict
 }
 
 /// Columns of an entity row, in order: system fields then user fields.
@@ -163,23 +162,38 @@ impl Connection {
     // ---- save ---------------------------------------------------------------------------
 
     /// Saves a batch (one entity is a batch of one): creates or partially updates each row,
-    /// appends one history row each, returns the rows as stored.
-    pub(crate) async fn save_entities_impl(
+    /// appends one history row each, and returns the rows as stored, converted by `out`.
+    ///
+    /// Everything that can be checked is checked before the first write: names, values, the
+    /// expected versions, and — with `check` — that every row as it will be stored converts
+    /// back through `out`. `out` runs inside the transaction, so a row that still fails to
+    /// convert rolls the save back (in the caller's transaction, the error reaches the
+    /// caller before any commit).
+    pub(crate) async fn save_entities_impl<R, F>(
         &mut self,
-        entity: &str,
-        inputs: Vec<EntityMap>,
-        audit: &Audit,
-        declared: &[FieldSpec],
-    ) -> Result<Vec<EntityMap>> {
+        req: SaveRequest<'_>,
+        out: F,
+    ) -> Result<Vec<R>>
+    where
+        R: Send,
+        F: Fn(EntityMap) -> Result<R> + Send + Sync,
+    {
+        let entity = req.entity;
         super::schema::validate_entity_name(entity)?;
-        if inputs.is_empty() {
+        if req.inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, rows) = prepare_inputs(inputs)?;
+        let (ids, rows) = prepare_inputs(req.inputs)?;
+        let expected = req.expected;
+        if !expected.is_empty() && expected.len() != ids.len() {
+            return Err(Error::Internal(
+                "expected versions do not match the batch".into(),
+            ));
+        }
 
         // Schema first: new fields and widenings are decided from the whole batch.
         let schema = self.entity_schema(entity, true).await?;
-        let (specs, widen) = plan_fields(&schema, &rows, declared)?;
+        let (specs, widen) = plan_fields(entity, &schema, &rows, req.declared)?;
         let schema = self.ensure_fields(entity, &specs, &widen).await?;
 
         // Convert every value before writing anything: bad input never leaves partial writes.
@@ -203,79 +217,119 @@ impl Connection {
             }
             converted.push(out);
         }
+        if req.check {
+            for (i, row) in converted.iter().enumerate() {
+                let version = expected.get(i).copied().flatten().unwrap_or(0) + 1;
+                out(simulate_stored(&schema, &ids[i], row, req.audit, version)?)?;
+            }
+        }
 
+        let backend = self.backend();
+        let batch = Batch {
+            entity,
+            schema: &schema,
+            ids: &ids,
+            rows: &converted,
+            expected: &expected,
+            audit: req.audit,
+        };
         in_own_tx!(
             self,
-            |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
+            |e: &Error| is_retryable_tx_error(backend, e) || is_key_race(e),
             {
-                self.write_batch(entity, &schema, &ids, &converted, audit)
-                    .await
+                match self.write_batch(&batch).await {
+                    Ok(saved) => saved.into_iter().map(&out).collect::<Result<Vec<R>>>(),
+                    Err(e) => Err(e),
+                }
             }
         )
     }
 
-    async fn write_batch(
-        &mut self,
-        entity: &str,
-        schema: &Schema,
-        ids: &[String],
-        rows: &[BTreeMap<String, Value>],
-        audit: &Audit,
-    ) -> Result<Vec<EntityMap>> {
+    async fn write_batch(&mut self, b: &Batch<'_>) -> Result<Vec<EntityMap>> {
+        let Batch {
+            entity,
+            schema,
+            ids,
+            rows,
+            expected,
+            audit,
+        } = *b;
+        let backend = self.backend();
         let now = now_micros();
         let user = Value::from(audit.user_id.clone());
+        // Rows are written in id order, so that concurrent batches over the same ids take
+        // their row locks in the same order and cannot deadlock each other.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by(|a, b| ids[*a].cmp(&ids[*b]));
+
+        // The rows that exist, locked (in id order) with their versions: MySQL needs them to
+        // split inserts from updates; a batch locks them up front on PostgreSQL; an expected
+        // version is checked against them.
+        let checking = expected.iter().any(Option::is_some);
+        let lock = backend == Backend::MySql
+            || checking
+            || (backend == Backend::Postgres && ids.len() > 1);
+        let existing: HashMap<String, i64> = if lock {
+            let sorted: Vec<&str> = order.iter().map(|&i| ids[i].as_str()).collect();
+            self.lock_rows(entity, &sorted).await?
+        } else {
+            HashMap::new()
+        };
+        for (i, want) in expected.iter().enumerate() {
+            if let Some(want) = *want {
+                let actual = existing.get(&ids[i]).copied().unwrap_or(0);
+                if actual != want {
+                    return Err(Error::Conflict {
+                        entity: entity.to_owned(),
+                        id: ids[i].clone(),
+                        expected: want,
+                        actual,
+                    });
+                }
+            }
+        }
+
         // Rows with the same set of fields share one multi-row upsert.
         let mut shapes: BTreeMap<Vec<&String>, Vec<usize>> = BTreeMap::new();
-        for (i, r) in rows.iter().enumerate() {
+        for &i in &order {
             shapes
-                .entry(r.keys().collect::<Vec<&String>>())
+                .entry(rows[i].keys().collect::<Vec<&String>>())
                 .or_default()
                 .push(i);
         }
         // MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique key, so on MySQL new rows are
         // inserted plainly (a clash on another unique field is then an error, as it should be)
-        // and only rows that exist (locked here) go through the upsert.
-        let existing: HashSet<String> = if self.backend() == Backend::MySql {
-            self.lock_existing(entity, ids).await?
-        } else {
-            HashSet::new()
-        };
+        // and only rows that exist (locked above) go through the upsert.
+        let mysql = backend == Backend::MySql;
         // PostgreSQL and SQLite return the stored rows from the upsert itself; MySQL has no
         // RETURNING, so its rows are read back after.
-        let returning = self.backend() != Backend::MySql;
-        let mut saved: std::collections::HashMap<String, EntityMap> =
-            std::collections::HashMap::with_capacity(ids.len());
+        let mut saved: HashMap<String, EntityMap> = HashMap::with_capacity(ids.len());
         for (fields, members) in &shapes {
-            let (update, insert): (Vec<usize>, Vec<usize>) =
-                members.iter().partition(|&&i| existing.contains(&ids[i]));
-            for (group, plain) in [
-                (&insert, self.backend() == Backend::MySql),
-                (&update, false),
-            ] {
-                let mut cols: Vec<String> =
-                    SYSTEM_FIELDS[..5].iter().map(|s| (*s).to_owned()).collect();
-                cols.extend(fields.iter().map(|f| (*f).clone()));
-                let per_chunk = (CHUNK_PARAMS / cols.len()).clamp(1, CHUNK_ROWS);
+            let (update, insert): (Vec<usize>, Vec<usize>) = if mysql {
+                members
+                    .iter()
+                    .partition(|&&i| existing.contains_key(&ids[i]))
+            } else {
+                (Vec::new(), members.clone())
+            };
+            for (group, plain) in [(&insert, mysql), (&update, false)] {
+                // id, created_at, created_by, updated_at, updated_by, version (from the id).
+                let per_row = 6 + fields.len();
+                let per_chunk = (CHUNK_PARAMS / per_row).clamp(1, CHUNK_ROWS);
                 for chunk in group.chunks(per_chunk) {
-                    let mut params = Vec::with_capacity(chunk.len() * cols.len());
+                    let mut params = Vec::with_capacity(chunk.len() * per_row);
                     for &i in chunk {
                         params.push(Value::from(ids[i].as_str()));
                         params.push(Value::Timestamp(now));
                         params.push(user.clone());
                         params.push(Value::Timestamp(now));
                         params.push(user.clone());
+                        params.push(Value::from(ids[i].as_str()));
                         for f in fields {
                             params.push(rows[i].get(*f).cloned().unwrap_or(Value::Null));
                         }
                     }
-                    let sql = self.upsert_sql(
-                        &table(entity),
-                        &cols,
-                        chunk.len(),
-                        &cols[5..],
-                        schema,
-                        plain,
-                    );
+                    let sql = upsert_sql(backend, entity, fields, chunk.len(), schema, plain);
                     let out = self.query_full(&sql, params).await?;
                     for r in out.rows {
                         let m = row_to_map(r, schema)?;
@@ -286,9 +340,10 @@ impl Connection {
                 }
             }
         }
-        self.append_history(entity, schema, ids, now, audit, false)
+        let sorted_ids: Vec<String> = order.iter().map(|&i| ids[i].clone()).collect();
+        self.append_history(entity, schema, &sorted_ids, now, audit, false)
             .await?;
-        if !returning {
+        if mysql {
             saved = self.fetch_by_ids(entity, schema, ids).await?;
         }
         // Same order as the input.
@@ -302,69 +357,33 @@ impl Connection {
         Ok(out)
     }
 
-    fn upsert_sql(
-        &self,
-        t: &str,
-        cols: &[String],
-        rows: usize,
-        fields: &[String],
-        schema: &Schema,
-        plain: bool,
-    ) -> String {
-        let fp = schema.fingerprint();
-        let one = format!("({})", placeholders(cols.len()));
-        let values = vec![one; rows].join(", ");
-        let col_list = select_list(cols);
-        if plain {
-            return format!("INSERT INTO [{t}] ({col_list}) VALUES {values} /* dal:{fp:x} */");
-        }
-        let mut updates: Vec<String> = fields.iter().map(|f| f.to_owned()).collect();
-        updates.push("updated_at".into());
-        updates.push("updated_by".into());
-        let set = |fmt: &dyn Fn(&str) -> String| {
-            updates
-                .iter()
-                .map(|c| fmt(c))
-                .collect::<Vec<_>>()
-                .join(", ")
+    /// Locks the rows among `ids` (given in the order to lock them) that exist, and returns
+    /// their versions. SQLite needs no row lock: a transaction there holds the database's
+    /// write lock from its start.
+    async fn lock_rows(&mut self, entity: &str, ids: &[&str]) -> Result<HashMap<String, i64>> {
+        let lock = if self.backend() == Backend::Sqlite {
+            ""
+        } else {
+            " FOR UPDATE"
         };
-        match self.backend() {
-            Backend::MySql => format!(
-                "INSERT INTO [{t}] ({col_list}) VALUES {values} ON DUPLICATE KEY UPDATE {} /* dal:{fp:x} */",
-                set(&|c| format!("[{c}] = VALUES([{c}])"))
-            ),
-            _ => format!(
-                "INSERT INTO [{t}] ({col_list}) VALUES {values} ON CONFLICT ([id]) DO UPDATE SET {} RETURNING {} /* dal:{fp:x} */",
-                set(&|c| format!("[{c}] = excluded.[{c}]")),
-                select_list(&columns(schema))
-            ),
-        }
-    }
-
-    /// Locks the rows among `ids` that exist and returns their ids.
-    async fn lock_existing(&mut self, entity: &str, ids: &[String]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
+        let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
-                "SELECT [id] FROM [{}] WHERE [id] IN ({}) FOR UPDATE",
+                "SELECT [id], [version] FROM [{}] WHERE [id] IN ({}) ORDER BY [id]{lock}",
                 table(entity),
                 placeholders(chunk.len())
             );
-            for r in self
-                .query_rows(
-                    &sql,
-                    chunk.iter().map(|id| Value::from(id.as_str())).collect(),
-                )
-                .await?
-            {
-                found.insert(r.try_get::<String, _>(0)?);
+            let params = chunk.iter().map(|id| Value::from(*id)).collect();
+            for r in self.query_rows(&sql, params).await? {
+                found.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
             }
         }
         Ok(found)
     }
 
-    /// Appends one history row per id, copying the row as it is now, with the next version.
-    /// `deleting`: the snapshot records the deletion time (for permanent deletes).
+    /// Appends one history row per id, copying the row as it is now (with its version).
+    /// `deleting`: the snapshot records the deletion (for permanent deletes: the row is about
+    /// to go, so its deletion is the next version).
     async fn append_history(
         &mut self,
         entity: &str,
@@ -379,20 +398,17 @@ impl Connection {
         let t = table(entity);
         let source: Vec<String> = cols
             .iter()
-            .map(|c| {
-                if deleting && c == "deleted_at" {
-                    "COALESCE([src].[deleted_at], ?)".to_owned()
-                } else {
-                    format!("[src].[{c}]")
-                }
+            .map(|c| match c.as_str() {
+                "deleted_at" if deleting => "COALESCE([src].[deleted_at], ?)".to_owned(),
+                "version" if deleting => "[src].[version] + 1".to_owned(),
+                _ => format!("[src].[{c}]"),
             })
             .collect();
         let mut inserted = 0;
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
-                "INSERT INTO [{h}] ({}, [version], [history_timestamp], [history_user_id], [history_comment]) \
-                 SELECT {}, COALESCE((SELECT MAX([prev].[version]) FROM [{h}] [prev] WHERE [prev].[id] = [src].[id]), 0) + 1, ?, ?, ? \
-                 FROM [{t}] [src] WHERE [src].[id] IN ({}) /* dal:{:x} */",
+                "INSERT INTO [{h}] ({}, [history_timestamp], [history_user_id], [history_comment]) \
+                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id] /* dal:{:x} */",
                 select_list(&cols),
                 source.join(", "),
                 placeholders(chunk.len()),
@@ -416,9 +432,9 @@ impl Connection {
         entity: &str,
         schema: &Schema,
         ids: &[String],
-    ) -> Result<std::collections::HashMap<String, EntityMap>> {
+    ) -> Result<HashMap<String, EntityMap>> {
         let cols = columns(schema);
-        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
                 "SELECT {} FROM [{}] WHERE [id] IN ({}) /* dal:{:x} */",
@@ -446,12 +462,20 @@ impl Connection {
 
     // ---- read ---------------------------------------------------------------------------
 
+    /// With `lock`, the row is locked until the caller's transaction ends (`FOR UPDATE`;
+    /// on SQLite the transaction already holds the database's write lock).
     pub(crate) async fn get_entity_impl(
         &mut self,
         entity: &str,
         id: &str,
         include_deleted: bool,
+        lock: bool,
     ) -> Result<Option<EntityMap>> {
+        if lock && !self.in_transaction() {
+            return Err(Error::Transaction(
+                "a locking read (for_update / get_for_update) needs an open transaction: the lock would end with the statement; use #[auto_transaction] or begin_transaction".into(),
+            ));
+        }
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(None);
@@ -461,8 +485,13 @@ impl Connection {
         } else {
             " AND [deleted_at] IS NULL"
         };
+        let lock = if lock && self.backend() != Backend::Sqlite {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {} FROM [{}] WHERE [id] = ?{deleted} /* dal:{:x} */",
+            "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
             select_list(&columns(&schema)),
             table(entity),
             schema.fingerprint()
@@ -580,7 +609,8 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        in_own_tx!(self, is_retryable_tx_error, {
+        let backend = self.backend();
+        in_own_tx!(self, |e: &Error| is_retryable_tx_error(backend, e), {
             self.delete_inner(entity, &schema, id, permanent, audit)
                 .await
         })
@@ -612,7 +642,7 @@ impl Connection {
         let out = self
             .query_full(
                 &format!(
-                    "UPDATE [{}] SET [deleted_at] = ?, [updated_at] = ?, [updated_by] = ? WHERE [id] = ? AND [deleted_at] IS NULL",
+                    "UPDATE [{}] SET [deleted_at] = ?, [updated_at] = ?, [updated_by] = ?, [version] = [version] + 1 WHERE [id] = ? AND [deleted_at] IS NULL",
                     table(entity)
                 ),
                 vec![Value::Timestamp(now), Value::Timestamp(now), Value::from(audit.user_id.clone()), Value::from(id)],
@@ -636,7 +666,8 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        in_own_tx!(self, is_retryable_tx_error, {
+        let backend = self.backend();
+        in_own_tx!(self, |e: &Error| is_retryable_tx_error(backend, e), {
             self.restore_inner(entity, &schema, id, audit).await
         })
     }
@@ -652,7 +683,7 @@ impl Connection {
         let out = self
             .query_full(
                 &format!(
-                    "UPDATE [{}] SET [deleted_at] = NULL, [updated_at] = ?, [updated_by] = ? WHERE [id] = ? AND [deleted_at] IS NOT NULL",
+                    "UPDATE [{}] SET [deleted_at] = NULL, [updated_at] = ?, [updated_by] = ?, [version] = [version] + 1 WHERE [id] = ? AND [deleted_at] IS NOT NULL",
                     table(entity)
                 ),
                 vec![Value::Timestamp(now), Value::from(audit.user_id.clone()), Value::from(id)],
@@ -667,8 +698,135 @@ impl Connection {
     }
 }
 
-/// Validates and normalises the inputs: strips system and history keys (so a version read
-/// from history can be saved back), checks names, assigns ids.
+/// What to save: the entity, its inputs, who and why, and the fields a typed entity declares.
+pub(crate) struct SaveRequest<'a> {
+    pub entity: &'a str,
+    pub inputs: Vec<EntityMap>,
+    /// Per input, the version the stored entity must be at (0: it must not exist), or empty.
+    pub expected: Vec<Option<i64>>,
+    pub audit: &'a Audit,
+    pub declared: &'a [FieldSpec],
+    /// Check before writing that every row, as it will be stored, converts through `out`.
+    pub check: bool,
+}
+
+impl<'a> SaveRequest<'a> {
+    /// A dynamic save of `inputs`.
+    pub(crate) fn new(entity: &'a str, inputs: Vec<EntityMap>, audit: &'a Audit) -> Self {
+        SaveRequest {
+            entity,
+            inputs,
+            expected: Vec::new(),
+            audit,
+            declared: &[],
+            check: false,
+        }
+    }
+}
+
+/// One batch, validated and converted, ready to write.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    entity: &'a str,
+    schema: &'a Schema,
+    ids: &'a [String],
+    rows: &'a [BTreeMap<String, Value>],
+    expected: &'a [Option<i64>],
+    audit: &'a Audit,
+}
+
+/// The multi-row upsert of `rows` rows with `fields` (after the system columns). A new row's
+/// version is one past the highest in its history (1 for a new id; more for an id whose entity
+/// was permanently deleted); an existing row's version grows by one under its row lock.
+fn upsert_sql(
+    backend: Backend,
+    entity: &str,
+    fields: &[&String],
+    rows: usize,
+    schema: &Schema,
+    plain: bool,
+) -> String {
+    let t = table(entity);
+    let h = history_table(entity);
+    let fp = schema.fingerprint();
+    let one = format!(
+        "(?, ?, ?, ?, ?, (SELECT COALESCE(MAX([h].[version]), 0) + 1 FROM [{h}] [h] WHERE [h].[id] = ?){})",
+        ", ?".repeat(fields.len())
+    );
+    let values = vec![one; rows].join(", ");
+    let mut cols: Vec<&str> = vec![
+        "id",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "version",
+    ];
+    cols.extend(fields.iter().map(|f| f.as_str()));
+    let col_list = cols
+        .iter()
+        .map(|c| format!("[{c}]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if plain {
+        return format!("INSERT INTO [{t}] ({col_list}) VALUES {values} /* dal:{fp:x} */");
+    }
+    let mut updates: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+    updates.push("updated_at");
+    updates.push("updated_by");
+    let set = |fmt: &dyn Fn(&str) -> String| {
+        updates
+            .iter()
+            .map(|c| fmt(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match backend {
+        Backend::MySql => format!(
+            "INSERT INTO [{t}] ({col_list}) VALUES {values} ON DUPLICATE KEY UPDATE {}, [version] = [version] + 1 /* dal:{fp:x} */",
+            set(&|c| format!("[{c}] = VALUES([{c}])"))
+        ),
+        _ => format!(
+            "INSERT INTO [{t}] ({col_list}) VALUES {values} ON CONFLICT ([id]) DO UPDATE SET {}, [version] = [{t}].[version] + 1 RETURNING {} /* dal:{fp:x} */",
+            set(&|c| format!("[{c}] = excluded.[{c}]")),
+            select_list(&columns(schema))
+        ),
+    }
+}
+
+/// The entity as it will read back once `row` is saved: system fields filled in, each value
+/// through the same conversion a read uses.
+fn simulate_stored(
+    schema: &Schema,
+    id: &str,
+    row: &BTreeMap<String, Value>,
+    audit: &Audit,
+    version: i64,
+) -> Result<EntityMap> {
+    let now = Value::Timestamp(now_micros());
+    let user = Value::from(audit.user_id.clone());
+    let mut m = Map::new();
+    for (col, v) in [
+        ("id", Value::from(id)),
+        ("created_at", now.clone()),
+        ("created_by", user.clone()),
+        ("updated_at", now),
+        ("updated_by", user),
+        ("deleted_at", Value::Null),
+        ("version", Value::Int(version)),
+    ] {
+        m.insert(col.to_owned(), from_column(system_type(col), v)?);
+    }
+    for (name, ty) in &schema.fields {
+        let v = row.get(name).cloned().unwrap_or(Value::Null);
+        m.insert(name.clone(), from_column(*ty, v)?);
+    }
+    Ok(m)
+}
+
+/// Validates and normalises the inputs: strips system and history keys spelt exactly (so a
+/// version read from history can be saved back), refuses them in any other spelling and
+/// field names that differ only in case, assigns ids.
 fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>)> {
     let mut ids = Vec::with_capacity(inputs.len());
     let mut rows = Vec::with_capacity(inputs.len());
@@ -693,11 +851,15 @@ fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>
                 "the batch contains id {id:?} more than once"
             )));
         }
-        for k in SYSTEM_FIELDS.iter().chain(HISTORY_FIELDS.iter()) {
-            m.remove(*k);
-        }
+        m.retain(|k, _| !is_reserved(k));
+        let mut lower: HashMap<String, &str> = HashMap::with_capacity(m.len());
         for k in m.keys() {
             validate_field_name(k)?;
+            if let Some(other) = lower.insert(k.to_ascii_lowercase(), k) {
+                return Err(Error::Entity(format!(
+                    "fields {other:?} and {k:?} differ only in case: field names are case-insensitive"
+                )));
+            }
         }
         ids.push(id);
         rows.push(m);
@@ -706,14 +868,51 @@ fn prepare_inputs(inputs: Vec<EntityMap>) -> Result<(Vec<String>, Vec<EntityMap>
 }
 
 /// Decides the new fields (with their types) and the Int→Float widenings a batch needs.
+/// A new field whose name differs only in case from an existing or another new one is refused.
 fn plan_fields(
+    entity: &str,
     schema: &Schema,
     rows: &[EntityMap],
     declared: &[FieldSpec],
 ) -> Result<(Vec<FieldSpec>, Vec<String>)> {
+    let existing: HashMap<String, &String> = schema
+        .fields
+        .keys()
+        .map(|k| (k.to_ascii_lowercase(), k))
+        .collect();
+    let mut spelled: HashMap<String, String> = HashMap::new();
+    let mut check_name = |name: &str| -> Result<()> {
+        if schema.fields.contains_key(name) {
+            return Ok(());
+        }
+        let key = name.to_ascii_lowercase();
+        if let Some(other) = existing.get(&key) {
+            return Err(Error::Entity(format!(
+                "field {name:?} of {entity} differs only in case from its existing field {other:?}: field names are case-insensitive"
+            )));
+        }
+        if let Some(reserved) = reserved_ignoring_case(name) {
+            return Err(Error::Entity(format!(
+                "field name {name:?} is reserved: it is the system field {reserved:?} (field names are case-insensitive)"
+            )));
+        }
+        match spelled.get(&key) {
+            Some(other) if other != name => Err(Error::Entity(format!(
+                "fields {other:?} and {name:?} of {entity} differ only in case: field names are case-insensitive"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                spelled.insert(key, name.to_owned());
+                Ok(())
+            }
+        }
+    };
+    let declared_by_name: HashMap<&str, &FieldSpec> =
+        declared.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut new: BTreeMap<String, FieldSpec> = BTreeMap::new();
     let mut widen = Vec::new();
     for d in declared {
+        check_name(&d.name)?;
         if d.ty.is_some() && !schema.fields.contains_key(&d.name) {
             new.insert(d.name.clone(), d.clone());
         }
@@ -726,7 +925,14 @@ fn plan_fields(
                 }
                 continue;
             }
-            let Some(ty) = infer(v) else { continue };
+            check_name(k)?;
+            let decl = declared_by_name.get(k.as_str());
+            let inferred = match decl {
+                // A declared type the derive could not see through: from its serde output.
+                Some(_) => infer_declared(v),
+                None => infer(v),
+            };
+            let Some(ty) = inferred else { continue };
             match new.get_mut(k) {
                 None => {
                     new.insert(
@@ -734,8 +940,8 @@ fn plan_fields(
                         FieldSpec {
                             name: k.clone(),
                             ty: Some(ty),
-                            index: false,
-                            unique: false,
+                            index: decl.is_some_and(|d| d.index),
+                            unique: decl.is_some_and(|d| d.unique),
                         },
                     );
                 }

@@ -24,40 +24,65 @@ use crate::error::{Error, Result};
 use crate::sql::Backend;
 use crate::value::Value;
 
-/// System columns of every entity table, in order.
-pub(crate) const SYSTEM_FIELDS: [&str; 6] = [
+/// System columns of every entity table, in order. `version` is 1 after the first save and
+/// grows by one with every change (save, delete, restore); each history row carries the
+/// version it recorded.
+pub(crate) const SYSTEM_FIELDS: [&str; 7] = [
     "id",
     "created_at",
     "created_by",
     "updated_at",
     "updated_by",
     "deleted_at",
+    "version",
 ];
 /// Extra columns of history tables.
-pub(crate) const HISTORY_FIELDS: [&str; 4] = [
-    "version",
-    "history_timestamp",
-    "history_user_id",
-    "history_comment",
-];
+pub(crate) const HISTORY_FIELDS: [&str; 3] =
+    ["history_timestamp", "history_user_id", "history_comment"];
 
 const CACHE_TTL: Duration = Duration::from_secs(2);
 const MAX_ENTITY_NAME: usize = 48;
 const MAX_FIELD_NAME: usize = 64;
+/// Suffixes of an entity's side tables: an entity may not be named so that its table is
+/// another entity's side table.
+const SIDE_SUFFIXES: [&str; 2] = ["_history", "_meta"];
 
-/// Checks an entity name: a letter or `_`, then letters, digits or `_`, at most 48 characters
-/// (room for the `_history` suffix within every backend's identifier limit).
-pub(crate) fn validate_entity_name(name: &str) -> Result<()> {
-    validate_ident(name, MAX_ENTITY_NAME, "entity")
+/// True for a system or history column name, spelt exactly.
+pub(crate) fn is_reserved(name: &str) -> bool {
+    SYSTEM_FIELDS.contains(&name) || HISTORY_FIELDS.contains(&name)
 }
 
-/// Checks a field name like an entity name (at most 64 characters); history column names are
-/// reserved.
+/// The reserved name `name` equals ignoring ASCII case, if any.
+pub(crate) fn reserved_ignoring_case(name: &str) -> Option<&'static str> {
+    SYSTEM_FIELDS
+        .iter()
+        .chain(HISTORY_FIELDS.iter())
+        .find(|r| r.eq_ignore_ascii_case(name))
+        .copied()
+}
+
+/// Checks an entity name: a letter or `_`, then letters, digits or `_`, at most 48 characters
+/// (room for the `_history` suffix within every backend's identifier limit), not ending in
+/// `_history` or `_meta` (those are the names of every entity's side tables).
+pub(crate) fn validate_entity_name(name: &str) -> Result<()> {
+    validate_ident(name, MAX_ENTITY_NAME, "entity")?;
+    let lower = name.to_ascii_lowercase();
+    if let Some(suffix) = SIDE_SUFFIXES.iter().find(|s| lower.ends_with(*s)) {
+        return Err(Error::Entity(format!(
+            "invalid entity name {name:?}: names ending in {suffix} are reserved for the side tables of entities"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a field name like an entity name (at most 64 characters). Field names are
+/// case-insensitive on every backend: system and history column names, in any spelling, are
+/// not field names.
 pub(crate) fn validate_field_name(name: &str) -> Result<()> {
     validate_ident(name, MAX_FIELD_NAME, "field")?;
-    if HISTORY_FIELDS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+    if let Some(reserved) = reserved_ignoring_case(name) {
         return Err(Error::Entity(format!(
-            "field name {name:?} is reserved for history records"
+            "field name {name:?} is reserved: it is the system field {reserved:?} (field names are case-insensitive)"
         )));
     }
     Ok(())
@@ -191,6 +216,9 @@ impl Connection {
         {
             return Ok(Schema::absent());
         }
+        if !self.column_exists(&table(entity), "version").await? {
+            self.add_version_column(entity).await?;
+        }
         let rows = self
             .query_rows(
                 &format!("SELECT [name], [type] FROM [{}]", meta_table(entity)),
@@ -264,7 +292,7 @@ impl Connection {
         let (id, ts, short, long) = self.system_column_types();
         let opts = self.table_options();
         let system = format!(
-            "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}"
+            "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}, [version] BIGINT NOT NULL DEFAULT 0"
         );
         let statements = [
             format!(
@@ -272,7 +300,7 @@ impl Connection {
                 table(entity)
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS [{}] ({system}, [version] BIGINT NOT NULL, [history_timestamp] {ts} NOT NULL, [history_user_id] {short}, [history_comment] {long}, PRIMARY KEY ([id], [version])){opts}",
+                "CREATE TABLE IF NOT EXISTS [{}] ({system}, [history_timestamp] {ts} NOT NULL, [history_user_id] {short}, [history_comment] {long}, PRIMARY KEY ([id], [version])){opts}",
                 history_table(entity)
             ),
             // Created last: its presence means the entity's tables are complete.
@@ -289,6 +317,30 @@ impl Connection {
                 break;
             }
         }
+        self.finish_schema_change(reopen, result).await
+    }
+
+    /// Tables made before entity rows carried their version get the column, filled from
+    /// their history.
+    async fn add_version_column(&mut self, entity: &str) -> Result<()> {
+        let t = table(entity);
+        let h = history_table(entity);
+        let reopen = self.start_schema_change();
+        let result = async {
+            self.ddl(&format!(
+                "ALTER TABLE [{t}] ADD COLUMN [version] BIGINT NOT NULL DEFAULT 0"
+            ))
+            .await?;
+            self.query_rows(
+                &format!(
+                    "UPDATE [{t}] SET [version] = (SELECT COALESCE(MAX([h].[version]), 0) FROM [{h}] [h] WHERE [h].[id] = [{t}].[id])"
+                ),
+                vec![],
+            )
+            .await
+            .map(|_| ())
+        }
+        .await;
         self.finish_schema_change(reopen, result).await
     }
 

@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 
 use serde_json::{Map, Value as Json};
 
-use super::ops::{Audit, EntityMap};
-use super::schema::{FieldSpec, HISTORY_FIELDS, SYSTEM_FIELDS};
-use super::typed::Entity;
+use super::ops::{Audit, EntityMap, SaveRequest};
+use super::schema::{is_reserved, FieldSpec};
+use super::typed::{Entity, FieldDef, FieldType};
 use super::{BoxFuture, DeleteOptions, FindOptions, SaveOptions};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -31,15 +31,12 @@ pub struct Versioned<T> {
     pub entity: T,
 }
 
-fn is_system(name: &str) -> bool {
-    SYSTEM_FIELDS.contains(&name) || HISTORY_FIELDS.contains(&name)
-}
-
-/// Declared fields of `T`, as the schema layer wants them (system fields excluded).
+/// Declared fields of `T`, as the schema layer wants them (id, version and system fields
+/// excluded).
 fn specs<T: Entity>() -> Vec<FieldSpec> {
     T::fields()
         .iter()
-        .filter(|f| !f.id && !f.version && !is_system(f.column))
+        .filter(|f| !f.id && !f.version && !is_reserved(f.column))
         .map(|f| FieldSpec {
             name: f.column.to_owned(),
             ty: f.ty,
@@ -49,8 +46,15 @@ fn specs<T: Entity>() -> Vec<FieldSpec> {
         .collect()
 }
 
-/// `T` → entity map keyed by column names (`id` for the id field).
-fn to_map<T: Entity>(value: &T) -> Result<EntityMap> {
+fn default_of<T: Entity>(f: &FieldDef, default: &str) -> Result<Json> {
+    serde_json::from_str(default)
+        .map_err(|e| Error::Conversion(format!("default of {}.{}: {e}", T::table_name(), f.column)))
+}
+
+/// `T` → entity map keyed by column names (`id` for the id field), and the version it
+/// expects when `T` has an `#[entity(version)]` field. Values that could not be read back
+/// into `T` are refused here, before anything is written.
+fn to_map<T: Entity>(value: &T) -> Result<(EntityMap, Option<i64>)> {
     let json = serde_json::to_value(value)
         .map_err(|e| Error::Conversion(format!("{}: cannot serialize: {e}", T::table_name())))?;
     let Json::Object(mut src) = json else {
@@ -60,34 +64,91 @@ fn to_map<T: Entity>(value: &T) -> Result<EntityMap> {
         )));
     };
     let mut out = Map::new();
+    let mut expected = None;
     for f in T::fields() {
         let v = src.remove(f.serde_name);
-        // `#[entity(default = ..)]` stands in for an absent or null value.
-        let v = match (v, f.default) {
-            (None | Some(Json::Null), Some(default)) => {
-                serde_json::from_str(default).map_err(|e| {
-                    Error::Conversion(format!("default of {}.{}: {e}", T::table_name(), f.column))
-                })?
-            }
-            (Some(v), _) => v,
-            (None, None) => continue,
-        };
-        let key = if f.id { "id" } else { f.column };
-        if f.id && v.is_null() {
+        if f.version {
+            expected = Some(match v {
+                None | Some(Json::Null) => 0,
+                Some(Json::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(0),
+                Some(other) => {
+                    return Err(Error::Entity(format!(
+                        "{}.{}: the version must be an integer, got {other}",
+                        T::table_name(),
+                        f.column
+                    )))
+                }
+            });
             continue;
         }
-        out.insert(key.to_owned(), v);
+        // `#[entity(default = ..)]` stands in for an absent or null value. A field absent
+        // from the serde output (`skip_serializing_if`) is stored as null: a typed entity is
+        // saved whole.
+        let v = match (v, f.default) {
+            (None | Some(Json::Null), Some(default)) => default_of::<T>(f, default)?,
+            (Some(v), _) => v,
+            (None, None) => Json::Null,
+        };
+        if f.id {
+            if v.is_null() {
+                if f.ty == Some(FieldType::Int) {
+                    return Err(Error::Entity(format!(
+                        "{}.{}: an integer id must be set before saving (dal generates ids only for text and UUID id fields)",
+                        T::table_name(),
+                        f.column
+                    )));
+                }
+                continue;
+            }
+            out.insert("id".to_owned(), v);
+            continue;
+        }
+        if v.is_null() && !f.nullable && matches!(f.ty, Some(t) if t != FieldType::Json) {
+            let why = if f.ty == Some(FieldType::Float) {
+                " (a NaN or infinite float serializes as null and cannot be stored)"
+            } else {
+                ""
+            };
+            return Err(Error::Entity(format!(
+                "{}.{} is null in the struct's serde output but is not an Option{why}; nothing was written",
+                T::table_name(),
+                f.column
+            )));
+        }
+        out.insert(f.column.to_owned(), v);
     }
-    Ok(out)
+    Ok((out, expected))
 }
 
-/// Entity map → `T`: columns renamed back to serde names; system fields kept, so a struct may
-/// declare e.g. `created_at: Option<DateTime<Utc>>` to receive them.
+/// Entity map → `T`: columns renamed back to serde names, values shaped as the Rust types
+/// expect them (integer ids, naive timestamps), defaults applied to fields stored before
+/// they existed; system fields kept, so a struct may declare e.g.
+/// `created_at: Option<DateTime<Utc>>` to receive them.
 fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
     let mut out = Map::new();
     for f in T::fields() {
         let key = if f.id { "id" } else { f.column };
-        if let Some(v) = map.remove(key) {
+        let mut v = map.remove(key);
+        if f.id && f.ty == Some(FieldType::Int) {
+            if let Some(Json::String(s)) = &v {
+                if let Ok(i) = s.parse::<i64>() {
+                    v = Some(Json::from(i));
+                } else if let Ok(u) = s.parse::<u64>() {
+                    v = Some(Json::from(u));
+                }
+            }
+        }
+        if f.naive_timestamp {
+            if let Some(Json::String(s)) = &mut v {
+                if let Some(naive) = s.strip_suffix('Z') {
+                    *s = naive.to_owned();
+                }
+            }
+        }
+        if let (None | Some(Json::Null), Some(default)) = (&v, f.default) {
+            v = Some(default_of::<T>(f, default)?);
+        }
+        if let Some(v) = v {
             out.insert(f.serde_name.to_owned(), v);
         }
     }
@@ -98,38 +159,73 @@ fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
         .map_err(|e| Error::Conversion(format!("{}: cannot read entity: {e}", T::table_name())))
 }
 
+/// Saves typed entities: declared fields, expected versions, and the check that each reads
+/// back before anything is written.
+async fn save_typed<T: Entity>(
+    conn: &mut Connection,
+    entities: &[&T],
+    opts: &SaveOptions,
+) -> Result<Vec<T>> {
+    let mut maps = Vec::with_capacity(entities.len());
+    let mut expected = Vec::with_capacity(entities.len());
+    for e in entities {
+        let (m, v) = to_map(*e)?;
+        maps.push(m);
+        expected.push(v);
+    }
+    let forced = opts.expected(entities.len())?;
+    if !forced.is_empty() {
+        expected = forced;
+    } else if expected.iter().all(Option::is_none) {
+        expected.clear();
+    }
+    let audit = opts.audit();
+    let specs = specs::<T>();
+    let mut req = SaveRequest::new(T::table_name(), maps, &audit);
+    req.declared = &specs;
+    req.expected = expected;
+    req.check = true;
+    conn.save_entities_impl(req, from_map::<T>).await
+}
+
 impl Connection {
     /// Saves a typed entity (create or update, with history); returns it as stored, with its
-    /// id. Declared indexes and unique constraints are created with the table.
+    /// id (and version). Declared indexes and unique constraints are created with the table.
+    /// With an `#[entity(version)]` field, the save fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing when the stored entity is
+    /// not at that version.
     pub async fn save<T: Entity>(&mut self, entity: &T) -> Result<T> {
         self.save_with(entity, SaveOptions::default()).await
     }
 
-    /// [`save`](Self::save) with user and comment for the history.
+    /// [`save`](Self::save) with user, comment and expected version for the history.
     pub async fn save_with<T: Entity>(&mut self, entity: &T, opts: SaveOptions) -> Result<T> {
-        let map = to_map(entity)?;
-        let mut saved = self
-            .save_entities_impl(T::table_name(), vec![map], &opts.audit(), &specs::<T>())
-            .await?;
-        from_map(
-            saved
-                .pop()
-                .ok_or_else(|| Error::Internal("save returned nothing".into()))?,
-        )
+        save_typed(self, &[entity], &opts)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Internal("save returned nothing".into()))
     }
 
     /// Saves a batch of typed entities with multi-row statements; all or nothing.
     pub async fn save_all<T: Entity>(&mut self, entities: &[T]) -> Result<Vec<T>> {
-        let maps = entities.iter().map(to_map).collect::<Result<Vec<_>>>()?;
-        let saved = self
-            .save_entities_impl(T::table_name(), maps, &Audit::default(), &specs::<T>())
-            .await?;
-        saved.into_iter().map(from_map).collect()
+        let refs: Vec<&T> = entities.iter().collect();
+        save_typed(self, &refs, &SaveOptions::default()).await
     }
 
     /// The entity with this id (not soft-deleted), or `None`.
     pub async fn get<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Option<T>> {
-        self.get_entity_impl(T::table_name(), id.as_ref(), false)
+        self.get_entity_impl(T::table_name(), id.as_ref(), false, false)
+            .await?
+            .map(from_map)
+            .transpose()
+    }
+
+    /// The entity with this id, its row locked until the open transaction ends (`SELECT …
+    /// FOR UPDATE`; SQLite: the transaction's write lock). Use it for read-check-write inside
+    /// `#[auto_transaction]`: concurrent writers wait instead of overwriting each other.
+    /// Needs an open transaction.
+    pub async fn get_for_update<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Option<T>> {
+        self.get_entity_impl(T::table_name(), id.as_ref(), false, true)
             .await?
             .map(from_map)
             .transpose()
@@ -196,7 +292,7 @@ fn versioned<T: Entity>(mut m: EntityMap) -> Result<Versioned<T>> {
         Some(Json::String(s)) => Some(s),
         _ => None,
     };
-    let version = m.remove("version").and_then(|v| v.as_i64()).unwrap_or(0);
+    let version = m.get("version").and_then(Json::as_i64).unwrap_or(0);
     let timestamp = text(m.remove("history_timestamp")).unwrap_or_default();
     let user_id = text(m.remove("history_user_id"));
     let comment = text(m.remove("history_comment"));
