@@ -272,6 +272,175 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (b2) A literal or comment keeps its body whatever comes before it. The statement is made of
+// pieces that are complete tokens on the backend (each with its known translation), so each
+// backend's own lexing decides what is a piece: e.g. `[x']` is a bracket-quoted identifier on
+// SQLite, while on PostgreSQL and MySQL the `'` in it would open a string.
+
+/// A complete piece of a statement: portable text, native text (`$?` stands for the next
+/// PostgreSQL placeholder `$k`) and the number of parameters it takes.
+type Piece = (&'static str, &'static str, usize);
+
+const PG_PIECES: &[Piece] = &[
+    ("a", "a", 0),
+    ("1", "1", 0),
+    (",", ",", 0),
+    ("(", "(", 0),
+    (")", ")", 0),
+    ("#", "#", 0),
+    ("`", "`", 0),
+    ("?", "$?", 1),
+    ("??", "?", 0),
+    ("[a]", "\"a\"", 0),
+    ("[a b]", "\"a b\"", 0),
+    ("[[a]]", "[a]", 0),
+    ("[", "[", 0),
+    ("]", "]", 0),
+    ("[[", "[", 0),
+    ("]]", "]", 0),
+    ("arr[?]", "arr[$?]", 1),
+    ("arr['x]']", "arr['x]']", 0),
+    ("[1]", "[1]", 0),
+    ("[a-b]", "[a-b]", 0),
+    ("ARRAY[1,2]", "ARRAY[1,2]", 0),
+    ("'s ? [b]'", "'s ? [b]'", 0),
+    ("''", "''", 0),
+    ("E'\\' ? [b]'", "E'\\' ? [b]'", 0),
+    ("$$ ' ? [b] $$", "$$ ' ? [b] $$", 0),
+    ("$t$ ' ? $$ [b] $t$", "$t$ ' ? $$ [b] $t$", 0),
+    ("\"q' ? [b]\"", "\"q' ? [b]\"", 0),
+    ("/* ' ? [b] */", "/* ' ? [b] */", 0),
+    ("/* /* ' */ ? */", "/* /* ' */ ? */", 0),
+    ("-- ' ? [b]\n", "-- ' ? [b]\n", 0),
+];
+
+const MY_PIECES: &[Piece] = &[
+    ("a", "a", 0),
+    ("1", "1", 0),
+    (",", ",", 0),
+    ("(", "(", 0),
+    (")", ")", 0),
+    ("$$", "$$", 0),
+    ("?", "?", 1),
+    ("??", "?", 1),
+    ("[a]", "`a`", 0),
+    ("[a b]", "`a b`", 0),
+    ("[[a]]", "[a]", 0),
+    ("[", "[", 0),
+    ("]", "]", 0),
+    ("[[", "[", 0),
+    ("]]", "]", 0),
+    ("arr[?]", "arr[?]", 1),
+    ("arr['x]']", "arr['x]']", 0),
+    ("[1]", "[1]", 0),
+    ("[a-b]", "[a-b]", 0),
+    ("'s ? [b]'", "'s ? [b]'", 0),
+    ("''", "''", 0),
+    ("'\\' ? [b]'", "'\\' ? [b]'", 0),
+    ("\"q' \\\" ? [b]\"", "\"q' \\\" ? [b]\"", 0),
+    ("`q' ? [b]`", "`q' ? [b]`", 0),
+    ("/* ' ? [b] */", "/* ' ? [b] */", 0),
+    ("-- ' ? [b]\n", "-- ' ? [b]\n", 0),
+    ("# ' ? [b]\n", "# ' ? [b]\n", 0),
+];
+
+const LITE_PIECES: &[Piece] = &[
+    ("a", "a", 0),
+    ("1", "1", 0),
+    (",", ",", 0),
+    ("(", "(", 0),
+    (")", ")", 0),
+    ("$$", "$$", 0),
+    ("#", "#", 0),
+    ("?", "?", 1),
+    ("??", "?", 1),
+    ("[a]", "\"a\"", 0),
+    ("[a b]", "\"a b\"", 0),
+    ("[[a]]", "[a]", 0),
+    ("]", "]", 0),
+    ("]]", "]", 0),
+    ("[x']", "[x']", 0),
+    ("[?]", "[?]", 0),
+    ("['']", "['']", 0),
+    ("[\" ` -- /* #]", "[\" ` -- /* #]", 0),
+    ("[a-b]", "[a-b]", 0),
+    ("[1]", "[1]", 0),
+    ("arr[1]", "arr[1]", 0),
+    ("[[x' ?]]", "[x' ?]", 0),
+    ("[[x']", "[x']", 0),
+    ("'s ? [b]'", "'s ? [b]'", 0),
+    ("''", "''", 0),
+    ("E'\\'", "E'\\'", 0),
+    ("\"q' ? [b]\"", "\"q' ? [b]\"", 0),
+    ("`q' ? [b]`", "`q' ? [b]`", 0),
+    ("/* ' ? [b] */", "/* ' ? [b] */", 0),
+    ("-- ' ? [b]\n", "-- ' ? [b]\n", 0),
+];
+
+fn pieces(b: Backend) -> &'static [Piece] {
+    match b {
+        Backend::Postgres => PG_PIECES,
+        Backend::MySql => MY_PIECES,
+        Backend::Sqlite => LITE_PIECES,
+    }
+}
+
+/// Joins `picks` (indexes into the backend's pieces, taken modulo their number) and `middle`
+/// with spaces; returns (portable, expected native, parameters). `middle` is kept verbatim.
+fn assemble(
+    b: Backend,
+    before: &[usize],
+    middle: &str,
+    after: &[usize],
+) -> (String, String, usize) {
+    let table = pieces(b);
+    let mut sql = Vec::new();
+    let mut native = Vec::new();
+    let mut params = 0;
+    let mut push = |(src, out, n): Piece, sql: &mut Vec<String>, native: &mut Vec<String>| {
+        let mut out = out.to_string();
+        while let Some(at) = out.find("$?") {
+            params += 1;
+            out.replace_range(at..at + 2, &format!("${params}"));
+        }
+        if !matches!(b, Backend::Postgres) {
+            params += n;
+        }
+        sql.push(src.to_string());
+        native.push(out);
+    };
+    for &k in before {
+        push(table[k % table.len()], &mut sql, &mut native);
+    }
+    sql.push(middle.to_string());
+    native.push(middle.to_string());
+    for &k in after {
+        push(table[k % table.len()], &mut sql, &mut native);
+    }
+    (sql.join(" "), native.join(" "), params)
+}
+
+proptest! {
+    #[test]
+    fn literal_bodies_survive_whatever_precedes_them(
+        (k, body) in kind_and_body(),
+        before in prop::collection::vec(any::<usize>(), 0..12),
+        after in prop::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let kind = &KINDS[k];
+        let token = format!("{}{}{}", kind.open, body, kind.close);
+        for &b in kind.backends {
+            let (sql, expected, params) = assemble(b, &before, &token, &after);
+            let t = translate(&sql, b);
+            prop_assert!(t.is_ok(), "{} on {}: {:?} -> {:?}", kind.name, b.as_str(), sql, t);
+            let t = t.unwrap();
+            prop_assert_eq!(&t.sql, &expected, "{} on {}: {:?}", kind.name, b.as_str(), sql);
+            prop_assert_eq!(t.placeholders, params, "{} on {}: {:?}", kind.name, b.as_str(), sql);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // (c) k `?` placeholders give `placeholders == k` and `$1..$k` in order on PostgreSQL.
 
 /// Filler between placeholders: no `?`, `$`, quote, comment or bracket syntax.

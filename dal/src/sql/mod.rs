@@ -14,8 +14,18 @@
 //!
 //! `[name]` is only a quoted identifier when `name` starts with a (Unicode) letter or `_` and
 //! continues with letters, digits, `_`, `$` or spaces; anything else in brackets (`arr[1]`,
-//! `ARRAY[1,2]`, `[ a]`, `[]`, `[a-b]`) is left alone byte-for-byte (the text between the
-//! brackets is still scanned, so `arr[?]` gets its placeholder translated).
+//! `ARRAY[1,2]`, `[ a]`, `[]`, `[a-b]`) is left alone byte-for-byte. What happens to the text
+//! between such brackets follows the backend:
+//!
+//! * PostgreSQL and MySQL: `[` and `]` are ordinary characters, so the text between them is
+//!   scanned like any other (`arr[?]` gets its placeholder translated, `arr['x]']` holds a
+//!   string literal, and in `[x']` the `'` starts a string literal);
+//! * SQLite: `[` opens a native bracket-quoted identifier that ends at the next `]`, with no
+//!   escapes and no special character inside (`[x']`, `[a-b]`, `[?]` are identifiers and are
+//!   copied verbatim; the `?` in `[?]` is not a placeholder). A `[` without its `]` is an
+//!   error. The `[` written for a portable `[[` is such an opening bracket too: `[[x']]` becomes
+//!   the identifier `[x']` (its body copied verbatim, the closing bracket written `]]` or `]`),
+//!   and `[[` without a following `]` is an error.
 //!
 //! Native placeholders are accepted too: `$1`, `$2`, … on PostgreSQL (the statement then expects
 //! as many parameters as the highest index; mixing them with `?` is an error), and `?` /
@@ -37,7 +47,7 @@
 //!   not assumed), `` `…` `` quoted identifiers, `#` line comments; `--` always starts a
 //!   comment, as on the other backends (MySQL itself wants a space after it: write `1 - -1`,
 //!   not `1--1`);
-//! * SQLite: `"…"` and `` `…` `` quoted identifiers.
+//! * SQLite: `"…"`, `` `…` `` and `[…]` quoted identifiers (see above for `[…]`).
 //!
 //! An unterminated literal, quoted identifier or block comment is an [`Error::Sql`] naming it
 //! and giving the byte offset where it starts.
@@ -167,6 +177,19 @@ fn bracket_ident_end(src: &str, open: usize) -> Option<usize> {
     None
 }
 
+/// Message for a SQLite `[…` without its `]`.
+const UNTERMINATED_BRACKET: &str = "unterminated [...] quoted identifier";
+
+/// Index of the first `]` at or after `from` (the end of a SQLite bracket-quoted identifier,
+/// in which no character is special).
+fn bracket_close(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b']')
+        .map(|k| from + k)
+}
+
 /// Parses the ASCII digits starting at `start`; returns (value, end index).
 fn parse_digits(bytes: &[u8], start: usize) -> Result<(usize, usize)> {
     let mut end = start;
@@ -237,6 +260,7 @@ impl<'a> Translator<'a> {
         let n = bytes.len();
         let pg = self.backend == Backend::Postgres;
         let mysql = self.backend == Backend::MySql;
+        let sqlite = self.backend == Backend::Sqlite;
         let mut i = 0;
         // The previous byte belongs to an unquoted identifier or keyword (so a `$` or `'`
         // right here is part of / glued to that word).
@@ -301,7 +325,13 @@ impl<'a> Translator<'a> {
                 b'[' => {
                     if bytes.get(i + 1) == Some(&b'[') {
                         self.replace(i, i + 2, "[");
-                        i += 2;
+                        i = if sqlite {
+                            // SQLite reads the `[` written here as the start of a bracket-quoted
+                            // identifier, so its body must not be scanned.
+                            self.sqlite_escaped_bracket(i)?
+                        } else {
+                            i + 2
+                        };
                     } else if let Some(close) = bracket_ident_end(self.src, i) {
                         let quote = if mysql { "`" } else { "\"" };
                         self.flush(i);
@@ -310,6 +340,11 @@ impl<'a> Translator<'a> {
                         self.out.push_str(quote);
                         i = close + 1;
                         self.copied = i;
+                    } else if sqlite {
+                        // A native SQLite bracket-quoted identifier: copied verbatim.
+                        i = bracket_close(bytes, i + 1)
+                            .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, i))?
+                            + 1;
                     } else {
                         i += 1;
                     }
@@ -348,6 +383,21 @@ impl<'a> Translator<'a> {
             sql: self.out,
             placeholders,
         })
+    }
+
+    /// SQLite: the portable `[[` at `open` has just been written as `[`, which SQLite takes as the
+    /// start of a bracket-quoted identifier running to the next `]`. Copies that identifier's
+    /// body verbatim; its closing bracket may be written `]]` (the portable escape) or `]`.
+    /// Returns the index after the closing bracket.
+    fn sqlite_escaped_bracket(&mut self, open: usize) -> Result<usize> {
+        let close = bracket_close(self.bytes, open + 2)
+            .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, open))?;
+        if self.bytes.get(close + 1) == Some(&b']') {
+            self.replace(close, close + 2, "]");
+            Ok(close + 2)
+        } else {
+            Ok(close + 1)
+        }
     }
 
     /// PostgreSQL `$` not inside a word, at `i`: a native placeholder `$n`, a dollar-quoted

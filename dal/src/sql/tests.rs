@@ -120,32 +120,113 @@ fn non_identifier_brackets_are_left_alone() {
         "[a-b]",
         "[1a]",
         "x[1:2]",
-        "[a",
-        "[",
         "]",
         "a]",
         "[a\tb]",
         "[$a]",
         "[a.b]",
-        "[a\u{e9}",
     ] {
         unchanged_everywhere(s);
+    }
+    // Without a `]` they are left alone on PostgreSQL and MySQL; SQLite would take the rest of
+    // the statement as an unterminated identifier.
+    for s in ["[a", "[", "[a\u{e9}", "x [a ? 'b'"] {
+        assert_eq!(native(s, PG), s.replace('?', "$1"));
+        assert_eq!(native(s, MY), s);
+        sql_err(
+            s,
+            LITE,
+            "unterminated [...] quoted identifier",
+            s.find('[').unwrap_or(0),
+        );
     }
     assert_eq!(native("arr[?]", PG), "arr[$1]");
     assert_eq!(native("ARRAY[?, ?]", PG), "ARRAY[$1, $2]");
     assert_eq!(native("ARRAY[?, ?]", MY), "ARRAY[?, ?]");
     assert_eq!(native("[1]['x]']", PG), "[1]['x]']");
+    assert_eq!(native("[1]['x]']", MY), "[1]['x]']");
+}
+
+/// SQLite's own `[…]` identifiers: nothing inside is special, not even a quote.
+#[test]
+fn sqlite_native_bracket_identifiers() {
+    // The reported statement: the `'` inside the brackets must not start a string literal.
+    let sql = "SELECT [x'] FROM t WHERE a = 'lit ? [b]'";
+    assert_eq!(native(sql, LITE), sql);
+    assert_eq!(count(sql, LITE), 0);
+    // On PostgreSQL and MySQL `[` is no quote: the `'` does start a literal, so the last `'`
+    // is unterminated, exactly as the server would see it.
+    sql_err(sql, PG, "unterminated string literal", 39);
+    sql_err(sql, MY, "unterminated string literal", 39);
+    // With one more quote each backend lexes it its own way: there the literal runs from the
+    // bracket, on SQLite it is the one after `=`.
+    let sql = "SELECT [x'] FROM t WHERE a = 'lit ? [b]' -- '\n AND ?";
+    assert_eq!(
+        native(sql, PG),
+        "SELECT [x'] FROM t WHERE a = 'lit $1 \"b\"' -- '\n AND $2"
+    );
+    assert_eq!(
+        native(sql, MY),
+        "SELECT [x'] FROM t WHERE a = 'lit ? `b`' -- '\n AND ?"
+    );
+    assert_eq!(native(sql, LITE), sql);
+    assert_eq!(count(sql, LITE), 1);
+    // Every quote, comment and placeholder character is plain inside.
+    for ident in [
+        "[\"]", "[`]", "[']", "[--]", "[/*]", "[#]", "[?]", "[??]", "[$1]", "[a-b]", "[a[b]",
+        "[ ?]",
+    ] {
+        let sql = format!("SELECT {ident}, 'k ? [c]', ? FROM t");
+        assert_eq!(native(&sql, LITE), sql, "{ident}");
+        assert_eq!(count(&sql, LITE), 1, "{ident}");
+    }
+    // A portable identifier is still translated; after it the scan goes on as usual.
+    assert_eq!(native("[a]'[b] ?'[c]", LITE), "\"a\"'[b] ?'\"c\"");
+    // The `[` written for `[[` opens an identifier as well: its body is not scanned and its
+    // closing bracket may be written `]]` (like the portable escape) or `]`.
+    assert_eq!(native("[[x']] = 'lit ? [b]'", LITE), "[x'] = 'lit ? [b]'");
+    assert_eq!(count("[[x']] = 'lit ? [b]'", LITE), 0);
+    assert_eq!(native("[[x'] = ?", LITE), "[x'] = ?");
+    assert_eq!(count("[[x'] = ?", LITE), 1);
+    // The identifier ends at the first `]`, as SQLite reads it: `a [b`, then a placeholder.
+    assert_eq!(native("[[a [b] ?]]", LITE), "[a [b] ?]");
+    assert_eq!(count("[[a [b] ?]]", LITE), 1);
+    assert_eq!(native("[[[a]", LITE), "[[a]");
+    assert_eq!(
+        native("[[x' ?] , 'lit ? [b]' -- '", LITE),
+        "[x' ?] , 'lit ? [b]' -- '"
+    );
+    // Text after the identifier is scanned again; a doubled `]` after the closing one is the
+    // escape.
+    assert_eq!(native("[a-b]]] [c]", LITE), "[a-b]] \"c\"");
+    sql_err(
+        "SELECT [[x' ?",
+        LITE,
+        "unterminated [...] quoted identifier",
+        7,
+    );
+    sql_err(
+        "SELECT [x' ?",
+        LITE,
+        "unterminated [...] quoted identifier",
+        7,
+    );
 }
 
 #[test]
 fn doubled_brackets() {
     for b in Backend::ALL {
         assert_eq!(native("[[a]]", b), "[a]", "{b}");
-        assert_eq!(native("[[", b), "[", "{b}");
         assert_eq!(native("]]", b), "]", "{b}");
-        assert_eq!(native("[[[", b), "[[", "{b}");
         assert_eq!(native("x[[1]]", b), "x[1]", "{b}");
     }
+    for b in [PG, MY] {
+        assert_eq!(native("[[", b), "[", "{b}");
+        assert_eq!(native("[[[", b), "[[", "{b}");
+    }
+    // On SQLite the `[` written for `[[` opens a bracket-quoted identifier, which needs a `]`.
+    sql_err("[[", LITE, "unterminated [...] quoted identifier", 0);
+    sql_err("[[[", LITE, "unterminated [...] quoted identifier", 0);
     assert_eq!(native("[[[a]", PG), r#"["a""#);
     assert_eq!(native("arr[[[i]]]", MY), "arr[`i`]");
     assert_eq!(native("'[[x]]' [[x]]", PG), "'[[x]]' [x]");
