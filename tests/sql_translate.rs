@@ -448,6 +448,12 @@ const FILLER: &[&str] = &[
     " ", ", ", " = ", " AND ", "(", ")", "a", "b1", "é", "+", "::int", "\n",
 ];
 
+/// Placeholders among words, numbers and operators (no quotes, comments or `$`).
+const MERGE: &[&str] = &[
+    "?", "?", "??", "0", "1", "9", "a", "Z", "_", "é", "名", " ", "\n", "(", ")", ",", "+", ".",
+    "::int", "E",
+];
+
 proptest! {
     #[test]
     fn placeholders_are_numbered_in_order(
@@ -464,7 +470,18 @@ proptest! {
             sql.push_str(f);
             sql.push('?');
             pg.push_str(f);
-            pg.push_str(&format!("${}", i + 1));
+            // `$n` is kept apart from a word before it and from a word after it (digits in
+            // FILLER only occur inside words).
+            let word_before = f.ends_with(|c: char| c.is_alphanumeric() || c == '_');
+            let word_after = fillers
+                .get(i + 1)
+                .is_some_and(|g| g.starts_with(|c: char| c.is_alphabetic() || c == '_'));
+            pg.push_str(&format!(
+                "{}${}{}",
+                if word_before { " " } else { "" },
+                i + 1,
+                if word_after { " " } else { "" }
+            ));
         }
         sql.push_str(" FROM [t]");
         pg.push_str(" FROM \"t\"");
@@ -480,6 +497,82 @@ proptest! {
             prop_assert_eq!(t.placeholders, k);
             prop_assert_eq!(t.sql.matches('?').count(), k);
         }
+    }
+
+    /// Translated PostgreSQL placeholders are exactly `$1..$n` in order, each one token as
+    /// PostgreSQL lexes it: never inside a word, never followed by a digit or a word; only
+    /// spaces are added. A `?` directly followed by a digit is an error.
+    #[test]
+    fn postgres_placeholders_never_merge(s in chunks(MERGE, 40)) {
+        // Expected from the input: unpaired `?`s, and whether one is directly before a digit.
+        let chars: Vec<char> = s.chars().collect();
+        let mut portable = String::new(); // `?` -> \u{1}, `??` -> `?`, no whitespace
+        let mut k = 0;
+        let mut digit_after = false;
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] == '?' && chars.get(i + 1) == Some(&'?') {
+                portable.push('?');
+                i += 2;
+                continue;
+            }
+            if chars[i] == '?' {
+                k += 1;
+                portable.push('\u{1}');
+                digit_after |= chars.get(i + 1).is_some_and(char::is_ascii_digit);
+            } else if !chars[i].is_whitespace() {
+                portable.push(chars[i]);
+            }
+            i += 1;
+        }
+        let t = translate(&s, Backend::Postgres);
+        if digit_after {
+            prop_assert!(t.is_err(), "{:?} -> {:?}", s, t);
+            return Ok(());
+        }
+        prop_assert!(t.is_ok(), "{:?} -> {:?}", s, t);
+        let t = t.unwrap();
+        prop_assert_eq!(t.placeholders, k);
+        // Lex the output as PostgreSQL does (for this alphabet: words, numbers, `$n`, others).
+        let out: Vec<char> = t.sql.chars().collect();
+        let word_start = |c: char| c.is_alphabetic() || c == '_' || !c.is_ascii();
+        let word_cont = |c: char| word_start(c) || c.is_ascii_digit() || c == '$';
+        let mut params = Vec::new();
+        let mut native = String::new(); // `$n` -> \u{1}, no whitespace
+        let mut i = 0;
+        while i < out.len() {
+            let c = out[i];
+            if word_start(c) {
+                let start = i;
+                while i < out.len() && word_cont(out[i]) {
+                    i += 1;
+                }
+                let word: String = out[start..i].iter().collect();
+                prop_assert!(!word.contains('$'), "{:?} -> {:?}: word {:?}", s, t.sql, word);
+                native.push_str(&word);
+            } else if c == '$' {
+                let start = i + 1;
+                i = start;
+                while i < out.len() && out[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let n: String = out[start..i].iter().collect();
+                prop_assert!(!n.is_empty(), "{:?} -> {:?}", s, t.sql);
+                prop_assert!(
+                    !out.get(i).is_some_and(|&c| word_cont(c)),
+                    "{:?} -> {:?}: junk after ${}", s, t.sql, n
+                );
+                params.push(n.parse::<usize>().unwrap_or(0));
+                native.push('\u{1}');
+            } else {
+                if !c.is_whitespace() {
+                    native.push(c);
+                }
+                i += 1;
+            }
+        }
+        prop_assert_eq!(params, (1..=k).collect::<Vec<_>>(), "{:?} -> {:?}", s, t.sql);
+        prop_assert_eq!(native, portable, "{:?} -> {:?}", s, t.sql);
     }
 
     /// Native `$n` placeholders on PostgreSQL count as their highest index and are kept as is.

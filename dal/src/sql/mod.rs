@@ -27,6 +27,19 @@
 //!   the identifier `[x']` (its body copied verbatim, the closing bracket written `]]` or `]`),
 //!   and `[[` without a following `]` is an error.
 //!
+//! On PostgreSQL the `$n` written for a `?` (numbered in order, `$1` to `$n`) never merges
+//! with the text around it:
+//!
+//! * a space is put before it when it directly follows an unquoted word (identifier or
+//!   keyword) or a `$`: `a?` becomes `a $1`, since `a$1` would be one identifier, and `$?`
+//!   becomes `$ $1`, since `$$1` would open a dollar quote (`1?` stays `1$1`);
+//! * a space is put after it when a letter, `_` or non-ASCII character follows (`?abc` becomes
+//!   `$1 abc`; PostgreSQL 15+ rejects `$1abc` as trailing junk after a parameter);
+//! * a `?` directly followed by a digit (`?9`, `a = ?1`) is an error: it reads as SQLite's
+//!   numbered `?NNN`, which PostgreSQL does not have, and neither `$19` nor `$1 9` would mean
+//!   what was written. Write a native `$9`, or `? 9` if a placeholder followed by a number is
+//!   really meant.
+//!
 //! Native placeholders are accepted too: `$1`, `$2`, … on PostgreSQL (the statement then expects
 //! as many parameters as the highest index; mixing them with `?` is an error), and `?` /
 //! `?NNN` on SQLite (SQLite's own numbering: an anonymous `?` takes the highest index so far
@@ -319,7 +332,7 @@ impl<'a> Translator<'a> {
                     in_word = false;
                 }
                 b'?' => {
-                    i = self.question(i)?;
+                    i = self.question(i, in_word)?;
                     in_word = false;
                 }
                 b'[' => {
@@ -440,8 +453,9 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// `?` at `i`. Returns the index to continue from.
-    fn question(&mut self, i: usize) -> Result<usize> {
+    /// `?` at `i`; `in_word` tells whether the byte before it continues an unquoted word.
+    /// Returns the index to continue from.
+    fn question(&mut self, i: usize, in_word: bool) -> Result<usize> {
         let bytes = self.bytes;
         let doubled = bytes.get(i + 1) == Some(&b'?');
         match self.backend {
@@ -456,11 +470,32 @@ impl<'a> Translator<'a> {
                         i,
                     ));
                 }
+                let next = bytes.get(i + 1).copied();
+                if next.is_some_and(|b| b.is_ascii_digit()) {
+                    // `$1` + `9` would read as `$19`; `?9` is SQLite's numbered placeholder.
+                    return Err(Error::sql(
+                        "? followed by a digit: PostgreSQL has no ?NNN placeholders \
+                         (write $NNN, or put a space after the ?)",
+                        i,
+                    ));
+                }
                 self.first_portable.get_or_insert(i);
                 self.count += 1;
                 self.flush(i);
+                // A word before `$n` would take it in (`a$1` is one identifier) and a `$`
+                // before it would make a dollar quote (`$$1`); a word right after it is
+                // trailing junk (PostgreSQL 15+ rejects `$1abc`).
+                let space_before =
+                    in_word || i.checked_sub(1).and_then(|k| bytes.get(k)) == Some(&b'$');
+                let space_after = next.is_some_and(is_ident_start);
                 // Writing to a String cannot fail.
-                let _ = write!(self.out, "${}", self.count);
+                let _ = write!(
+                    self.out,
+                    "{}${}{}",
+                    if space_before { " " } else { "" },
+                    self.count,
+                    if space_after { " " } else { "" }
+                );
                 self.copied = i + 1;
                 Ok(i + 1)
             }

@@ -267,6 +267,43 @@ fn doubled_question_mark() {
     assert_eq!(count("$1 ?? $2", PG), 2);
 }
 
+/// The `$n` written for `?` on PostgreSQL must stay one token: `?9` was written as `$19`.
+#[test]
+fn postgres_placeholders_do_not_merge() {
+    // A digit after `?`: an error at the `?`, on PostgreSQL only.
+    sql_err("SELECT ?9", PG, "? followed by a digit", 7);
+    sql_err("a = ?1", PG, "PostgreSQL has no ?NNN placeholders", 4);
+    sql_err("a = ? AND b = ?12", PG, "? followed by a digit", 14);
+    sql_err("x ???0", PG, "? followed by a digit", 4);
+    assert_eq!(native("SELECT ?9", MY), "SELECT ?9");
+    assert_eq!(count("SELECT ?9", LITE), 9);
+    // `??` before a digit is the escaped operator, and a space keeps a number apart.
+    assert_eq!(native("a ??9", PG), "a ?9");
+    assert_eq!(native("SELECT ? 9", PG), "SELECT $1 9");
+    assert_eq!(native("?.5", PG), "$1.5");
+    assert_eq!(native("?::int4", PG), "$1::int4");
+    // A word before: `a$1` would be one identifier.
+    assert_eq!(native("a?", PG), "a $1");
+    assert_eq!(native("x=a?+b", PG), "x=a $1+b");
+    assert_eq!(native("a1? , b$? , é?", PG), "a1 $1 , b$ $2 , é $3");
+    assert_eq!(count("a1? , b$? , é?", PG), 3);
+    // A `$` before: `$$1` would open a dollar quote.
+    assert_eq!(native("$? x -- $$", PG), "$ $1 x -- $$");
+    assert_eq!(native("$$ a $$?", PG), "$$ a $$ $1");
+    // A word after: `$1abc` is trailing junk for PostgreSQL 15+.
+    assert_eq!(native("SELECT ?abc", PG), "SELECT $1 abc");
+    assert_eq!(native("?_x, ?é, ?E'\\n'", PG), "$1 _x, $2 é, $3 E'\\n'");
+    assert_eq!(native("(?a?)", PG), "($1 a $2)");
+    // Nothing else gets a space.
+    assert_eq!(
+        native("(?),?::int,1?,?$,[a]?[b]", PG),
+        "($1),$2::int,1$3,$4$,\"a\"$5\"b\""
+    );
+    // MySQL and SQLite keep the `?` as written.
+    assert_eq!(native("a?b", MY), "a?b");
+    assert_eq!(native("a?b", LITE), "a?b");
+}
+
 #[test]
 fn postgres_native_placeholders() {
     assert_eq!(native("SELECT $1, $2", PG), "SELECT $1, $2");
@@ -480,7 +517,9 @@ fn dollar_quotes() {
     assert_eq!(count(sql, PG), 1);
     assert_eq!(native("$_x1$?$_x1$ ?", PG), "$_x1$?$_x1$ $1");
     assert_eq!(native("$é$?$é$ ?", PG), "$é$?$é$ $1");
-    assert_eq!(native("$$$$?", PG), "$$$$$1");
+    // A `$` right before the placeholder is kept apart from it (see
+    // `postgres_placeholders_do_not_merge`).
+    assert_eq!(native("$$$$?", PG), "$$$$ $1");
     // Not dollar quotes: a `$word` without closing `$`, a `$` inside an identifier.
     assert_eq!(native("$a ?", PG), "$a $1");
     assert_eq!(native("a$b$ ? $b", PG), "a$b$ $1 $b");
@@ -533,7 +572,9 @@ fn unicode_everywhere() {
     );
     assert_eq!(count(sql, MY), 2);
     // Multi-byte characters around special bytes.
-    assert_eq!(native("é?é[a]é", PG), "é$1é\"a\"é");
+    // `é` is a word character: the placeholder is kept apart from it.
+    assert_eq!(native("é?é[a]é", PG), "é $1 é\"a\"é");
+    assert_eq!(native("(?)é[a]é", PG), "($1)é\"a\"é");
     assert_eq!(native("[é]]é", MY), "`é`]é");
     assert_eq!(native("é$1", PG), "é$1");
     assert_eq!(count("é$1", PG), 0, "é$1 is one identifier");
