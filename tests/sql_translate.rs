@@ -8,8 +8,8 @@ const BACKENDS: [Backend; 3] = [Backend::Postgres, Backend::MySql, Backend::Sqli
 /// Pieces of SQL that exercise every rule of the translator.
 const SQLISH: &[&str] = &[
     "[", "]", "[[", "]]", "[a]", "[a b]", "?", "??", "$", "$1", "$12", "$$", "$q$", "'", "''",
-    "\"", "`", "\\", "-", "--", "/", "*", "/*", "*/", "#", "\n", "\r", "E", "e", "E'", " ", "a",
-    "b", "1", "é", "名", "✓", ":", ",", "(", ")", "\0",
+    "\"", "`", "\\", "-", "--", "/", "*", "/*", "*/", "#", "\n", "\r", "E", "e", "E'", "/*!",
+    "/*M!", " ", "a", "b", "1", "é", "名", "✓", ":", ",", "(", ")", "\0",
 ];
 
 fn sqlish() -> impl Strategy<Value = String> {
@@ -342,6 +342,11 @@ const MY_PIECES: &[Piece] = &[
     ("/* ' ? [b] */", "/* ' ? [b] */", 0),
     ("-- ' ? [b]\n", "-- ' ? [b]\n", 0),
     ("# ' ? [b]\n", "# ' ? [b]\n", 0),
+    // Executable comments: SQL for MySQL.
+    ("/*! ? [a] */", "/*! ? `a` */", 1),
+    ("/*!50100 '*/' ? */", "/*!50100 '*/' ? */", 1),
+    ("/*M! [a] # */\n */", "/*M! `a` # */\n */", 0),
+    ("/*+ ? [a] */", "/*+ ? [a] */", 0),
 ];
 
 const LITE_PIECES: &[Piece] = &[
@@ -385,12 +390,23 @@ fn pieces(b: Backend) -> &'static [Piece] {
     }
 }
 
-/// Joins `picks` (indexes into the backend's pieces, taken modulo their number) and `middle`
-/// with spaces; returns (portable, expected native, parameters). `middle` is kept verbatim.
+/// Joins the pieces picked by `before` and `after` (indexes into the backend's pieces, taken
+/// modulo their number) and `middle` with spaces; returns (portable, expected native,
+/// parameters). `middle` is kept verbatim.
 fn assemble(
     b: Backend,
     before: &[usize],
     middle: &str,
+    after: &[usize],
+) -> (String, String, usize) {
+    assemble_with(b, before, (middle, middle), after)
+}
+
+/// Like [`assemble`], with a middle part given as (portable, expected native).
+fn assemble_with(
+    b: Backend,
+    before: &[usize],
+    middle: (&str, &str),
     after: &[usize],
 ) -> (String, String, usize) {
     let table = pieces(b);
@@ -412,8 +428,8 @@ fn assemble(
     for &k in before {
         push(table[k % table.len()], &mut sql, &mut native);
     }
-    sql.push(middle.to_string());
-    native.push(middle.to_string());
+    sql.push(middle.0.to_string());
+    native.push(middle.1.to_string());
     for &k in after {
         push(table[k % table.len()], &mut sql, &mut native);
     }
@@ -436,6 +452,59 @@ proptest! {
             let t = t.unwrap();
             prop_assert_eq!(&t.sql, &expected, "{} on {}: {:?}", kind.name, b.as_str(), sql);
             prop_assert_eq!(t.placeholders, params, "{} on {}: {:?}", kind.name, b.as_str(), sql);
+        }
+    }
+}
+
+/// Openers of MySQL executable comments (`/*!`, versioned, MariaDB's `/*M!`).
+const EXECUTABLE_OPENERS: &[&str] = &[
+    "/*!",
+    "/*!50100",
+    "/*!80000",
+    "/*!100500",
+    "/*M!",
+    "/*M!100500",
+];
+
+proptest! {
+    /// On MySQL the content of an executable comment is SQL: its pieces translate and count as
+    /// they do outside, whatever surrounds the comment.
+    #[test]
+    fn mysql_executable_comment_content_is_sql(
+        opener in prop::sample::select(EXECUTABLE_OPENERS),
+        inner in prop::collection::vec(any::<usize>(), 0..10),
+        before in prop::collection::vec(any::<usize>(), 0..6),
+        after in prop::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let b = Backend::MySql;
+        // Any piece but another executable comment (MySQL would end both at the first `*/`).
+        let inner: Vec<usize> = inner
+            .into_iter()
+            .filter(|k| {
+                let src = MY_PIECES[k % MY_PIECES.len()].0;
+                !EXECUTABLE_OPENERS.iter().any(|o| src.starts_with(o))
+            })
+            .collect();
+        let (inner_sql, inner_native, inner_params) = assemble(b, &inner, "", &[]);
+        let comment = format!("{opener} {inner_sql} */");
+        let expected_comment = format!("{opener} {inner_native} */");
+        let (sql, expected, params) =
+            assemble_with(b, &before, (&comment, &expected_comment), &after);
+        let t = translate(&sql, b);
+        prop_assert!(t.is_ok(), "{:?} -> {:?}", sql, t);
+        let t = t.unwrap();
+        prop_assert_eq!(&t.sql, &expected, "{:?}", sql);
+        prop_assert_eq!(t.placeholders, params + inner_params, "{:?}", sql);
+        // Without its `*/` it is an error pointing at the opener.
+        let open = format!("{opener} {inner_sql}");
+        let (sql, _, _) = assemble_with(b, &before, (&open, &open), &[]);
+        let at = sql.rfind(opener).unwrap_or(0);
+        match translate(&sql, b) {
+            Err(e) => prop_assert!(
+                e.to_string().ends_with(&format!("(at byte {at})")),
+                "{:?}: {}", sql, e
+            ),
+            Ok(t) => prop_assert!(false, "{:?} -> {:?}", sql, t),
         }
     }
 }
@@ -688,6 +757,23 @@ fn contract_corpus() {
             "SELECT $1, $2 FROM t",
             Postgres,
             Ok(("SELECT $1, $2 FROM t", 2)),
+        ),
+        (
+            "SELECT [x'] FROM t WHERE a = 'lit ? [b]'",
+            Sqlite,
+            Ok(("SELECT [x'] FROM t WHERE a = 'lit ? [b]'", 0)),
+        ),
+        (
+            "SELECT [x'] FROM t WHERE a = 'lit ? [b]'",
+            Postgres,
+            Err(()),
+        ),
+        ("SELECT ?9", Postgres, Err(())),
+        ("SELECT a?, ?b", Postgres, Ok(("SELECT a $1, $2 b", 2))),
+        (
+            "SELECT /*!50100 [a] = ? AND */ 1",
+            MySql,
+            Ok(("SELECT /*!50100 `a` = ? AND */ 1", 1)),
         ),
         ("SELECT $1, ?", Postgres, Err(())),
         ("SELECT 'open", Postgres, Err(())),

@@ -59,11 +59,23 @@
 //! * MySQL: backslash escapes in `'…'` and `"…"` (`"…"` is a string literal, `ANSI_QUOTES` is
 //!   not assumed), `` `…` `` quoted identifiers, `#` line comments; `--` always starts a
 //!   comment, as on the other backends (MySQL itself wants a space after it: write `1 - -1`,
-//!   not `1--1`);
+//!   not `1--1`); but see executable comments below;
 //! * SQLite: `"…"`, `` `…` `` and `[…]` quoted identifiers (see above for `[…]`).
 //!
-//! An unterminated literal, quoted identifier or block comment is an [`Error::Sql`] naming it
-//! and giving the byte offset where it starts.
+//! MySQL executable comments are not comments: `/*! … */`, `/*!NNNNN … */` and MariaDB's
+//! `/*M! … */` / `/*M!NNNNN … */` are read as SQL, as the server runs them. Their content is
+//! translated like the rest of the statement (`?` counted, `[name]` translated, `??`, `[[`
+//! and `]]` unescaped; literals, quoted identifiers and comments inside are still left alone) and
+//! the executable comment ends at the first `*/` outside those; the opener, version number and
+//! `*/` are copied as they are. A `/*!` inside an executable comment starts another one that the
+//! same `*/` ends, as in MySQL. The server skips a versioned comment whose version is newer than
+//! its own (and MySQL proper treats `/*M!` as a plain comment); the translator cannot know the
+//! server version, so placeholders in such a comment are counted all the same: keep them out of
+//! version-dependent comments. Optimizer hints `/*+ … */` are plain comments. On PostgreSQL and
+//! SQLite all of these are plain comments.
+//!
+//! An unterminated literal, quoted identifier, block comment or executable comment is an
+//! [`Error::Sql`] naming it and giving the byte offset where it starts.
 
 use std::fmt::{self, Write as _};
 
@@ -280,6 +292,9 @@ impl<'a> Translator<'a> {
         let mut in_word = false;
         // Position of an `E`/`e` that begins a word (a possible E-string prefix).
         let mut e_prefix: Option<usize> = None;
+        // MySQL: start of the executable comment (`/*!`, `/*M!`) whose content is being read
+        // as SQL; its `*/` ends it.
+        let mut executable: Option<usize> = None;
 
         while i < n {
             let b = bytes[i];
@@ -323,8 +338,23 @@ impl<'a> Translator<'a> {
                     in_word = false;
                 }
                 b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                    i = skip_block_comment(bytes, i, pg)
-                        .ok_or_else(|| Error::sql("unterminated block comment", i))?;
+                    match executable_opener_len(bytes, i).filter(|_| mysql) {
+                        Some(len) => {
+                            // The opener is copied and the content read as SQL. (A second
+                            // opener inside does the same; MySQL ends both at the first `*/`.)
+                            executable = Some(i);
+                            i += len;
+                        }
+                        None => {
+                            i = skip_block_comment(bytes, i, pg)
+                                .ok_or_else(|| Error::sql("unterminated block comment", i))?;
+                        }
+                    }
+                    in_word = false;
+                }
+                b'*' if executable.is_some() && bytes.get(i + 1) == Some(&b'/') => {
+                    executable = None;
+                    i += 2;
                     in_word = false;
                 }
                 b'$' if pg && !in_word => {
@@ -384,6 +414,9 @@ impl<'a> Translator<'a> {
                     i += 1;
                 }
             }
+        }
+        if let Some(start) = executable {
+            return Err(Error::sql("unterminated executable comment", start));
         }
         self.flush(n);
 
@@ -561,6 +594,19 @@ fn skip_line(bytes: &[u8], from: usize, cr_ends: bool) -> usize {
         j += 1;
     }
     bytes.len()
+}
+
+/// If a MySQL executable comment starts at `open` (`/*!`, or MariaDB's `/*M!`), the length of
+/// its opener. A version number after it (`/*!50100`) is left to be read as a number.
+fn executable_opener_len(bytes: &[u8], open: usize) -> Option<usize> {
+    let rest = bytes.get(open..)?;
+    if rest.starts_with(b"/*!") {
+        Some(3)
+    } else if rest.starts_with(b"/*M!") {
+        Some(4)
+    } else {
+        None
+    }
 }
 
 /// Skips a block comment opened at `open` (nested if `nested`); returns the index after it.

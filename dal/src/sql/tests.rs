@@ -491,6 +491,77 @@ fn block_comments() {
     sql_err("/*/", PG, "unterminated block comment", 0);
 }
 
+/// MySQL runs the content of `/*! … */` (and MariaDB's `/*M! … */`): it is SQL, not a comment.
+#[test]
+fn mysql_executable_comments() {
+    let sql = "SELECT /*! [a] = ? AND */ [b] = ?";
+    assert_eq!(native(sql, MY), "SELECT /*! `a` = ? AND */ `b` = ?");
+    assert_eq!(count(sql, MY), 2);
+    // Versioned, MariaDB and versioned MariaDB forms; version numbers are copied.
+    for open in [
+        "/*!",
+        "/*!50100",
+        "/*!80000 ",
+        "/*!100100",
+        "/*M!",
+        "/*M!100500 ",
+    ] {
+        let sql = format!("SELECT 1 {open} , [c] = ? */ , ?");
+        assert_eq!(
+            native(&sql, MY),
+            format!("SELECT 1 {open} , `c` = ? */ , ?"),
+            "{open}"
+        );
+        assert_eq!(count(&sql, MY), 2, "{open}");
+        // On the other backends it is a plain comment.
+        assert_eq!(
+            native(&sql, PG),
+            format!("SELECT 1 {open} , [c] = ? */ , $1")
+        );
+        assert_eq!(count(&sql, LITE), 1, "{open}");
+    }
+    // The escapes apply inside.
+    assert_eq!(native("/*! a ?? [[1]] */", MY), "/*! a ? [1] */");
+    assert_eq!(count("/*! a ?? [[1]] */", MY), 1);
+    // Literals, quoted identifiers and comments inside are respected; a `*/` in them does
+    // not end the executable comment.
+    let sql = "/*! 'x */ ? [d]' \"*/ ?\" `*/ ?` /* ? [e] */ # */ ?\n -- */ ?\n ? */ ?";
+    assert_eq!(native(sql, MY), sql);
+    assert_eq!(count(sql, MY), 2);
+    assert_eq!(
+        native("/*!50100 'it\\'s ?' */ ?", MY),
+        "/*!50100 'it\\'s ?' */ ?"
+    );
+    assert_eq!(count("/*!50100 'it\\'s ?' */ ?", MY), 1);
+    // A `/*!` inside starts another one; the first `*/` ends both, as in MySQL.
+    let sql = "/*! ? /*! ? */ ? */";
+    assert_eq!(count(sql, MY), 3);
+    // Not executable: `/*`, `/* !`, `/*m!`, optimizer hints.
+    for sql in [
+        "/* ! ? [a] */",
+        "/*m! ? [a] */",
+        "/*+ ? [a] */",
+        "/**! ? */",
+    ] {
+        assert_eq!(native(sql, MY), sql);
+        assert_eq!(count(sql, MY), 0, "{sql}");
+    }
+    // `*/` outside an executable comment is just `*` and `/`.
+    assert_eq!(native("a */ ?", MY), "a */ ?");
+    assert_eq!(count("/*!*/ ?", MY), 1);
+    // Unterminated, also when the `*/` is inside a literal or a line comment.
+    sql_err("SELECT /*! ? ", MY, "unterminated executable comment", 7);
+    sql_err(
+        "SELECT /*M!100000 ?",
+        MY,
+        "unterminated executable comment",
+        7,
+    );
+    sql_err("SELECT /*! '*/'", MY, "unterminated executable comment", 7);
+    sql_err("SELECT /*! # */", MY, "unterminated executable comment", 7);
+    sql_err("/*! '*/", MY, "unterminated string literal", 4);
+}
+
 #[test]
 fn nested_block_comments() {
     let sql = "/* a /* b */ [c] ? */ [d] ?";
