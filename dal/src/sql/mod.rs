@@ -14,8 +14,31 @@
 //!
 //! `[name]` is only a quoted identifier when `name` starts with a (Unicode) letter or `_` and
 //! continues with letters, digits, `_`, `$` or spaces; anything else in brackets (`arr[1]`,
-//! `ARRAY[1,2]`, `[ a]`, `[]`, `[a-b]`) is left alone byte-for-byte (the text between the
-//! brackets is still scanned, so `arr[?]` gets its placeholder translated).
+//! `ARRAY[1,2]`, `[ a]`, `[]`, `[a-b]`) is left alone byte-for-byte. What happens to the text
+//! between such brackets follows the backend:
+//!
+//! * PostgreSQL and MySQL: `[` and `]` are ordinary characters, so the text between them is
+//!   scanned like any other (`arr[?]` gets its placeholder translated, `arr['x]']` holds a
+//!   string literal, and in `[x']` the `'` starts a string literal);
+//! * SQLite: `[` opens a native bracket-quoted identifier that ends at the next `]`, with no
+//!   escapes and no special character inside (`[x']`, `[a-b]`, `[?]` are identifiers and are
+//!   copied verbatim; the `?` in `[?]` is not a placeholder). A `[` without its `]` is an
+//!   error. The `[` written for a portable `[[` is such an opening bracket too: `[[x']]` becomes
+//!   the identifier `[x']` (its body copied verbatim, the closing bracket written `]]` or `]`),
+//!   and `[[` without a following `]` is an error.
+//!
+//! On PostgreSQL the `$n` written for a `?` (numbered in order, `$1` to `$n`) never merges
+//! with the text around it:
+//!
+//! * a space is put before it when it directly follows an unquoted word (identifier or
+//!   keyword) or a `$`: `a?` becomes `a $1`, since `a$1` would be one identifier, and `$?`
+//!   becomes `$ $1`, since `$$1` would open a dollar quote (`1?` stays `1$1`);
+//! * a space is put after it when a letter, `_` or non-ASCII character follows (`?abc` becomes
+//!   `$1 abc`; PostgreSQL 15+ rejects `$1abc` as trailing junk after a parameter);
+//! * a `?` directly followed by a digit (`?9`, `a = ?1`) is an error: it reads as SQLite's
+//!   numbered `?NNN`, which PostgreSQL does not have, and neither `$19` nor `$1 9` would mean
+//!   what was written. Write a native `$9`, or `? 9` if a placeholder followed by a number is
+//!   really meant.
 //!
 //! Native placeholders are accepted too: `$1`, `$2`, … on PostgreSQL (the statement then expects
 //! as many parameters as the highest index; mixing them with `?` is an error), and `?` /
@@ -36,11 +59,23 @@
 //! * MySQL: backslash escapes in `'…'` and `"…"` (`"…"` is a string literal, `ANSI_QUOTES` is
 //!   not assumed), `` `…` `` quoted identifiers, `#` line comments; `--` always starts a
 //!   comment, as on the other backends (MySQL itself wants a space after it: write `1 - -1`,
-//!   not `1--1`);
-//! * SQLite: `"…"` and `` `…` `` quoted identifiers.
+//!   not `1--1`); but see executable comments below;
+//! * SQLite: `"…"`, `` `…` `` and `[…]` quoted identifiers (see above for `[…]`).
 //!
-//! An unterminated literal, quoted identifier or block comment is an [`Error::Sql`] naming it
-//! and giving the byte offset where it starts.
+//! MySQL executable comments are not comments: `/*! … */`, `/*!NNNNN … */` and MariaDB's
+//! `/*M! … */` / `/*M!NNNNN … */` are read as SQL, as the server runs them. Their content is
+//! translated like the rest of the statement (`?` counted, `[name]` translated, `??`, `[[`
+//! and `]]` unescaped; literals, quoted identifiers and comments inside are still left alone) and
+//! the executable comment ends at the first `*/` outside those; the opener, version number and
+//! `*/` are copied as they are. A `/*!` inside an executable comment starts another one that the
+//! same `*/` ends, as in MySQL. The server skips a versioned comment whose version is newer than
+//! its own (and MySQL proper treats `/*M!` as a plain comment); the translator cannot know the
+//! server version, so placeholders in such a comment are counted all the same: keep them out of
+//! version-dependent comments. Optimizer hints `/*+ … */` are plain comments. On PostgreSQL and
+//! SQLite all of these are plain comments.
+//!
+//! An unterminated literal, quoted identifier, block comment or executable comment is an
+//! [`Error::Sql`] naming it and giving the byte offset where it starts.
 
 use std::fmt::{self, Write as _};
 
@@ -167,6 +202,19 @@ fn bracket_ident_end(src: &str, open: usize) -> Option<usize> {
     None
 }
 
+/// Message for a SQLite `[…` without its `]`.
+const UNTERMINATED_BRACKET: &str = "unterminated [...] quoted identifier";
+
+/// Index of the first `]` at or after `from` (the end of a SQLite bracket-quoted identifier,
+/// in which no character is special).
+fn bracket_close(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b']')
+        .map(|k| from + k)
+}
+
 /// Parses the ASCII digits starting at `start`; returns (value, end index).
 fn parse_digits(bytes: &[u8], start: usize) -> Result<(usize, usize)> {
     let mut end = start;
@@ -237,12 +285,16 @@ impl<'a> Translator<'a> {
         let n = bytes.len();
         let pg = self.backend == Backend::Postgres;
         let mysql = self.backend == Backend::MySql;
+        let sqlite = self.backend == Backend::Sqlite;
         let mut i = 0;
         // The previous byte belongs to an unquoted identifier or keyword (so a `$` or `'`
         // right here is part of / glued to that word).
         let mut in_word = false;
         // Position of an `E`/`e` that begins a word (a possible E-string prefix).
         let mut e_prefix: Option<usize> = None;
+        // MySQL: start of the executable comment (`/*!`, `/*M!`) whose content is being read
+        // as SQL; its `*/` ends it.
+        let mut executable: Option<usize> = None;
 
         while i < n {
             let b = bytes[i];
@@ -286,8 +338,23 @@ impl<'a> Translator<'a> {
                     in_word = false;
                 }
                 b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                    i = skip_block_comment(bytes, i, pg)
-                        .ok_or_else(|| Error::sql("unterminated block comment", i))?;
+                    match executable_opener_len(bytes, i).filter(|_| mysql) {
+                        Some(len) => {
+                            // The opener is copied and the content read as SQL. (A second
+                            // opener inside does the same; MySQL ends both at the first `*/`.)
+                            executable = Some(i);
+                            i += len;
+                        }
+                        None => {
+                            i = skip_block_comment(bytes, i, pg)
+                                .ok_or_else(|| Error::sql("unterminated block comment", i))?;
+                        }
+                    }
+                    in_word = false;
+                }
+                b'*' if executable.is_some() && bytes.get(i + 1) == Some(&b'/') => {
+                    executable = None;
+                    i += 2;
                     in_word = false;
                 }
                 b'$' if pg && !in_word => {
@@ -295,13 +362,19 @@ impl<'a> Translator<'a> {
                     in_word = false;
                 }
                 b'?' => {
-                    i = self.question(i)?;
+                    i = self.question(i, in_word)?;
                     in_word = false;
                 }
                 b'[' => {
                     if bytes.get(i + 1) == Some(&b'[') {
                         self.replace(i, i + 2, "[");
-                        i += 2;
+                        i = if sqlite {
+                            // SQLite reads the `[` written here as the start of a bracket-quoted
+                            // identifier, so its body must not be scanned.
+                            self.sqlite_escaped_bracket(i)?
+                        } else {
+                            i + 2
+                        };
                     } else if let Some(close) = bracket_ident_end(self.src, i) {
                         let quote = if mysql { "`" } else { "\"" };
                         self.flush(i);
@@ -310,6 +383,11 @@ impl<'a> Translator<'a> {
                         self.out.push_str(quote);
                         i = close + 1;
                         self.copied = i;
+                    } else if sqlite {
+                        // A native SQLite bracket-quoted identifier: copied verbatim.
+                        i = bracket_close(bytes, i + 1)
+                            .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, i))?
+                            + 1;
                     } else {
                         i += 1;
                     }
@@ -337,6 +415,9 @@ impl<'a> Translator<'a> {
                 }
             }
         }
+        if let Some(start) = executable {
+            return Err(Error::sql("unterminated executable comment", start));
+        }
         self.flush(n);
 
         let placeholders = if pg && self.first_portable.is_none() {
@@ -348,6 +429,21 @@ impl<'a> Translator<'a> {
             sql: self.out,
             placeholders,
         })
+    }
+
+    /// SQLite: the portable `[[` at `open` has just been written as `[`, which SQLite takes as the
+    /// start of a bracket-quoted identifier running to the next `]`. Copies that identifier's
+    /// body verbatim; its closing bracket may be written `]]` (the portable escape) or `]`.
+    /// Returns the index after the closing bracket.
+    fn sqlite_escaped_bracket(&mut self, open: usize) -> Result<usize> {
+        let close = bracket_close(self.bytes, open + 2)
+            .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, open))?;
+        if self.bytes.get(close + 1) == Some(&b']') {
+            self.replace(close, close + 2, "]");
+            Ok(close + 2)
+        } else {
+            Ok(close + 1)
+        }
     }
 
     /// PostgreSQL `$` not inside a word, at `i`: a native placeholder `$n`, a dollar-quoted
@@ -390,8 +486,9 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// `?` at `i`. Returns the index to continue from.
-    fn question(&mut self, i: usize) -> Result<usize> {
+    /// `?` at `i`; `in_word` tells whether the byte before it continues an unquoted word.
+    /// Returns the index to continue from.
+    fn question(&mut self, i: usize, in_word: bool) -> Result<usize> {
         let bytes = self.bytes;
         let doubled = bytes.get(i + 1) == Some(&b'?');
         match self.backend {
@@ -406,11 +503,32 @@ impl<'a> Translator<'a> {
                         i,
                     ));
                 }
+                let next = bytes.get(i + 1).copied();
+                if next.is_some_and(|b| b.is_ascii_digit()) {
+                    // `$1` + `9` would read as `$19`; `?9` is SQLite's numbered placeholder.
+                    return Err(Error::sql(
+                        "? followed by a digit: PostgreSQL has no ?NNN placeholders \
+                         (write $NNN, or put a space after the ?)",
+                        i,
+                    ));
+                }
                 self.first_portable.get_or_insert(i);
                 self.count += 1;
                 self.flush(i);
+                // A word before `$n` would take it in (`a$1` is one identifier) and a `$`
+                // before it would make a dollar quote (`$$1`); a word right after it is
+                // trailing junk (PostgreSQL 15+ rejects `$1abc`).
+                let space_before =
+                    in_word || i.checked_sub(1).and_then(|k| bytes.get(k)) == Some(&b'$');
+                let space_after = next.is_some_and(is_ident_start);
                 // Writing to a String cannot fail.
-                let _ = write!(self.out, "${}", self.count);
+                let _ = write!(
+                    self.out,
+                    "{}${}{}",
+                    if space_before { " " } else { "" },
+                    self.count,
+                    if space_after { " " } else { "" }
+                );
                 self.copied = i + 1;
                 Ok(i + 1)
             }
@@ -476,6 +594,19 @@ fn skip_line(bytes: &[u8], from: usize, cr_ends: bool) -> usize {
         j += 1;
     }
     bytes.len()
+}
+
+/// If a MySQL executable comment starts at `open` (`/*!`, or MariaDB's `/*M!`), the length of
+/// its opener. A version number after it (`/*!50100`) is left to be read as a number.
+fn executable_opener_len(bytes: &[u8], open: usize) -> Option<usize> {
+    let rest = bytes.get(open..)?;
+    if rest.starts_with(b"/*!") {
+        Some(3)
+    } else if rest.starts_with(b"/*M!") {
+        Some(4)
+    } else {
+        None
+    }
 }
 
 /// Skips a block comment opened at `open` (nested if `nested`); returns the index after it.

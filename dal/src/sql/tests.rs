@@ -120,32 +120,113 @@ fn non_identifier_brackets_are_left_alone() {
         "[a-b]",
         "[1a]",
         "x[1:2]",
-        "[a",
-        "[",
         "]",
         "a]",
         "[a\tb]",
         "[$a]",
         "[a.b]",
-        "[a\u{e9}",
     ] {
         unchanged_everywhere(s);
+    }
+    // Without a `]` they are left alone on PostgreSQL and MySQL; SQLite would take the rest of
+    // the statement as an unterminated identifier.
+    for s in ["[a", "[", "[a\u{e9}", "x [a ? 'b'"] {
+        assert_eq!(native(s, PG), s.replace('?', "$1"));
+        assert_eq!(native(s, MY), s);
+        sql_err(
+            s,
+            LITE,
+            "unterminated [...] quoted identifier",
+            s.find('[').unwrap_or(0),
+        );
     }
     assert_eq!(native("arr[?]", PG), "arr[$1]");
     assert_eq!(native("ARRAY[?, ?]", PG), "ARRAY[$1, $2]");
     assert_eq!(native("ARRAY[?, ?]", MY), "ARRAY[?, ?]");
     assert_eq!(native("[1]['x]']", PG), "[1]['x]']");
+    assert_eq!(native("[1]['x]']", MY), "[1]['x]']");
+}
+
+/// SQLite's own `[…]` identifiers: nothing inside is special, not even a quote.
+#[test]
+fn sqlite_native_bracket_identifiers() {
+    // The reported statement: the `'` inside the brackets must not start a string literal.
+    let sql = "SELECT [x'] FROM t WHERE a = 'lit ? [b]'";
+    assert_eq!(native(sql, LITE), sql);
+    assert_eq!(count(sql, LITE), 0);
+    // On PostgreSQL and MySQL `[` is no quote: the `'` does start a literal, so the last `'`
+    // is unterminated, exactly as the server would see it.
+    sql_err(sql, PG, "unterminated string literal", 39);
+    sql_err(sql, MY, "unterminated string literal", 39);
+    // With one more quote each backend lexes it its own way: there the literal runs from the
+    // bracket, on SQLite it is the one after `=`.
+    let sql = "SELECT [x'] FROM t WHERE a = 'lit ? [b]' -- '\n AND ?";
+    assert_eq!(
+        native(sql, PG),
+        "SELECT [x'] FROM t WHERE a = 'lit $1 \"b\"' -- '\n AND $2"
+    );
+    assert_eq!(
+        native(sql, MY),
+        "SELECT [x'] FROM t WHERE a = 'lit ? `b`' -- '\n AND ?"
+    );
+    assert_eq!(native(sql, LITE), sql);
+    assert_eq!(count(sql, LITE), 1);
+    // Every quote, comment and placeholder character is plain inside.
+    for ident in [
+        "[\"]", "[`]", "[']", "[--]", "[/*]", "[#]", "[?]", "[??]", "[$1]", "[a-b]", "[a[b]",
+        "[ ?]",
+    ] {
+        let sql = format!("SELECT {ident}, 'k ? [c]', ? FROM t");
+        assert_eq!(native(&sql, LITE), sql, "{ident}");
+        assert_eq!(count(&sql, LITE), 1, "{ident}");
+    }
+    // A portable identifier is still translated; after it the scan goes on as usual.
+    assert_eq!(native("[a]'[b] ?'[c]", LITE), "\"a\"'[b] ?'\"c\"");
+    // The `[` written for `[[` opens an identifier as well: its body is not scanned and its
+    // closing bracket may be written `]]` (like the portable escape) or `]`.
+    assert_eq!(native("[[x']] = 'lit ? [b]'", LITE), "[x'] = 'lit ? [b]'");
+    assert_eq!(count("[[x']] = 'lit ? [b]'", LITE), 0);
+    assert_eq!(native("[[x'] = ?", LITE), "[x'] = ?");
+    assert_eq!(count("[[x'] = ?", LITE), 1);
+    // The identifier ends at the first `]`, as SQLite reads it: `a [b`, then a placeholder.
+    assert_eq!(native("[[a [b] ?]]", LITE), "[a [b] ?]");
+    assert_eq!(count("[[a [b] ?]]", LITE), 1);
+    assert_eq!(native("[[[a]", LITE), "[[a]");
+    assert_eq!(
+        native("[[x' ?] , 'lit ? [b]' -- '", LITE),
+        "[x' ?] , 'lit ? [b]' -- '"
+    );
+    // Text after the identifier is scanned again; a doubled `]` after the closing one is the
+    // escape.
+    assert_eq!(native("[a-b]]] [c]", LITE), "[a-b]] \"c\"");
+    sql_err(
+        "SELECT [[x' ?",
+        LITE,
+        "unterminated [...] quoted identifier",
+        7,
+    );
+    sql_err(
+        "SELECT [x' ?",
+        LITE,
+        "unterminated [...] quoted identifier",
+        7,
+    );
 }
 
 #[test]
 fn doubled_brackets() {
     for b in Backend::ALL {
         assert_eq!(native("[[a]]", b), "[a]", "{b}");
-        assert_eq!(native("[[", b), "[", "{b}");
         assert_eq!(native("]]", b), "]", "{b}");
-        assert_eq!(native("[[[", b), "[[", "{b}");
         assert_eq!(native("x[[1]]", b), "x[1]", "{b}");
     }
+    for b in [PG, MY] {
+        assert_eq!(native("[[", b), "[", "{b}");
+        assert_eq!(native("[[[", b), "[[", "{b}");
+    }
+    // On SQLite the `[` written for `[[` opens a bracket-quoted identifier, which needs a `]`.
+    sql_err("[[", LITE, "unterminated [...] quoted identifier", 0);
+    sql_err("[[[", LITE, "unterminated [...] quoted identifier", 0);
     assert_eq!(native("[[[a]", PG), r#"["a""#);
     assert_eq!(native("arr[[[i]]]", MY), "arr[`i`]");
     assert_eq!(native("'[[x]]' [[x]]", PG), "'[[x]]' [x]");
@@ -184,6 +265,43 @@ fn doubled_question_mark() {
     // `??` on PostgreSQL does not count as a portable placeholder, so it mixes with `$n`.
     assert_eq!(native("$1 ?? $2", PG), "$1 ? $2");
     assert_eq!(count("$1 ?? $2", PG), 2);
+}
+
+/// The `$n` written for `?` on PostgreSQL must stay one token: `?9` was written as `$19`.
+#[test]
+fn postgres_placeholders_do_not_merge() {
+    // A digit after `?`: an error at the `?`, on PostgreSQL only.
+    sql_err("SELECT ?9", PG, "? followed by a digit", 7);
+    sql_err("a = ?1", PG, "PostgreSQL has no ?NNN placeholders", 4);
+    sql_err("a = ? AND b = ?12", PG, "? followed by a digit", 14);
+    sql_err("x ???0", PG, "? followed by a digit", 4);
+    assert_eq!(native("SELECT ?9", MY), "SELECT ?9");
+    assert_eq!(count("SELECT ?9", LITE), 9);
+    // `??` before a digit is the escaped operator, and a space keeps a number apart.
+    assert_eq!(native("a ??9", PG), "a ?9");
+    assert_eq!(native("SELECT ? 9", PG), "SELECT $1 9");
+    assert_eq!(native("?.5", PG), "$1.5");
+    assert_eq!(native("?::int4", PG), "$1::int4");
+    // A word before: `a$1` would be one identifier.
+    assert_eq!(native("a?", PG), "a $1");
+    assert_eq!(native("x=a?+b", PG), "x=a $1+b");
+    assert_eq!(native("a1? , b$? , é?", PG), "a1 $1 , b$ $2 , é $3");
+    assert_eq!(count("a1? , b$? , é?", PG), 3);
+    // A `$` before: `$$1` would open a dollar quote.
+    assert_eq!(native("$? x -- $$", PG), "$ $1 x -- $$");
+    assert_eq!(native("$$ a $$?", PG), "$$ a $$ $1");
+    // A word after: `$1abc` is trailing junk for PostgreSQL 15+.
+    assert_eq!(native("SELECT ?abc", PG), "SELECT $1 abc");
+    assert_eq!(native("?_x, ?é, ?E'\\n'", PG), "$1 _x, $2 é, $3 E'\\n'");
+    assert_eq!(native("(?a?)", PG), "($1 a $2)");
+    // Nothing else gets a space.
+    assert_eq!(
+        native("(?),?::int,1?,?$,[a]?[b]", PG),
+        "($1),$2::int,1$3,$4$,\"a\"$5\"b\""
+    );
+    // MySQL and SQLite keep the `?` as written.
+    assert_eq!(native("a?b", MY), "a?b");
+    assert_eq!(native("a?b", LITE), "a?b");
 }
 
 #[test]
@@ -373,6 +491,77 @@ fn block_comments() {
     sql_err("/*/", PG, "unterminated block comment", 0);
 }
 
+/// MySQL runs the content of `/*! … */` (and MariaDB's `/*M! … */`): it is SQL, not a comment.
+#[test]
+fn mysql_executable_comments() {
+    let sql = "SELECT /*! [a] = ? AND */ [b] = ?";
+    assert_eq!(native(sql, MY), "SELECT /*! `a` = ? AND */ `b` = ?");
+    assert_eq!(count(sql, MY), 2);
+    // Versioned, MariaDB and versioned MariaDB forms; version numbers are copied.
+    for open in [
+        "/*!",
+        "/*!50100",
+        "/*!80000 ",
+        "/*!100100",
+        "/*M!",
+        "/*M!100500 ",
+    ] {
+        let sql = format!("SELECT 1 {open} , [c] = ? */ , ?");
+        assert_eq!(
+            native(&sql, MY),
+            format!("SELECT 1 {open} , `c` = ? */ , ?"),
+            "{open}"
+        );
+        assert_eq!(count(&sql, MY), 2, "{open}");
+        // On the other backends it is a plain comment.
+        assert_eq!(
+            native(&sql, PG),
+            format!("SELECT 1 {open} , [c] = ? */ , $1")
+        );
+        assert_eq!(count(&sql, LITE), 1, "{open}");
+    }
+    // The escapes apply inside.
+    assert_eq!(native("/*! a ?? [[1]] */", MY), "/*! a ? [1] */");
+    assert_eq!(count("/*! a ?? [[1]] */", MY), 1);
+    // Literals, quoted identifiers and comments inside are respected; a `*/` in them does
+    // not end the executable comment.
+    let sql = "/*! 'x */ ? [d]' \"*/ ?\" `*/ ?` /* ? [e] */ # */ ?\n -- */ ?\n ? */ ?";
+    assert_eq!(native(sql, MY), sql);
+    assert_eq!(count(sql, MY), 2);
+    assert_eq!(
+        native("/*!50100 'it\\'s ?' */ ?", MY),
+        "/*!50100 'it\\'s ?' */ ?"
+    );
+    assert_eq!(count("/*!50100 'it\\'s ?' */ ?", MY), 1);
+    // A `/*!` inside starts another one; the first `*/` ends both, as in MySQL.
+    let sql = "/*! ? /*! ? */ ? */";
+    assert_eq!(count(sql, MY), 3);
+    // Not executable: `/*`, `/* !`, `/*m!`, optimizer hints.
+    for sql in [
+        "/* ! ? [a] */",
+        "/*m! ? [a] */",
+        "/*+ ? [a] */",
+        "/**! ? */",
+    ] {
+        assert_eq!(native(sql, MY), sql);
+        assert_eq!(count(sql, MY), 0, "{sql}");
+    }
+    // `*/` outside an executable comment is just `*` and `/`.
+    assert_eq!(native("a */ ?", MY), "a */ ?");
+    assert_eq!(count("/*!*/ ?", MY), 1);
+    // Unterminated, also when the `*/` is inside a literal or a line comment.
+    sql_err("SELECT /*! ? ", MY, "unterminated executable comment", 7);
+    sql_err(
+        "SELECT /*M!100000 ?",
+        MY,
+        "unterminated executable comment",
+        7,
+    );
+    sql_err("SELECT /*! '*/'", MY, "unterminated executable comment", 7);
+    sql_err("SELECT /*! # */", MY, "unterminated executable comment", 7);
+    sql_err("/*! '*/", MY, "unterminated string literal", 4);
+}
+
 #[test]
 fn nested_block_comments() {
     let sql = "/* a /* b */ [c] ? */ [d] ?";
@@ -399,7 +588,9 @@ fn dollar_quotes() {
     assert_eq!(count(sql, PG), 1);
     assert_eq!(native("$_x1$?$_x1$ ?", PG), "$_x1$?$_x1$ $1");
     assert_eq!(native("$é$?$é$ ?", PG), "$é$?$é$ $1");
-    assert_eq!(native("$$$$?", PG), "$$$$$1");
+    // A `$` right before the placeholder is kept apart from it (see
+    // `postgres_placeholders_do_not_merge`).
+    assert_eq!(native("$$$$?", PG), "$$$$ $1");
     // Not dollar quotes: a `$word` without closing `$`, a `$` inside an identifier.
     assert_eq!(native("$a ?", PG), "$a $1");
     assert_eq!(native("a$b$ ? $b", PG), "a$b$ $1 $b");
@@ -452,7 +643,9 @@ fn unicode_everywhere() {
     );
     assert_eq!(count(sql, MY), 2);
     // Multi-byte characters around special bytes.
-    assert_eq!(native("é?é[a]é", PG), "é$1é\"a\"é");
+    // `é` is a word character: the placeholder is kept apart from it.
+    assert_eq!(native("é?é[a]é", PG), "é $1 é\"a\"é");
+    assert_eq!(native("(?)é[a]é", PG), "($1)é\"a\"é");
     assert_eq!(native("[é]]é", MY), "`é`]é");
     assert_eq!(native("é$1", PG), "é$1");
     assert_eq!(count("é$1", PG), 0, "é$1 is one identifier");
