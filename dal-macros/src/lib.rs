@@ -11,6 +11,7 @@
 //! `entity`, the attribute in `transaction`.
 
 mod attrs;
+mod case;
 mod entity;
 mod transaction;
 
