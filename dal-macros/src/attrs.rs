@@ -1,5 +1,7 @@
 //! Attribute parsing and validation: an error context that collects every problem (so the user
-//! sees all of them in one build), and the `#[entity(...)]` / `#[serde(...)]` readers.
+//! sees all of them in one build), and the `#[entity(...)]` / `#[serde(...)]` readers (serde
+//! attributes only for what decides the stored keys: `rename_all`, `rename`, `skip`, and the
+//! shapes an entity cannot have).
 //!
 //! Nothing here emits code; `entity.rs` turns the parsed attributes into the `Entity` impl.
 
@@ -8,8 +10,10 @@ use std::fmt::Display;
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, Meta, MetaNameValue, Token, UnOp};
+use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitStr, Token, UnOp};
+
+use crate::case::RenameRule;
+use crate::entity::Kind;
 
 /// Collects errors, each at the user's span, and reports them all at once.
 #[derive(Default)]
@@ -43,34 +47,59 @@ impl Ctxt {
 }
 
 /// The keys `#[entity(...)]` accepts on a field, for error messages.
-const FIELD_KEYS: &str = "id, index, unique, default, rename, skip, json";
+const FIELD_KEYS: &str = "id, index, unique, default, rename, skip, json, type, version";
 
-/// `#[entity(...)]` on the struct.
+/// Field keys that make no sense on the version field, whose column dal maintains. (`skip` has
+/// its own, more general, error.)
+const NOT_WITH_VERSION: [&str; 7] = ["id", "rename", "index", "unique", "default", "json", "type"];
+
+/// Struct-level serde attributes under which the struct is no longer serialized as one map key
+/// per field.
+const SERDE_NOT_PLAIN: [&str; 8] = [
+    "tag",
+    "untagged",
+    "content",
+    "transparent",
+    "remote",
+    "into",
+    "from",
+    "try_from",
+];
+
+/// `#[entity(...)]` and the relevant `#[serde(...)]` on the struct.
 #[derive(Default)]
 pub(crate) struct ContainerAttrs {
     /// `table = "..."`.
     pub table: Option<String>,
+    /// `#[serde(rename_all = "...")]` when serializing (`rename_all(serialize = "...")`).
+    pub rename_all_ser: RenameRule,
+    /// `#[serde(rename_all = "...")]` when deserializing (`rename_all(deserialize = "...")`).
+    pub rename_all_de: RenameRule,
 }
 
-/// `#[entity(...)]` and `#[serde(rename = ...)]` on one field.
+/// `#[entity(...)]` and the relevant `#[serde(...)]` on one field.
 #[derive(Default)]
 pub(crate) struct FieldAttrs {
     /// `id`, with the span of the key (for the "more than one id" error).
     pub id: Option<Span>,
+    /// `version`, with the span of the key (for the "more than one version" error).
+    pub version: Option<Span>,
     pub index: bool,
     pub unique: bool,
     /// `default = <literal>`, as JSON text.
     pub default: Option<String>,
-    /// `rename = "column"`.
-    pub rename: Option<String>,
+    /// `rename = "column"`, with the span of the literal.
+    pub rename: Option<(String, Span)>,
+    /// `skip`, `#[serde(skip)]` or `#[serde(skip_serializing)]`: the field is not stored.
     pub skip: bool,
-    /// `json`: force the JSON logical type.
-    pub json: bool,
-    /// `#[serde(rename = "...")]` (or `rename(serialize = "...")`).
-    pub serde_name: Option<String>,
+    /// The logical type given by `json` or `type = "..."` (else inferred from the Rust type).
+    pub ty: Option<Kind>,
+    /// The key serde writes the field under: the field name, after the struct's
+    /// `#[serde(rename_all)]`, or the field's `#[serde(rename)]`.
+    pub serde_name: String,
 }
 
-/// Reads `#[entity(table = "...")]` on the struct named `name`.
+/// Reads `#[entity(table = "...")]` and `#[serde(...)]` on the struct named `name`.
 pub(crate) fn container(cx: &mut Ctxt, name: &str, attrs: &[Attribute]) -> ContainerAttrs {
     let mut out = ContainerAttrs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("entity")) {
@@ -98,19 +127,82 @@ pub(crate) fn container(cx: &mut Ctxt, name: &str, attrs: &[Attribute]) -> Conta
             cx.syn_error(e);
         }
     }
+
+    // `rename_all` as (serialize, deserialize); `None` in a slot: not given (serde: no rule).
+    let mut rules: (Option<RenameRule>, Option<RenameRule>) = (None, None);
+    let mut rename_all: Option<Span> = None;
+    let mut unknown_rule = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        // A syntax error is serde's to report: stop reading this attribute, silently.
+        let _ = attr.parse_nested_meta(|meta| {
+            let key = key_of(&meta);
+            if key == "rename_all" {
+                rename_all = Some(span_of(&meta.path));
+                for (side, rule) in ser_and_de(&meta)? {
+                    match RenameRule::parse(&rule) {
+                        Some(r) if side.ser => rules.0 = Some(r),
+                        Some(r) => rules.1 = Some(r),
+                        None => unknown_rule = true,
+                    }
+                }
+            } else if SERDE_NOT_PLAIN.contains(&key.as_str()) {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "`#[serde({key})]` cannot be used on entity `{name}`: an entity needs a plain field-per-column struct, serialized as a map with one key per field"
+                    ),
+                );
+                skip_value(&meta)?;
+            } else {
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+    }
+    out.rename_all_ser = rules.0.unwrap_or_default();
+    out.rename_all_de = rules.1.unwrap_or_default();
+    if let Some(span) = rename_all {
+        // An unknown rule is reported by serde.
+        if out.rename_all_ser != out.rename_all_de && !unknown_rule {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!(
+                    "`#[serde(rename_all)]` on `{name}` names fields differently when serializing ({}) and deserializing ({}): an entity must read back the keys it writes; use a single rule: `rename_all = \"...\"`",
+                    rule_text(out.rename_all_ser),
+                    rule_text(out.rename_all_de)
+                ),
+            ));
+        }
+    }
     out
 }
 
-/// Reads the `#[entity(...)]` and `#[serde(...)]` attributes of the field named `field`.
-pub(crate) fn field(cx: &mut Ctxt, ident: &syn::Ident, attrs: &[Attribute]) -> FieldAttrs {
+/// `` `camelCase` ``, or `no rule`.
+fn rule_text(rule: RenameRule) -> String {
+    match rule {
+        RenameRule::None => "no rule".to_owned(),
+        rule => format!("`{}`", rule.name()),
+    }
+}
+
+/// Reads the `#[entity(...)]` and `#[serde(...)]` attributes of the field named `ident` in a
+/// struct whose attributes are `container`.
+pub(crate) fn field(
+    cx: &mut Ctxt,
+    ident: &syn::Ident,
+    attrs: &[Attribute],
+    container: &ContainerAttrs,
+) -> FieldAttrs {
     let field = &syn::ext::IdentExt::unraw(ident).to_string();
     let mut out = FieldAttrs::default();
-    let mut seen: Vec<String> = Vec::new();
+    // Every known key given, with its span.
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut json = false;
+    let mut explicit_type: Option<Kind> = None;
+    let mut serde = SerdeField::default();
     for attr in attrs {
         if attr.path().is_ident("serde") {
-            if let Some(name) = serde_rename(attr) {
-                out.serde_name = Some(name);
-            }
+            serde_field(cx, field, attr, &mut serde);
             continue;
         }
         if !attr.path().is_ident("entity") {
@@ -118,28 +210,49 @@ pub(crate) fn field(cx: &mut Ctxt, ident: &syn::Ident, attrs: &[Attribute]) -> F
         }
         let parsed = attr.parse_nested_meta(|meta| {
             let key = key_of(&meta);
+            let span = span_of(&meta.path);
             if FIELD_KEYS.split(", ").any(|k| k == key) {
-                if seen.contains(&key) {
+                if seen.iter().any(|(k, _)| *k == key) {
                     cx.error_spanned_by(
                         &meta.path,
                         format!("duplicate `entity` attribute `{key}` on field `{field}`"),
                     );
                 }
-                seen.push(key.clone());
+                seen.push((key.clone(), span));
             }
             match key.as_str() {
                 "id" => {
                     if flag(cx, &meta, "id")? {
-                        out.id = Some(span_of(&meta.path));
+                        out.id = Some(span);
+                    }
+                }
+                "version" => {
+                    if flag(cx, &meta, "version")? {
+                        out.version = Some(span);
                     }
                 }
                 "index" => out.index |= flag(cx, &meta, "index")?,
                 "unique" => out.unique |= flag(cx, &meta, "unique")?,
                 "skip" => out.skip |= flag(cx, &meta, "skip")?,
-                "json" => out.json |= flag(cx, &meta, "json")?,
+                "json" => json |= flag(cx, &meta, "json")?,
+                "type" => {
+                    if let Some(lit) = string_lit(cx, &meta, "type", "decimal")? {
+                        match Kind::from_attr(&lit.value()) {
+                            Some(kind) => explicit_type = Some(kind),
+                            None => cx.error_spanned_by(
+                                &lit,
+                                format!(
+                                    "unknown `type` {:?} on field `{field}`; expected one of: {}",
+                                    lit.value(),
+                                    Kind::ATTR_NAMES
+                                ),
+                            ),
+                        }
+                    }
+                }
                 "rename" => {
-                    if let Some(v) = string_value(cx, &meta, "rename", "column_name")? {
-                        out.rename = Some(v);
+                    if let Some(lit) = string_lit(cx, &meta, "rename", "column_name")? {
+                        out.rename = Some((lit.value(), lit.span()));
                     }
                 }
                 "default" => {
@@ -178,13 +291,176 @@ pub(crate) fn field(cx: &mut Ctxt, ident: &syn::Ident, attrs: &[Attribute]) -> F
             cx.syn_error(e);
         }
     }
-    if out.skip && seen.iter().any(|k| k != "skip") {
+
+    let span_of_key = |key: &str| seen.iter().find(|(k, _)| k == key).map(|(_, s)| *s);
+    if out.skip && seen.iter().any(|(k, _)| k != "skip") {
         cx.error_spanned_by(
             ident,
             format!("field `{field}` is `skip`ped: it cannot take other `entity` attributes"),
         );
+    } else if serde.skip {
+        // Not serialized, so not stored: an `entity` attribute would be silently ignored.
+        if let Some((key, span)) = seen.iter().find(|(k, _)| k != "skip") {
+            cx.syn_error(syn::Error::new(
+                *span,
+                format!(
+                    "field `{field}` is not serialized (`#[serde(skip)]` or `skip_serializing`), so it is not stored: it cannot take `entity` attribute `{key}`"
+                ),
+            ));
+        }
     }
+    if json && explicit_type.is_some() {
+        if let Some(span) = span_of_key("type") {
+            cx.syn_error(syn::Error::new(
+                span,
+                format!(
+                    "`type` cannot be combined with `json` on field `{field}` (`json` is `type = \"json\"`): keep one"
+                ),
+            ));
+        }
+    }
+    if out.version.is_some() {
+        for (key, span) in seen
+            .iter()
+            .filter(|(k, _)| NOT_WITH_VERSION.contains(&k.as_str()))
+        {
+            cx.syn_error(syn::Error::new(
+                *span,
+                format!(
+                    "`{key}` cannot be combined with `version` on field `{field}`: the version field receives the entity's `version` column, which dal maintains"
+                ),
+            ));
+        }
+    }
+    out.skip |= serde.skip;
+    out.ty = if json {
+        Some(Kind::Json)
+    } else {
+        explicit_type
+    };
+
+    let default_ser = container.rename_all_ser.apply_to_field(field);
+    let ser = serde.ser.unwrap_or(default_ser);
+    if let Some(span) = serde.rename.filter(|_| !out.skip) {
+        // `rename` given for one side at least: serde reads the key back under `de` (several
+        // `deserialize` names are all accepted).
+        let de_ok = if serde.de.is_empty() {
+            container.rename_all_de.apply_to_field(field) == ser
+        } else {
+            serde.de.contains(&ser)
+        };
+        if !de_ok {
+            let de = serde
+                .de
+                .first()
+                .cloned()
+                .unwrap_or_else(|| container.rename_all_de.apply_to_field(field));
+            cx.syn_error(syn::Error::new(
+                span,
+                format!(
+                    "field `{field}` is serialized as `{ser}` but deserialized from `{de}`: an entity must read back the keys it writes; use a single name: `#[serde(rename = \"...\")]`"
+                ),
+            ));
+        }
+    }
+    out.serde_name = ser;
     out
+}
+
+/// What `#[serde(...)]` on a field says about storage.
+#[derive(Default)]
+struct SerdeField {
+    /// Span of the `rename` key, when given.
+    rename: Option<Span>,
+    /// `rename = "x"` or `rename(serialize = "x")`.
+    ser: Option<String>,
+    /// `rename = "x"` or `rename(deserialize = "x")` (may be repeated).
+    de: Vec<String>,
+    /// `skip` or `skip_serializing`.
+    skip: bool,
+}
+
+/// Reads one `#[serde(...)]` on the field named `field`. Everything but `rename`, `skip`,
+/// `skip_serializing` and `flatten` is serde's business and ignored, as are syntax errors
+/// (serde reports them).
+fn serde_field(cx: &mut Ctxt, field: &str, attr: &Attribute, out: &mut SerdeField) {
+    let _ = attr.parse_nested_meta(|meta| {
+        let key = key_of(&meta);
+        match key.as_str() {
+            "rename" => {
+                out.rename = Some(span_of(&meta.path));
+                for (side, name) in ser_and_de(&meta)? {
+                    if side.ser {
+                        out.ser = Some(name);
+                    } else {
+                        out.de.push(name);
+                    }
+                }
+            }
+            "skip" | "skip_serializing" => out.skip = true,
+            "flatten" => {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "`#[serde(flatten)]` on field `{field}` cannot be used in an entity: an entity needs a plain field-per-column struct; store the nested value as one JSON column (without `flatten`)"
+                    ),
+                );
+                skip_value(&meta)?;
+            }
+            _ => skip_value(&meta)?,
+        }
+        Ok(())
+    });
+}
+
+/// Which side of a serde `serialize`/`deserialize` pair a value is for.
+#[derive(Clone, Copy)]
+struct Side {
+    ser: bool,
+}
+
+/// The string values of serde's `key = "v"` (both sides) or
+/// `key(serialize = "a", deserialize = "b")` (either or both). Non-string values are skipped.
+fn ser_and_de(meta: &ParseNestedMeta) -> syn::Result<Vec<(Side, String)>> {
+    let mut out = Vec::new();
+    if meta.input.peek(Token![=]) {
+        let expr: Expr = meta.value()?.parse()?;
+        if let Some(s) = lit_str(&expr) {
+            out.push((Side { ser: true }, s.clone()));
+            out.push((Side { ser: false }, s));
+        }
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|inner| {
+            let side = if inner.path.is_ident("serialize") {
+                Some(Side { ser: true })
+            } else if inner.path.is_ident("deserialize") {
+                Some(Side { ser: false })
+            } else {
+                None
+            };
+            if inner.input.peek(Token![=]) {
+                let expr: Expr = inner.value()?.parse()?;
+                if let (Some(side), Some(s)) = (side, lit_str(&expr)) {
+                    out.push((side, s));
+                }
+            } else {
+                skip_value(&inner)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// The value of a string literal (possibly in a macro's invisible group).
+fn lit_str(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.value()),
+        Expr::Group(g) => lit_str(&g.expr),
+        _ => None,
+    }
 }
 
 fn key_of(meta: &ParseNestedMeta) -> String {
@@ -232,6 +508,16 @@ fn string_value(
     key: &str,
     example: &str,
 ) -> syn::Result<Option<String>> {
+    Ok(string_lit(cx, meta, key, example)?.map(|lit| lit.value()))
+}
+
+/// [`string_value`], keeping the literal (for its span).
+fn string_lit(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta,
+    key: &str,
+    example: &str,
+) -> syn::Result<Option<LitStr>> {
     if !meta.input.peek(Token![=]) {
         cx.error_spanned_by(
             &meta.path,
@@ -244,7 +530,7 @@ fn string_value(
     match &expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) if !s.value().is_empty() => Ok(Some(s.value())),
+        }) if !s.value().is_empty() => Ok(Some(s.clone())),
         _ => {
             cx.error_spanned_by(
                 &expr,
@@ -326,45 +612,6 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// The serialized name from `#[serde(rename = "x")]` or `#[serde(rename(serialize = "x"))]`.
-/// Anything else in the attribute is serde's business and ignored here (serde reports its own
-/// syntax errors).
-fn serde_rename(attr: &Attribute) -> Option<String> {
-    let metas = attr
-        .parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
-        .ok()?;
-    let mut found = None;
-    for meta in metas {
-        match meta {
-            Meta::NameValue(MetaNameValue {
-                path,
-                value:
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    }),
-                ..
-            }) if path.is_ident("rename") => found = Some(s.value()),
-            Meta::List(list) if list.path.is_ident("rename") => {
-                let inner = list
-                    .parse_args_with(Punctuated::<MetaNameValue, Token![,]>::parse_terminated)
-                    .ok()?;
-                for nv in inner {
-                    if let Expr::Lit(ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) = &nv.value
-                    {
-                        if nv.path.is_ident("serialize") {
-                            found = Some(s.value());
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    found
 }
 
 #[cfg(test)]

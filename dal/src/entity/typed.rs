@@ -80,10 +80,13 @@ impl FieldType {
 /// One stored field of a typed entity, as the derive describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDef {
-    /// Column name (the Rust field name, or `#[entity(rename = "...")]`).
+    /// Column name: the Rust field name, or `#[entity(rename = "...")]`; `version` for the
+    /// `#[entity(version)]` field. Serde attributes never change it. Unique within the struct,
+    /// ignoring ASCII case, and never a system column in another case (the derive checks).
     pub column: &'static str,
-    /// Key of the field in the struct's serde representation (the Rust field name, or its
-    /// `#[serde(rename = "...")]`).
+    /// Key of the field in the struct's serde representation: the Rust field name, after the
+    /// struct's `#[serde(rename_all = "...")]`, or the field's `#[serde(rename = "...")]`. The
+    /// derive refuses names serde would write and read back differently.
     pub serde_name: &'static str,
     /// Logical type inferred from the Rust type, or given by `#[entity(json)]` /
     /// `#[entity(type = "…")]`. `None` for a type the derive cannot see through (a type alias,
@@ -99,8 +102,8 @@ pub struct FieldDef {
     /// +1 per change), and a save of a value whose version is not the stored one fails with
     /// [`Error::Conflict`](crate::Error::Conflict) (optimistic locking). Its column is `version`.
     pub version: bool,
-    /// The Rust type is `chrono::NaiveDateTime` (a UTC timestamp without offset): it is read
-    /// back without the `Z`.
+    /// The Rust type is `chrono::NaiveDateTime` (a UTC timestamp without offset), possibly in
+    /// `Option` or `Box`: it is read back without the `Z`.
     pub naive_timestamp: bool,
     /// `#[entity(index)]`: an index is created with the table.
     pub index: bool,
@@ -132,6 +135,7 @@ pub struct FieldDef {
 pub trait Entity: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Table name.
     fn table_name() -> &'static str;
-    /// Stored fields, in declaration order (`#[entity(skip)]` fields are not listed).
+    /// Stored fields, in declaration order (`#[entity(skip)]` fields, and those serde does not
+    /// serialize, `#[serde(skip)]` or `#[serde(skip_serializing)]`, are not listed).
     fn fields() -> &'static [FieldDef];
 }

@@ -13,6 +13,16 @@ struct User {
     age: i32,
     #[entity(index, rename)]
     email: String,
+    #[entity(type = "money")]
+    price: i64,
+    #[entity(json, type = "text")]
+    data: String,
+    #[entity(rename = "Name")]
+    display: String,
+    #[entity(rename = "Updated_At")]
+    touched: String,
+    #[entity(rename = "HISTORY_COMMENT")]
+    note: String,
 }
 
 fn main() {}
