@@ -161,6 +161,9 @@ async fn a_struct_that_gains_a_field_evolves_the_table() {
     .await;
 }
 
+/// The tests that use `typed_accounts` drop and recreate it: they take turns.
+static ACCOUNTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
 #[entity(table = "typed_accounts")]
 struct Account {
@@ -172,6 +175,7 @@ struct Account {
 
 #[tokio::test]
 async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
+    let _turn = ACCOUNTS.lock().await;
     each_backend("typed_unique", |db| async move {
         let mut conn = db.async_connection().await?;
         reset_entity(&mut conn, "typed_accounts").await?;
@@ -200,6 +204,7 @@ async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
 
 #[tokio::test]
 async fn typed_and_dynamic_share_rows_and_history() {
+    let _turn = ACCOUNTS.lock().await;
     each_backend("typed_interop", |db| async move {
         let mut conn = db.async_connection().await?;
         reset_entity(&mut conn, "typed_accounts").await?;
@@ -304,6 +309,7 @@ async fn custom_types_go_through_serde_and_skipped_fields_are_not_stored() {
 
 #[tokio::test]
 async fn save_all_writes_a_batch_with_history() {
+    let _turn = ACCOUNTS.lock().await;
     each_backend("typed_batch", |db| async move {
         let mut conn = db.async_connection().await?;
         reset_entity(&mut conn, "typed_accounts").await?;
