@@ -90,7 +90,7 @@ pub struct SaveOptions {
     pub comment: Option<String>,
     /// Optimistic locking for a single save: the stored entity must be at this version (0:
     /// it must not exist yet), else the save fails with
-    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
+    /// [`Error::Conflict`] and writes nothing.
     pub expected_version: Option<i64>,
 }
 
@@ -215,7 +215,7 @@ builder_audit!(SaveEntity);
 impl SaveEntity<'_> {
     /// Optimistic locking: the stored entity must be at `version` (its `version` field as
     /// last read; 0: it must not exist yet). Otherwise the save fails with
-    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
+    /// [`Error::Conflict`] and writes nothing.
     pub fn expect_version(mut self, version: i64) -> Self {
         self.opts.expected_version = Some(version);
         self
