@@ -6,15 +6,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking::SyncConnection;
-use crate::config::DatabaseConfig;
+use crate::config::{CredentialTag, DatabaseConfig};
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::pool::{
-    pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics, PoolStatus, PoolTuning,
+    close_pools, pool_for, registered_pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics,
+    PoolStatus, PoolTuning,
 };
 use crate::sql::Backend;
 
 /// A database: configuration plus the shared pool behind it. Cheap to clone, `Send + Sync`.
+///
+/// Databases with the same configuration share one pool: the same [`hash`](Self::hash) *and*
+/// the same password (compared through a keyed digest held only in memory). Two configurations
+/// that differ only in their password have the same `hash()` but separate pools, so a wrong
+/// password fails to authenticate instead of borrowing a connection opened with the right one.
+/// This type's pool methods ([`pool_metrics`](Self::pool_metrics),
+/// [`pool_status`](Self::pool_status), [`close`](Self::close), …) always act on its own pool.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
@@ -33,6 +41,9 @@ struct DbInner {
     backend: Backend,
     config: DatabaseConfig,
     hash: String,
+    /// With `hash`, the key of this database's pool (a keyed digest of the password; never
+    /// shown).
+    credential: CredentialTag,
     /// The pool last used, so the registry is consulted only when it was closed.
     pool: Mutex<Option<Arc<PoolInner>>>,
 }
@@ -63,11 +74,13 @@ impl Database {
     pub fn new(backend: Backend, config: DatabaseConfig) -> Self {
         let config = config.with_backend(backend);
         let hash = config.hash();
+        let credential = config.credential_tag();
         Database {
             inner: Arc::new(DbInner {
                 backend,
                 config,
                 hash,
+                credential,
                 pool: Mutex::new(None),
             }),
         }
@@ -93,7 +106,8 @@ impl Database {
         &self.inner.config
     }
 
-    /// The configuration hash (the key of the shared pool).
+    /// The configuration hash: the key of the shared pool together with the password, which it
+    /// leaves out (see [`DatabaseConfig::hash`]).
     pub fn hash(&self) -> &str {
         &self.inner.hash
     }
@@ -176,9 +190,11 @@ impl Database {
     }
 
     /// Counters, wait-time and query-duration percentiles, timeout rate and scaling advice of
-    /// this database's pool (see [`PoolMetrics`]); `None` before the pool exists.
+    /// this database's pool (see [`PoolMetrics`]); `None` before the pool exists (and after it
+    /// was closed, until it is used again). Always this database's own pool, even when other
+    /// pools share its hash.
     pub fn pool_metrics(&self) -> Option<PoolMetrics> {
-        PoolManager::get_pool_metrics(&self.inner.hash)
+        registered_pool_for(&self.inner.hash, self.inner.credential).map(|p| PoolMetrics::of(&p))
     }
 
     /// Connections of this database's pool held for at least `threshold`, longest first, each
@@ -202,13 +218,19 @@ impl Database {
     }
 
     /// Sets the housekeeping tuning (leak threshold, idle timeout, max lifetime, validation)
-    /// of this database's pool; see [`PoolManager::set_pool_tuning`].
+    /// of this database's pool; see [`PoolManager::set_pool_tuning`]. Tuning belongs to the
+    /// configuration hash: pools whose configurations differ only in their password (same
+    /// database) get it too.
     pub fn set_pool_tuning(&self, tuning: PoolTuning) {
         PoolManager::set_pool_tuning(&self.inner.hash, tuning);
     }
 
-    /// Closes this database's pool (see [`PoolManager::close_pool`]).
+    /// Closes this database's own pool, as [`PoolManager::close_pool`] does; pools that only
+    /// share its hash (other passwords) stay open. A later use opens a fresh pool.
     pub async fn close(&self, timeout: Duration) -> Result<()> {
-        PoolManager::close_pool(Some(&self.inner.hash), timeout).await
+        match registered_pool_for(&self.inner.hash, self.inner.credential) {
+            Some(p) => close_pools(&[p], timeout).await,
+            None => Ok(()),
+        }
     }
 }

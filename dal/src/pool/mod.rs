@@ -1,5 +1,10 @@
-//! The connection pool: one per configuration hash, shared by every [`Database`](crate::Database)
-//! with that configuration.
+//! The connection pool: one per configuration, shared by every [`Database`](crate::Database)
+//! with that configuration. Pools are keyed by the configuration [`hash`] (which leaves the
+//! password out, so it can be shown) *and* a keyed digest of the password held only in memory:
+//! configurations that differ only in their password get separate pools, and a wrong password
+//! can neither borrow an authenticated connection nor poison the pool of the right one.
+//!
+//! [`hash`]: crate::DatabaseConfig::hash
 //!
 //! Acquisition is a hard contract: a caller gets a connection or an error within
 //! `connection_acquisition_timeout` (an `is_timeout()` error when the time ran out). Waiters are
@@ -25,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backend::{driver_for, Driver, RawConn};
-use crate::config::DatabaseConfig;
+use crate::config::{CredentialTag, DatabaseConfig};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::sql::Backend;
 
@@ -39,6 +44,7 @@ mod stats;
 
 pub use housekeeping::PoolTuning;
 pub use leak::LeakReport;
+pub(crate) use manager::close_pools;
 pub use manager::{PoolManager, PoolMetrics, PoolStatus, ScalingAdvice};
 pub(crate) use observe::QueryEvent;
 pub use stats::Percentiles;
@@ -86,7 +92,10 @@ struct Closing {
 }
 
 pub(crate) struct PoolInner {
+    /// The configuration hash (no password): what metrics, logs and `PoolManager` show.
     pub hash: String,
+    /// With `hash`, the pool's registry key: which password it connects with. Never shown.
+    credential: CredentialTag,
     pub alias: String,
     pub backend: Backend,
     pub config: DatabaseConfig,
@@ -117,32 +126,48 @@ pub(crate) struct PoolInner {
     facade: export::Facade,
 }
 
-fn registry() -> &'static RwLock<HashMap<String, Arc<PoolInner>>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<String, Arc<PoolInner>>>> = OnceLock::new();
+/// Open pools by configuration hash, each hash with one pool per credential (in creation
+/// order). Almost always one.
+type Registry = HashMap<String, Vec<Arc<PoolInner>>>;
+
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
-/// The open pool for `config` (created, not yet connected, if there is none).
+/// The open pool for `config`, exactly (same hash and same password; created, not yet
+/// connected, if there is none).
 pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
     let hash = config.hash();
+    let credential = config.credential_tag();
     if let Ok(map) = registry().read() {
-        if let Some(p) = map.get(&hash) {
-            return check_backend(p, backend);
+        if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+            return Ok(p);
         }
     }
     let mut map = registry()
         .write()
         .map_err(|_| Error::Internal("pool registry poisoned".into()))?;
-    if let Some(p) = map.get(&hash) {
-        return check_backend(p, backend);
+    if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+        return Ok(p);
     }
     let pool = Arc::new(PoolInner::new(hash.clone(), backend, config)?);
-    map.insert(hash, pool.clone());
+    map.entry(hash).or_default().push(pool.clone());
     Ok(pool)
 }
 
-fn check_backend(p: &Arc<PoolInner>, backend: Backend) -> Result<Arc<PoolInner>> {
-    if p.backend != backend {
+/// The pool registered for `hash` and `credential`, after checking that no pool of another
+/// backend has this hash.
+fn find_exact(
+    map: &Registry,
+    hash: &str,
+    credential: CredentialTag,
+    backend: Backend,
+) -> Result<Option<Arc<PoolInner>>> {
+    let Some(pools) = map.get(hash) else {
+        return Ok(None);
+    };
+    if let Some(p) = pools.iter().find(|p| p.backend != backend) {
         return Err(Error::Config(format!(
             "a {} pool already exists for this configuration (alias {}); use a different alias for a {} database",
             p.backend.as_str(),
@@ -150,25 +175,53 @@ fn check_backend(p: &Arc<PoolInner>, backend: Backend) -> Result<Arc<PoolInner>>
             backend.as_str()
         )));
     }
-    Ok(p.clone())
+    Ok(pools.iter().find(|p| p.credential == credential).cloned())
 }
 
+/// Every open pool.
 pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
     registry()
         .read()
-        .map(|m| m.values().cloned().collect())
+        .map(|m| m.values().flatten().cloned().collect())
         .unwrap_or_default()
 }
 
-pub(crate) fn registered_pool(hash: &str) -> Option<Arc<PoolInner>> {
-    registry().read().ok().and_then(|m| m.get(hash).cloned())
+/// Every open pool, grouped by configuration hash (groups in no particular order, pools of a
+/// group in creation order).
+pub(crate) fn registered_groups() -> Vec<Vec<Arc<PoolInner>>> {
+    registry()
+        .read()
+        .map(|m| m.values().filter(|v| !v.is_empty()).cloned().collect())
+        .unwrap_or_default()
 }
 
-/// Removes `pool` from the registry (if it is still the one registered for its hash).
+/// The open pools with configuration hash `hash` (several when configurations differ only in
+/// their password), in creation order.
+pub(crate) fn registered_pools_with_hash(hash: &str) -> Vec<Arc<PoolInner>> {
+    registry()
+        .read()
+        .ok()
+        .and_then(|m| m.get(hash).cloned())
+        .unwrap_or_default()
+}
+
+/// The open pool for exactly one configuration (its hash and its password's tag), if any.
+/// Creates nothing.
+pub(crate) fn registered_pool_for(hash: &str, credential: CredentialTag) -> Option<Arc<PoolInner>> {
+    registry().read().ok().and_then(|m| {
+        m.get(hash)
+            .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
+    })
+}
+
+/// Removes `pool` from the registry (if it is still registered).
 pub(crate) fn unregister(pool: &Arc<PoolInner>) {
     if let Ok(mut m) = registry().write() {
-        if m.get(&pool.hash).is_some_and(|p| Arc::ptr_eq(p, pool)) {
-            m.remove(&pool.hash);
+        if let Some(v) = m.get_mut(&pool.hash) {
+            v.retain(|p| !Arc::ptr_eq(p, pool));
+            if v.is_empty() {
+                m.remove(&pool.hash);
+            }
         }
     }
 }
@@ -267,6 +320,7 @@ impl PoolInner {
             facade: export::Facade::new(&alias, backend.as_str(), &hash),
             tuning: TuningCell::new(housekeeping::tuning_for(&hash)),
             hash,
+            credential: config.credential_tag(),
             alias,
             backend,
             config: config.clone(),
