@@ -155,6 +155,29 @@ impl Database {
     /// The blocking twin of [`async_connection`](Self::async_connection), for code that runs
     /// outside any async runtime (a plain `fn main`). Called from inside a runtime it returns
     /// an error instead of blocking the runtime's thread.
+    ///
+    /// It runs on the library's own runtime, started on first use and kept for the life of
+    /// the process, and shares the pool with `async_connection` called from your runtime(s).
+    /// PostgreSQL and MySQL connections are sockets registered with the runtime that opened
+    /// them, which must keep driving their I/O wherever they are used:
+    ///
+    /// * Connections opened by blocking calls live on the library's runtime, whose worker
+    ///   thread always drives their I/O: your runtimes use them as they are. Once a pool has
+    ///   been used from blocking code (or a connection of one runtime was needed on another),
+    ///   it opens every new connection there, whichever side asks; so alternating blocking and
+    ///   async use keeps reusing the same connections.
+    /// * A connection that your runtime opened *before* that can be driven only by your
+    ///   runtime (a current-thread runtime drives it only inside its `block_on`, and no runtime
+    ///   after it is dropped), so it is never lent elsewhere: when blocking code or another
+    ///   runtime checks it out, it is closed and replaced by one opened on the library's
+    ///   runtime. This happens at most once per such connection and is counted in
+    ///   [`PoolMetrics::connections_discarded_runtime_mismatch`] (Prometheus:
+    ///   `dal_pool_connections_closed_total{reason="runtime_mismatch"}`).
+    /// * SQLite connections are not tied to a runtime and are always reused.
+    ///
+    /// Cost: for connections living on the library's runtime, I/O readiness reaches your
+    /// runtime's tasks through the library's thread (one extra thread wake-up per wait). A
+    /// pool used only from one runtime never pays it.
     #[track_caller]
     pub fn sync_connection(&self) -> Result<SyncConnection> {
         let conn = crate::blocking::block_on(self.connection_at(Location::caller()))??;

@@ -187,11 +187,15 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         o,
         "dal_pool_connections_closed_total",
         "counter",
-        "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
+        "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; runtime_mismatch: opened on one runtime, needed by blocking code or another runtime; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
     );
     for s in &snaps {
         for (reason, v) in [
             ("discarded", s.m.connections_discarded),
+            (
+                "runtime_mismatch",
+                s.m.connections_discarded_runtime_mismatch,
+            ),
             ("idle", s.m.connections_reaped),
             ("lifetime", s.m.connections_retired),
         ] {
@@ -440,6 +444,7 @@ mod facade {
         pub(crate) fn closed(&self, reason: CloseReason) {
             let r = match reason {
                 CloseReason::Discard | CloseReason::Validation => "discarded",
+                CloseReason::RuntimeMismatch => "runtime_mismatch",
                 CloseReason::Idle => "idle",
                 CloseReason::Lifetime => "lifetime",
             };

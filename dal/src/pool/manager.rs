@@ -193,9 +193,16 @@ pub struct PoolMetrics {
     pub peak_in_use: usize,
     /// Physical connections opened.
     pub connections_created: u64,
-    /// Physical connections closed because they were broken, dirty, failed validation or came
-    /// from a finished runtime, or because the pool closed.
+    /// Physical connections closed because they were broken, dirty or failed validation, or
+    /// because the pool closed.
     pub connections_discarded: u64,
+    /// PostgreSQL/MySQL connections closed because they were checked out where their socket
+    /// cannot be used: opened on one user runtime, then needed by the blocking API or by
+    /// another runtime (maybe after the first one ended). After the first such discard (or the
+    /// first blocking use) a pool opens its connections on the library's runtime, usable
+    /// everywhere, so this stays at most the number of connections opened before. See
+    /// [`Database::sync_connection`](crate::Database::sync_connection).
+    pub connections_discarded_runtime_mismatch: u64,
     /// Idle connections closed after `idle_timeout` (above the pool's minimum).
     pub connections_reaped: u64,
     /// Connections closed because they outlived `max_lifetime`.
@@ -266,6 +273,7 @@ impl PoolMetrics {
             peak_in_use: 0,
             connections_created: 0,
             connections_discarded: 0,
+            connections_discarded_runtime_mismatch: 0,
             connections_reaped: 0,
             connections_retired: 0,
             validation_failures: 0,
@@ -303,6 +311,7 @@ impl PoolMetrics {
             m.peak_in_use += s.peak_in_use.load(Ordering::Relaxed);
             m.connections_created += load(&s.created);
             m.connections_discarded += load(&s.discarded);
+            m.connections_discarded_runtime_mismatch += load(&s.discarded_runtime_mismatch);
             m.connections_reaped += load(&s.reaped);
             m.connections_retired += load(&s.retired);
             m.validation_failures += load(&s.failed_validation);

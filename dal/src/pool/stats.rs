@@ -287,6 +287,9 @@ pub(crate) struct Stats {
     pub releases: AtomicU64,
     pub created: AtomicU64,
     pub discarded: AtomicU64,
+    /// Closed because they were checked out on a runtime (or by blocking code) that cannot use
+    /// their socket: it belongs to another user runtime.
+    pub discarded_runtime_mismatch: AtomicU64,
     /// Closed by the housekeeper after idling longer than `idle_timeout` above `min`.
     pub reaped: AtomicU64,
     /// Closed because they outlived `max_lifetime`.
@@ -345,6 +348,7 @@ impl Stats {
             releases: AtomicU64::new(0),
             created: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            discarded_runtime_mismatch: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             retired: AtomicU64::new(0),
             failed_validation: AtomicU64::new(0),
