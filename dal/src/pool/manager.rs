@@ -435,6 +435,15 @@ impl PoolStatus {
     }
 }
 
+/// `hash → healthy` from one result per pool: a hash is healthy only if all its pools are.
+fn healthy_by_hash(results: impl IntoIterator<Item = (String, bool)>) -> HashMap<String, bool> {
+    let mut out: HashMap<String, bool> = HashMap::new();
+    for (hash, ok) in results {
+        *out.entry(hash).or_insert(true) &= ok;
+    }
+    out
+}
+
 /// Closes `pools` (each waiting up to `timeout`) and takes them out of the registry; the first
 /// error, if any.
 pub(crate) async fn close_pools(pools: &[Arc<PoolInner>], timeout: Duration) -> Result<()> {
@@ -504,11 +513,7 @@ impl PoolManager {
         let checks = pools
             .iter()
             .map(|p| async move { (p.hash.clone(), p.health_check().await) });
-        let mut out: HashMap<String, bool> = HashMap::new();
-        for (hash, ok) in futures_util::future::join_all(checks).await {
-            *out.entry(hash).or_insert(true) &= ok;
-        }
-        out
+        healthy_by_hash(futures_util::future::join_all(checks).await)
     }
 
     /// Connections of every open pool held for at least `threshold`, longest first, with
@@ -568,5 +573,30 @@ mod tests {
             assert_eq!(ScalingAdvice::from_timeout_rate(rate), advice, "{rate}");
         }
         assert_eq!(ScalingAdvice::ALL.len(), 4);
+    }
+
+    #[test]
+    fn a_hash_is_healthy_only_if_all_its_pools_are() {
+        let h = |s: &str| s.to_owned();
+        let out = healthy_by_hash([
+            (h("one"), true),
+            (h("mixed"), true),
+            (h("mixed"), false),
+            (h("mixed"), true),
+            (h("down"), false),
+        ]);
+        assert_eq!(out.len(), 3);
+        assert!(out["one"]);
+        assert!(!out["mixed"]);
+        assert!(!out["down"]);
+    }
+
+    #[test]
+    fn breaker_severity_orders_open_half_open_closed_none() {
+        let idx = |name: &str| BREAKER_STATES.iter().position(|s| *s == name).unwrap();
+        let (open, half, closed) = (idx("open"), idx("half_open"), idx("closed"));
+        assert!(breaker_severity(open) > breaker_severity(half));
+        assert!(breaker_severity(half) > breaker_severity(closed));
+        assert!(breaker_severity(closed) > breaker_severity(usize::MAX));
     }
 }
