@@ -534,3 +534,284 @@ async fn pool_status_counts_size_in_use_idle_and_waiting() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pools are keyed by configuration hash *and* password. (No process-wide health check here: it
+// probes every pool of the process, and the tests above count their pools' connections and
+// waiters; how health results combine per hash is a unit test in `pool::manager`.)
+
+/// The password of the test users below, and a wrong one. Distinctive, so a leak is visible.
+const RIGHT_PASSWORD: &str = "right-Pw-5a1c9e";
+const WRONG_PASSWORD: &str = "wrong-Pw-e07d33";
+
+/// Runs `body` with a MariaDB/MySQL user that really checks its password
+/// ([`RIGHT_PASSWORD`]), created for this test (`dal_pw_<test>`) and dropped afterwards, also
+/// when `body` fails or panics. `body` gets the user name and a configuration for that user
+/// without a password. Skipped (with a note) when MySQL is not among the selected backends:
+/// on PostgreSQL the test server trusts every password.
+async fn with_password_user<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(String, DatabaseConfig) -> Fut,
+    Fut: std::future::Future<Output = dal::Result<()>>,
+{
+    use futures_util::FutureExt;
+
+    if !common::selected().contains(&Backend::MySql) {
+        eprintln!("{test}: needs MySQL/MariaDB, which DAL_TEST_BACKENDS does not select");
+        return;
+    }
+    let user = format!("dal_pw_{test}");
+    let admin = Database::new(
+        Backend::MySql,
+        common::config(Backend::MySql, &format!("{test}-admin")),
+    );
+    let admin_sql = |sql: String| {
+        let admin = admin.clone();
+        async move {
+            let mut conn = admin.async_connection().await?;
+            conn.execute(&sql, ()).await.map(drop)
+        }
+    };
+    for sql in [
+        format!("DROP USER IF EXISTS '{user}'@'%'"),
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{RIGHT_PASSWORD}'"),
+        format!("GRANT SELECT ON dal_test.* TO '{user}'@'%'"),
+    ] {
+        admin_sql(sql).await.expect("set up the password test user");
+    }
+    let base = common::config(Backend::MySql, test)
+        .user(user.clone())
+        .connection_acquisition_timeout(Duration::from_secs(5));
+    let hash = base.hash();
+    let outcome = std::panic::AssertUnwindSafe(body(user.clone(), base))
+        .catch_unwind()
+        .await;
+    // Every pool of this configuration, whatever its password (close_pool by hash).
+    let _ = PoolManager::close_pool(Some(&hash), Duration::from_secs(10)).await;
+    let dropped = admin_sql(format!("DROP USER IF EXISTS '{user}'@'%'")).await;
+    let _ = admin.close(Duration::from_secs(10)).await;
+    match outcome {
+        Ok(Ok(())) => dropped.expect("drop the password test user"),
+        Ok(Err(e)) => panic!("{test} failed: {e}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// `CURRENT_USER()` on a fresh checkout: proves the connection authenticated as whom.
+async fn current_user(db: &Database) -> dal::Result<String> {
+    let mut conn = db.async_connection().await?;
+    conn.execute("SELECT CURRENT_USER() AS [u]", ()).await?[0].try_get("u")
+}
+
+/// The error of an acquisition that must fail authentication (MySQL error 1045).
+async fn access_denied(db: &Database) -> Error {
+    let e = match db.async_connection().await {
+        Ok(conn) => panic!("a wrong password got a connection: {conn:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&e, Error::Database { code: Some(c), .. } if c == "1045"),
+        "expected access denied (1045), got {e:?}"
+    );
+    e
+}
+
+#[tokio::test]
+async fn a_wrong_password_after_the_right_one_fails_authentication_and_the_right_one_keeps_working()
+{
+    with_password_user("rtw", |user, base| async move {
+        let right = Database::new(Backend::MySql, base.clone().password(RIGHT_PASSWORD));
+        let wrong = Database::new(Backend::MySql, base.clone().password(WRONG_PASSWORD));
+        assert_eq!(right.hash(), wrong.hash(), "hash() leaves the password out");
+        // The right password opens a connection, which goes back to its pool, idle.
+        assert!(current_user(&right).await?.starts_with(&format!("{user}@")));
+        assert_eq!(right.pool_status().idle, 1);
+        // Same configuration, wrong password: it must not be handed that connection.
+        for _ in 0..3 {
+            access_denied(&wrong).await;
+        }
+        // The right one keeps working, on the connection it opened.
+        assert!(current_user(&right).await?.starts_with(&format!("{user}@")));
+        let m = right.pool_metrics().expect("right pool");
+        assert_eq!((m.acquisitions, m.connections_created), (2, 1), "{m:?}");
+        let w = wrong.pool_metrics().expect("wrong pool");
+        assert_eq!((w.acquisitions, w.connections_created), (0, 0), "{w:?}");
+        assert!(w.errors.values().sum::<u64>() >= 3, "{w:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_right_password_after_a_wrong_one_works_without_close_pool() {
+    with_password_user("wtr", |user, base| async move {
+        let wrong = Database::new(Backend::MySql, base.clone().password(WRONG_PASSWORD));
+        let right = Database::new(Backend::MySql, base.clone().password(RIGHT_PASSWORD));
+        for _ in 0..3 {
+            access_denied(&wrong).await;
+        }
+        // No close_pool in between: the wrong password did not poison the right one's pool.
+        for _ in 0..2 {
+            assert!(current_user(&right).await?.starts_with(&format!("{user}@")));
+        }
+        access_denied(&wrong).await;
+        let m = right.pool_metrics().expect("right pool");
+        assert_eq!((m.acquisitions, m.connections_created), (2, 1), "{m:?}");
+        // Both pools are open, under the one hash.
+        let status = PoolManager::pool_statuses()
+            .into_iter()
+            .find(|s| s.hash == right.hash())
+            .expect("status by hash");
+        assert_eq!(status.max_size, 2 * right.config().get_pool_size().1);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_password_reaches_debug_display_errors_metrics_or_logs() {
+    let logs = Captured::default();
+    let texts = std::sync::Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let collected = texts.clone();
+    let captured = logs.clone();
+    with_password_user("noleak", |_user, base| async move {
+        // From here on (not the test's own CREATE USER, whose SQL holds the password), all
+        // that dal logs, at every level. current_thread runtime: it all runs on this thread.
+        let _guard = captured.install(tracing::Level::TRACE);
+        let right = Database::new(Backend::MySql, base.clone().password(RIGHT_PASSWORD));
+        let wrong = Database::new(Backend::MySql, base.clone().password(WRONG_PASSWORD));
+        let held = right.async_connection().await?;
+        let e = access_denied(&wrong).await;
+        let hash = right.hash().to_owned();
+        let mut t = collected.lock().unwrap();
+        let mut add = |what: &str, text: String| t.push((what.to_owned(), text));
+        add("Debug of Database", format!("{right:?} {wrong:?}"));
+        add(
+            "config",
+            format!(
+                "{} {:?} {} {:?}",
+                right.config(),
+                right.config(),
+                wrong.config(),
+                wrong.config()
+            ),
+        );
+        add("hash", hash.clone());
+        add("error", format!("{e} {e:?}"));
+        add("connection", format!("{held:?}"));
+        add(
+            "metrics",
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                right.pool_metrics(),
+                wrong.pool_metrics(),
+                PoolManager::get_pool_metrics(&hash),
+                PoolManager::all_pool_metrics()
+            ),
+        );
+        add(
+            "status",
+            format!(
+                "{:?} {:?} {:?}",
+                right.pool_status(),
+                wrong.pool_status(),
+                PoolManager::pool_statuses()
+            ),
+        );
+        add(
+            "circuit",
+            format!("{:?} {:?}", right.circuit_status(), wrong.circuit_status()),
+        );
+        add(
+            "leaks",
+            format!(
+                "{:?}",
+                PoolManager::check_for_leaked_connections(Duration::ZERO)
+            ),
+        );
+        add("prometheus", PoolManager::prometheus_text());
+        drop(held);
+        Ok(())
+    })
+    .await;
+    let mut texts = std::mem::take(&mut *texts.lock().unwrap());
+    texts.push(("logs".to_owned(), logs.text()));
+    assert!(
+        texts
+            .iter()
+            .any(|(w, t)| w == "prometheus" && t.contains("dal_pool_size")),
+        "the checks ran: {texts:?}"
+    );
+    for (what, text) in &texts {
+        for pw in [RIGHT_PASSWORD, WRONG_PASSWORD] {
+            assert!(!text.contains(pw), "{what} shows a password: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pools_that_differ_only_in_password_are_separate_and_lookups_by_hash_cover_them_all() {
+    let base = common::config(Backend::Sqlite, "pool_same_hash").pool_size(1, 2);
+    let a = Database::new(Backend::Sqlite, base.clone().password("pw-a"));
+    let b = Database::new(Backend::Sqlite, base.clone().password("pw-b"));
+    assert_eq!(a.hash(), b.hash());
+    let hash = a.hash().to_owned();
+    for db in [&a, &a, &b] {
+        db.async_connection()
+            .await
+            .unwrap()
+            .execute("SELECT 1", ())
+            .await
+            .unwrap();
+    }
+    // Each database reports its own pool.
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_eq!((ma.acquisitions, mb.acquisitions), (2, 1));
+    assert_eq!((a.pool_status().size, b.pool_status().size), (1, 1));
+    // Lookups by hash report the pools of that hash as one: summed.
+    let m = PoolManager::get_pool_metrics(&hash).expect("metrics by hash");
+    assert_eq!((m.acquisitions, m.connections_created, m.size), (3, 2, 2));
+    assert_eq!(m.query_duration.count, 3);
+    let all: Vec<_> = PoolManager::all_pool_metrics()
+        .into_iter()
+        .filter(|m| m.hash == hash)
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].acquisitions, 3);
+    let statuses: Vec<_> = PoolManager::pool_statuses()
+        .into_iter()
+        .filter(|s| s.hash == hash)
+        .collect();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!((statuses[0].size, statuses[0].max_size), (2, 4));
+    // One series per hash in the exposition (label sets must be unique), summed.
+    let text = PoolManager::prometheus_text();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("dal_pool_acquisitions_total{") && l.contains(&format!("hash=\"{hash}\""))
+        })
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(series[0].ends_with(" 3"), "{series:?}");
+    // Tuning belongs to the hash.
+    let tuning = PoolTuning::default().idle_timeout(Some(Duration::from_secs(123)));
+    b.set_pool_tuning(tuning);
+    assert_eq!(PoolManager::pool_tuning(&hash), tuning);
+    // Database::close closes its own pool only.
+    a.close(Duration::from_secs(5)).await.unwrap();
+    assert!(a.pool_metrics().is_none());
+    assert_eq!(metrics(&b).acquisitions, 1);
+    assert_eq!(
+        PoolManager::get_pool_metrics(&hash).map(|m| m.acquisitions),
+        Some(1)
+    );
+    // close_pool by hash closes every pool of the hash.
+    a.async_connection().await.unwrap();
+    assert!(a.pool_metrics().is_some());
+    PoolManager::close_pool(Some(&hash), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(a.pool_metrics().is_none() && b.pool_metrics().is_none());
+    assert!(PoolManager::get_pool_metrics(&hash).is_none());
+}

@@ -1,5 +1,12 @@
 //! The blocking twin: [`SyncConnection`], a thin layer over [`Connection`] driven by a small
 //! runtime owned by the library, so it works from a plain `fn main` with no runtime of its own.
+//!
+//! The library's runtime is created on first use and lives as long as the process (it is never
+//! shut down). Its one worker thread parks on the runtime's I/O driver whenever it has no task
+//! to run, so a socket registered there keeps working when it is polled from any other
+//! runtime or from a blocking call: that is what makes connections opened on it usable
+//! everywhere (see [`crate::pool`]). Blocking calls run their future on the calling thread
+//! (`Runtime::block_on`), inside this runtime's context.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -11,18 +18,30 @@ use crate::row::Row;
 use crate::sql::Backend;
 use crate::value::{IntoParams, Value};
 
-fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+
+/// The library's runtime, started on first use.
+pub(crate) fn library_runtime() -> Result<&'static tokio::runtime::Runtime> {
     RT.get_or_init(|| {
+        // Multi-thread with one worker, not current-thread: the worker drives the I/O driver
+        // even while no blocking call is running, which a current-thread runtime would only
+        // do inside `block_on`.
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("dal-blocking")
+            .thread_name("dal-runtime")
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| Error::Internal(format!("cannot start the blocking runtime: {e}")))
+    .map_err(|e| Error::Internal(format!("cannot start the library runtime: {e}")))
+}
+
+/// The id of the library's runtime, if it was started (no connection can live there before).
+pub(crate) fn library_runtime_id() -> Option<tokio::runtime::Id> {
+    RT.get()
+        .and_then(|r| r.as_ref().ok())
+        .map(|rt| rt.handle().id())
 }
 
 /// Runs `fut` to completion on the library's runtime. Refuses (with an error, never a panic)
@@ -35,7 +54,7 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
                 .into(),
         ));
     }
-    Ok(runtime()?.block_on(fut))
+    Ok(library_runtime()?.block_on(fut))
 }
 
 /// A pooled connection for blocking code. Same operations as [`Connection`]; options that the
@@ -172,7 +191,7 @@ impl Drop for SyncConnection {
         if let Some(conn) = self.inner.take() {
             // Give the connection back (and roll back an open transaction) on the library's
             // runtime, since the caller has none.
-            match runtime() {
+            match library_runtime() {
                 Ok(rt) => {
                     let _guard = rt.enter();
                     drop(conn);

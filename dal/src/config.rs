@@ -1,6 +1,7 @@
 //! [`DatabaseConfig`]: where a database is and how long to wait for it.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -39,6 +40,60 @@ impl fmt::Debug for Secret {
             None => f.write_str("None"),
         }
     }
+}
+
+/// Which credentials a configuration carries, as a keyed digest: HMAC-SHA256 of the password
+/// under a random key drawn once per process and held only in memory. Pools are keyed by the
+/// configuration [`hash`](DatabaseConfig::hash) *and* this tag, so two configurations that
+/// differ only in their password never share connections. The tag never prints (its `Debug`
+/// shows nothing of it), is never logged or exported, and means nothing outside this process.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct CredentialTag([u8; 32]);
+
+impl fmt::Debug for CredentialTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CredentialTag(..)")
+    }
+}
+
+/// The per-process HMAC key: 256 bits from two v4 UUIDs (244 random bits from `uuid`'s
+/// OS-seeded CSPRNG, already a dependency), drawn on first use, never stored elsewhere.
+fn process_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key
+    })
+}
+
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under `key`, fed to the hash piece by
+/// piece so the password is never copied into a buffer of ours.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut ipad = [0x36u8; BLOCK];
+    let mut opad = [0x5cu8; BLOCK];
+    for i in 0..BLOCK {
+        ipad[i] ^= k[i];
+        opad[i] ^= k[i];
+    }
+    let mut inner = Sha256::new();
+    inner.update(ipad);
+    for p in parts {
+        inner.update(p);
+    }
+    let inner = inner.finalize();
+    let mut outer = Sha256::new();
+    outer.update(opad);
+    outer.update(inner);
+    outer.finalize().into()
 }
 
 /// Where a database is and how long to wait for it.
@@ -374,6 +429,17 @@ impl DatabaseConfig {
         self.password.expose()
     }
 
+    /// The keyed digest of the password that, with [`hash`](Self::hash), identifies the pool
+    /// this configuration uses (see [`CredentialTag`]). No password and an empty password
+    /// differ.
+    pub(crate) fn credential_tag(&self) -> CredentialTag {
+        let tag = match self.password.expose() {
+            None => hmac_sha256(process_key(), &[b"none"]),
+            Some(pw) => hmac_sha256(process_key(), &[b"some:", pw.as_bytes()]),
+        };
+        CredentialTag(tag)
+    }
+
     pub(crate) fn with_backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
@@ -389,7 +455,14 @@ impl DatabaseConfig {
     }
 
     /// A stable key for this configuration: the same in every process and run, built from every
-    /// setting except the password. Pools are shared by configurations with the same hash.
+    /// setting except the password (and the observability, retry and breaker settings), so it
+    /// is safe to show in logs, metrics labels and dashboards.
+    ///
+    /// The pool a [`Database`](crate::Database) uses is keyed by this hash *and* by a keyed
+    /// digest of the password held only in memory: configurations that differ only in their
+    /// password have the same `hash()` but never share a pool or a connection. Lookups that
+    /// take a hash ([`PoolManager`](crate::PoolManager)) cover every pool with that hash; see
+    /// there for what each one does when there are several.
     pub fn hash(&self) -> String {
         let canonical = format!(
             "v1|db={}|host={}|port={:?}|user={:?}|alias={:?}|env={}|acq={}|pool={}|query={}|conn={}|size={}-{}",
@@ -519,6 +592,44 @@ mod tests {
         assert!(!e.to_string().contains("topsecret"), "{e}");
         assert!(DatabaseConfig::from_url("postgres://h:5432/db?bogus=1").is_err());
         assert!(DatabaseConfig::from_url("no-scheme").is_err());
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        // Test case 1: 20-byte key.
+        assert_eq!(
+            hex(hmac_sha256(&[0x0b; 20], &[b"Hi There"])),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        // Test case 2, message fed in two parts.
+        assert_eq!(
+            hex(hmac_sha256(
+                b"Jefe",
+                &[b"what do ya want ", b"for nothing?"]
+            )),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block is hashed first.
+        assert_eq!(
+            hex(hmac_sha256(
+                &[0xaa; 131],
+                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn credential_tag_tells_passwords_apart_and_never_prints() {
+        let c = DatabaseConfig::new("db").host("h").user("u");
+        let right = c.clone().password("right-pw");
+        let wrong = c.clone().password("wrong-pw");
+        assert_eq!(right.hash(), wrong.hash());
+        assert_ne!(right.credential_tag(), wrong.credential_tag());
+        assert_ne!(c.credential_tag(), c.clone().password("").credential_tag());
+        assert_eq!(right.credential_tag(), right.clone().credential_tag());
+        assert_eq!(format!("{:?}", right.credential_tag()), "CredentialTag(..)");
     }
 
     #[test]

@@ -6,15 +6,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::blocking::SyncConnection;
-use crate::config::DatabaseConfig;
+use crate::config::{CredentialTag, DatabaseConfig};
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::pool::{
-    pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics, PoolStatus, PoolTuning,
+    close_pools, pool_for, registered_pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics,
+    PoolStatus, PoolTuning,
 };
 use crate::sql::Backend;
 
 /// A database: configuration plus the shared pool behind it. Cheap to clone, `Send + Sync`.
+///
+/// Databases with the same configuration share one pool: the same [`hash`](Self::hash) *and*
+/// the same password (compared through a keyed digest held only in memory). Two configurations
+/// that differ only in their password have the same `hash()` but separate pools, so a wrong
+/// password fails to authenticate instead of borrowing a connection opened with the right one.
+/// This type's pool methods ([`pool_metrics`](Self::pool_metrics),
+/// [`pool_status`](Self::pool_status), [`close`](Self::close), …) always act on its own pool.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
@@ -33,6 +41,9 @@ struct DbInner {
     backend: Backend,
     config: DatabaseConfig,
     hash: String,
+    /// With `hash`, the key of this database's pool (a keyed digest of the password; never
+    /// shown).
+    credential: CredentialTag,
     /// The pool last used, so the registry is consulted only when it was closed.
     pool: Mutex<Option<Arc<PoolInner>>>,
 }
@@ -63,11 +74,13 @@ impl Database {
     pub fn new(backend: Backend, config: DatabaseConfig) -> Self {
         let config = config.with_backend(backend);
         let hash = config.hash();
+        let credential = config.credential_tag();
         Database {
             inner: Arc::new(DbInner {
                 backend,
                 config,
                 hash,
+                credential,
                 pool: Mutex::new(None),
             }),
         }
@@ -93,7 +106,8 @@ impl Database {
         &self.inner.config
     }
 
-    /// The configuration hash (the key of the shared pool).
+    /// The configuration hash: the key of the shared pool together with the password, which it
+    /// leaves out (see [`DatabaseConfig::hash`]).
     pub fn hash(&self) -> &str {
         &self.inner.hash
     }
@@ -141,6 +155,29 @@ impl Database {
     /// The blocking twin of [`async_connection`](Self::async_connection), for code that runs
     /// outside any async runtime (a plain `fn main`). Called from inside a runtime it returns
     /// an error instead of blocking the runtime's thread.
+    ///
+    /// It runs on the library's own runtime, started on first use and kept for the life of
+    /// the process, and shares the pool with `async_connection` called from your runtime(s).
+    /// PostgreSQL and MySQL connections are sockets registered with the runtime that opened
+    /// them, which must keep driving their I/O wherever they are used:
+    ///
+    /// * Connections opened by blocking calls live on the library's runtime, whose worker
+    ///   thread always drives their I/O: your runtimes use them as they are. Once a pool has
+    ///   been used from blocking code (or a connection of one runtime was needed on another),
+    ///   it opens every new connection there, whichever side asks; so alternating blocking and
+    ///   async use keeps reusing the same connections.
+    /// * A connection that your runtime opened *before* that can be driven only by your
+    ///   runtime (a current-thread runtime drives it only inside its `block_on`, and no runtime
+    ///   after it is dropped), so it is never lent elsewhere: when blocking code or another
+    ///   runtime checks it out, it is closed and replaced by one opened on the library's
+    ///   runtime. This happens at most once per such connection and is counted in
+    ///   [`PoolMetrics::connections_discarded_runtime_mismatch`] (Prometheus:
+    ///   `dal_pool_connections_closed_total{reason="runtime_mismatch"}`).
+    /// * SQLite connections are not tied to a runtime and are always reused.
+    ///
+    /// Cost: for connections living on the library's runtime, I/O readiness reaches your
+    /// runtime's tasks through the library's thread (one extra thread wake-up per wait). A
+    /// pool used only from one runtime never pays it.
     #[track_caller]
     pub fn sync_connection(&self) -> Result<SyncConnection> {
         let conn = crate::blocking::block_on(self.connection_at(Location::caller()))??;
@@ -176,9 +213,11 @@ impl Database {
     }
 
     /// Counters, wait-time and query-duration percentiles, timeout rate and scaling advice of
-    /// this database's pool (see [`PoolMetrics`]); `None` before the pool exists.
+    /// this database's pool (see [`PoolMetrics`]); `None` before the pool exists (and after it
+    /// was closed, until it is used again). Always this database's own pool, even when other
+    /// pools share its hash.
     pub fn pool_metrics(&self) -> Option<PoolMetrics> {
-        PoolManager::get_pool_metrics(&self.inner.hash)
+        registered_pool_for(&self.inner.hash, self.inner.credential).map(|p| PoolMetrics::of(&p))
     }
 
     /// Connections of this database's pool held for at least `threshold`, longest first, each
@@ -202,13 +241,19 @@ impl Database {
     }
 
     /// Sets the housekeeping tuning (leak threshold, idle timeout, max lifetime, validation)
-    /// of this database's pool; see [`PoolManager::set_pool_tuning`].
+    /// of this database's pool; see [`PoolManager::set_pool_tuning`]. Tuning belongs to the
+    /// configuration hash: pools whose configurations differ only in their password (same
+    /// database) get it too.
     pub fn set_pool_tuning(&self, tuning: PoolTuning) {
         PoolManager::set_pool_tuning(&self.inner.hash, tuning);
     }
 
-    /// Closes this database's pool (see [`PoolManager::close_pool`]).
+    /// Closes this database's own pool, as [`PoolManager::close_pool`] does; pools that only
+    /// share its hash (other passwords) stay open. A later use opens a fresh pool.
     pub async fn close(&self, timeout: Duration) -> Result<()> {
-        PoolManager::close_pool(Some(&self.inner.hash), timeout).await
+        match registered_pool_for(&self.inner.hash, self.inner.credential) {
+            Some(p) => close_pools(&[p], timeout).await,
+            None => Ok(()),
+        }
     }
 }

@@ -2,8 +2,11 @@
 //! figures pushed to the `metrics` crate facade as they happen.
 //!
 //! Labels are `alias`, `backend` and `hash` (plus `kind`, `category`, … where a family has
-//! them). Nothing here ever sees the configuration's password.
+//! them). Nothing here ever sees the configuration's password, nor the keyed digest of it that
+//! tells apart pools with the same hash: those are exported as one series set per hash,
+//! summed (label sets must be unique in an exposition).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -76,27 +79,45 @@ impl<'a> Family<'a> {
     }
 }
 
-pub(crate) fn prometheus_text(pools: &[Arc<PoolInner>]) -> String {
-    let mut snaps: Vec<Snap> = pools
+/// One exported series set for `group`, pools with the same hash.
+fn snap(group: &[Arc<PoolInner>]) -> Option<Snap> {
+    let m = PoolMetrics::of_group(group)?;
+    let s = PoolStatus::of_group(group)?;
+    let mut tags: HashMap<(String, String), super::stats::TagStats> = HashMap::new();
+    for p in group {
+        if let Ok(t) = p.stats.tags.lock() {
+            for (k, v) in t.iter() {
+                let e = tags.entry(k.clone()).or_default();
+                e.queries += v.queries;
+                e.errors += v.errors;
+                e.seconds += v.seconds;
+            }
+        }
+    }
+    // Unhealthy if any pool failed its last check; healthy if some passed and none failed.
+    let healthy = group
         .iter()
-        .map(|p| Snap {
-            labels: format!(
-                "alias=\"{}\",backend=\"{}\",hash=\"{}\"",
-                escape(&p.alias),
-                p.backend.as_str(),
-                escape(&p.hash)
-            ),
-            m: PoolMetrics::of(p),
-            s: PoolStatus::of(p),
-            tags: p
-                .stats
-                .tags
-                .lock()
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                .unwrap_or_default(),
-            healthy: p.last_health(),
-        })
-        .collect();
+        .filter_map(|p| p.last_health())
+        .fold(None, |acc: Option<bool>, ok| {
+            Some(acc.unwrap_or(true) && ok)
+        });
+    Some(Snap {
+        labels: format!(
+            "alias=\"{}\",backend=\"{}\",hash=\"{}\"",
+            escape(&m.alias),
+            m.backend,
+            escape(&m.hash)
+        ),
+        m,
+        s,
+        tags: tags.into_iter().collect(),
+        healthy,
+    })
+}
+
+/// The exposition of every pool, given grouped by hash.
+pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
+    let mut snaps: Vec<Snap> = groups.iter().filter_map(|g| snap(g)).collect();
     snaps.sort_by(|a, b| a.m.alias.cmp(&b.m.alias).then(a.m.hash.cmp(&b.m.hash)));
     let mut out = String::with_capacity(4096 + snaps.len() * 4096);
     let o = &mut out;
@@ -166,11 +187,15 @@ pub(crate) fn prometheus_text(pools: &[Arc<PoolInner>]) -> String {
         o,
         "dal_pool_connections_closed_total",
         "counter",
-        "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
+        "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; runtime_mismatch: opened on one runtime, needed by blocking code or another runtime; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
     );
     for s in &snaps {
         for (reason, v) in [
             ("discarded", s.m.connections_discarded),
+            (
+                "runtime_mismatch",
+                s.m.connections_discarded_runtime_mismatch,
+            ),
             ("idle", s.m.connections_reaped),
             ("lifetime", s.m.connections_retired),
         ] {
@@ -419,6 +444,7 @@ mod facade {
         pub(crate) fn closed(&self, reason: CloseReason) {
             let r = match reason {
                 CloseReason::Discard | CloseReason::Validation => "discarded",
+                CloseReason::RuntimeMismatch => "runtime_mismatch",
                 CloseReason::Idle => "idle",
                 CloseReason::Lifetime => "lifetime",
             };

@@ -88,7 +88,9 @@ impl PoolTuning {
     }
 }
 
-/// Tuning overrides by configuration hash, applied to pools created later.
+/// Tuning overrides by configuration hash, applied to pools created later. Tuning belongs to
+/// the configuration hash, not to one pool: pools whose configurations differ only in their
+/// password (same hash, same database) share it.
 fn overrides() -> &'static Mutex<HashMap<String, PoolTuning>> {
     static O: OnceLock<Mutex<HashMap<String, PoolTuning>>> = OnceLock::new();
     O.get_or_init(Default::default)
@@ -106,7 +108,7 @@ pub(crate) fn set_tuning(hash: &str, t: PoolTuning) {
     if let Ok(mut m) = overrides().lock() {
         m.insert(hash.to_owned(), t);
     }
-    if let Some(p) = super::registered_pool(hash) {
+    for p in super::registered_pools_with_hash(hash) {
         p.tuning.set(t);
     }
 }
@@ -222,8 +224,19 @@ impl PoolInner {
         self.reap(&tuning);
         self.top_up().await;
         #[cfg(feature = "metrics")]
-        self.facade
-            .gauges(self.size(), self.idle_count(), self.waiting());
+        {
+            // Pools with the same hash share the facade's series (same labels): report their
+            // sum, not whichever pool's housekeeper ran last.
+            let group = super::registered_pools_with_hash(&self.hash);
+            let (size, idle, waiting) = if group.is_empty() {
+                (self.size(), self.idle_count(), self.waiting())
+            } else {
+                group.iter().fold((0, 0, 0), |(s, i, w), p| {
+                    (s + p.size(), i + p.idle_count(), w + p.waiting())
+                })
+            };
+            self.facade.gauges(size, idle, waiting);
+        }
     }
 
     /// Logs (once each) the connections held longer than `threshold`.

@@ -4,16 +4,36 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::stats::{timeout_index, BREAKER_STATES, TIMEOUT_KINDS, WINDOW_SECS};
+use super::stats::{timeout_index, Histogram, BREAKER_STATES, TIMEOUT_KINDS, WINDOW_SECS};
 use super::{
-    housekeeping, registered_pool, registered_pools, unregister, LeakReport, Percentiles,
-    PoolInner, PoolTuning,
+    housekeeping, registered_groups, registered_pools, registered_pools_with_hash, unregister,
+    LeakReport, Percentiles, PoolInner, PoolTuning,
 };
 use crate::error::{Result, TimeoutKind};
 
-/// Process-wide operations on the shared pools (one pool per configuration [`hash`]).
+/// Process-wide operations on the shared pools.
+///
+/// A pool serves one configuration: its [`hash`] plus its password. The hash leaves the
+/// password out (it is safe to show), so configurations that differ only in their password —
+/// a password rotation, or a wrong password somewhere in the process — have the same hash but
+/// separate pools. Everything here that takes or reports a hash treats the pools with that hash
+/// as one configuration:
+///
+/// * [`close_pool(Some(hash), …)`](Self::close_pool) closes every pool with that hash;
+/// * [`get_pool_metrics`](Self::get_pool_metrics), [`all_pool_metrics`](Self::all_pool_metrics),
+///   [`pool_statuses`](Self::pool_statuses) and [`prometheus_text`](Self::prometheus_text)
+///   report one entry (one series) per hash, summed over its pools (see [`PoolMetrics`]);
+/// * [`health_check_all_pools`](Self::health_check_all_pools) reports a hash healthy only if
+///   every pool with that hash is;
+/// * [`set_pool_tuning`](Self::set_pool_tuning) applies to every pool with that hash.
+///
+/// With one pool per hash (the usual case) all of this is simply that pool. To see or close
+/// exactly the pool of one [`Database`](crate::Database), use its own methods
+/// ([`pool_metrics`](crate::Database::pool_metrics), [`pool_status`](crate::Database::pool_status),
+/// [`close`](crate::Database::close), …).
 ///
 /// [`hash`]: crate::DatabaseConfig::hash
 ///
@@ -31,7 +51,8 @@ use crate::error::{Result, TimeoutKind};
 /// ```
 pub struct PoolManager;
 
-/// A snapshot of one pool's size.
+/// A snapshot of one pool's size. From [`PoolManager::pool_statuses`], the figures of every
+/// pool with the same hash summed (configurations that differ only in their password).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStatus {
     /// Configuration hash (the pool's key).
@@ -52,7 +73,7 @@ pub struct PoolStatus {
     pub idle: usize,
     /// Callers waiting for a connection now.
     pub waiting: usize,
-    /// True once `close_pool` was called.
+    /// True once `close_pool` was called (on every pool, when several are summed).
     pub closed: bool,
 }
 
@@ -141,6 +162,13 @@ impl fmt::Display for ScalingAdvice {
 /// Counters (`acquisitions`, `timeouts`, …) count since the pool was created; the
 /// percentiles cover the same span; [`timeout_rate`](Self::timeout_rate) covers the last
 /// [`window`](Self::window) only.
+///
+/// When several pools share a hash (configurations that differ only in their password), the
+/// lookups by hash of [`PoolManager`] report them as one: counters, gauges and window totals
+/// are summed, percentiles are those of all their observations together, `peak_in_use` is the
+/// sum of the pools' peaks (an upper bound), and `breaker_state` is the most severe of their
+/// states (`open`, then `half_open`, then `closed`).
+/// [`Database::pool_metrics`](crate::Database::pool_metrics) always reports its own pool only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolMetrics {
     /// Configuration hash.
@@ -165,9 +193,16 @@ pub struct PoolMetrics {
     pub peak_in_use: usize,
     /// Physical connections opened.
     pub connections_created: u64,
-    /// Physical connections closed because they were broken, dirty, failed validation or came
-    /// from a finished runtime, or because the pool closed.
+    /// Physical connections closed because they were broken, dirty or failed validation, or
+    /// because the pool closed.
     pub connections_discarded: u64,
+    /// PostgreSQL/MySQL connections closed because they were checked out where their socket
+    /// cannot be used: opened on one user runtime, then needed by the blocking API or by
+    /// another runtime (maybe after the first one ended). After the first such discard (or the
+    /// first blocking use) a pool opens its connections on the library's runtime, usable
+    /// everywhere, so this stays at most the number of connections opened before. See
+    /// [`Database::sync_connection`](crate::Database::sync_connection).
+    pub connections_discarded_runtime_mismatch: u64,
     /// Idle connections closed after `idle_timeout` (above the pool's minimum).
     pub connections_reaped: u64,
     /// Connections closed because they outlived `max_lifetime`.
@@ -205,63 +240,119 @@ pub struct PoolMetrics {
     pub window_timeouts: u64,
 }
 
+/// Rank of a breaker state index for "most severe": open, then half open, then anything
+/// else, then closed, then none.
+fn breaker_severity(state: usize) -> u8 {
+    match BREAKER_STATES.get(state).copied() {
+        Some("open") => 4,
+        Some("half_open") => 3,
+        Some("closed") => 1,
+        Some(_) => 2,
+        None if state == usize::MAX => 0,
+        None => 2,
+    }
+}
+
 impl PoolMetrics {
-    pub(crate) fn of(p: &PoolInner) -> Self {
-        let s = &p.stats;
-        let (window_acquisitions, window_timeouts) = s.window.totals();
-        let mut breaker_transitions = HashMap::new();
-        for (i, c) in s.breaker_transitions.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let name = BREAKER_STATES.get(i).copied().unwrap_or("other");
-                breaker_transitions.insert(name.to_owned(), n);
-            }
-        }
-        let state = s.breaker_state.load(Ordering::Relaxed);
+    /// The metrics of one pool.
+    pub(crate) fn of(p: &Arc<PoolInner>) -> Self {
+        Self::of_group(std::slice::from_ref(p)).unwrap_or_else(|| Self::empty(p))
+    }
+
+    fn empty(p: &PoolInner) -> Self {
         PoolMetrics {
             hash: p.hash.clone(),
             alias: p.alias.clone(),
             backend: p.backend.as_str(),
-            acquisitions: s.acquisitions.load(Ordering::Relaxed),
-            releases: s.releases.load(Ordering::Relaxed),
-            in_use: p.in_use(),
-            size: p.size(),
-            idle: p.idle_count(),
-            waiting: p.waiting(),
-            peak_in_use: s.peak_in_use.load(Ordering::Relaxed),
-            connections_created: s.created.load(Ordering::Relaxed),
-            connections_discarded: s.discarded.load(Ordering::Relaxed),
-            connections_reaped: s.reaped.load(Ordering::Relaxed),
-            connections_retired: s.retired.load(Ordering::Relaxed),
-            validation_failures: s.failed_validation.load(Ordering::Relaxed),
-            wait_time: s.wait.percentiles(),
-            timeouts: TIMEOUT_KINDS
-                .iter()
-                .map(|k| (*k, s.timeouts[timeout_index(*k)].load(Ordering::Relaxed)))
-                .collect(),
-            errors: s
-                .errors
-                .lock()
-                .map(|m| m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
-                .unwrap_or_default(),
-            queries: s.queries.load(Ordering::Relaxed),
-            query_duration: s.query_time.percentiles(),
-            slow_queries: s.slow_queries.load(Ordering::Relaxed),
-            statement_cache_hits: s.stmt_hits.load(Ordering::Relaxed),
-            statement_cache_misses: s.stmt_misses.load(Ordering::Relaxed),
-            breaker_transitions,
-            breaker_state: (state != usize::MAX).then(|| {
-                BREAKER_STATES
-                    .get(state)
-                    .copied()
-                    .unwrap_or("other")
-                    .to_owned()
-            }),
-            leaks_detected: s.leaks_detected.load(Ordering::Relaxed),
+            acquisitions: 0,
+            releases: 0,
+            in_use: 0,
+            size: 0,
+            idle: 0,
+            waiting: 0,
+            peak_in_use: 0,
+            connections_created: 0,
+            connections_discarded: 0,
+            connections_discarded_runtime_mismatch: 0,
+            connections_reaped: 0,
+            connections_retired: 0,
+            validation_failures: 0,
+            wait_time: Percentiles::default(),
+            timeouts: TIMEOUT_KINDS.iter().map(|k| (*k, 0)).collect(),
+            errors: HashMap::new(),
+            queries: 0,
+            query_duration: Percentiles::default(),
+            slow_queries: 0,
+            statement_cache_hits: 0,
+            statement_cache_misses: 0,
+            breaker_transitions: HashMap::new(),
+            breaker_state: None,
+            leaks_detected: 0,
             window: Duration::from_secs(WINDOW_SECS),
-            window_acquisitions,
-            window_timeouts,
+            window_acquisitions: 0,
+            window_timeouts: 0,
         }
+    }
+
+    /// The metrics of `pools` (pools with the same hash) reported as one; `None` for none.
+    pub(crate) fn of_group(pools: &[Arc<PoolInner>]) -> Option<Self> {
+        let first = pools.first()?;
+        let mut m = Self::empty(first);
+        let mut worst_state = usize::MAX;
+        for p in pools {
+            let s = &p.stats;
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            m.acquisitions += load(&s.acquisitions);
+            m.releases += load(&s.releases);
+            m.in_use += p.in_use();
+            m.size += p.size();
+            m.idle += p.idle_count();
+            m.waiting += p.waiting();
+            m.peak_in_use += s.peak_in_use.load(Ordering::Relaxed);
+            m.connections_created += load(&s.created);
+            m.connections_discarded += load(&s.discarded);
+            m.connections_discarded_runtime_mismatch += load(&s.discarded_runtime_mismatch);
+            m.connections_reaped += load(&s.reaped);
+            m.connections_retired += load(&s.retired);
+            m.validation_failures += load(&s.failed_validation);
+            for k in TIMEOUT_KINDS {
+                *m.timeouts.entry(k).or_insert(0) += load(&s.timeouts[timeout_index(k)]);
+            }
+            if let Ok(errors) = s.errors.lock() {
+                for (k, v) in errors.iter() {
+                    *m.errors.entry((*k).to_owned()).or_insert(0) += *v;
+                }
+            }
+            m.queries += load(&s.queries);
+            m.slow_queries += load(&s.slow_queries);
+            m.statement_cache_hits += load(&s.stmt_hits);
+            m.statement_cache_misses += load(&s.stmt_misses);
+            for (i, c) in s.breaker_transitions.iter().enumerate() {
+                let n = load(c);
+                if n > 0 {
+                    let name = BREAKER_STATES.get(i).copied().unwrap_or("other");
+                    *m.breaker_transitions.entry(name.to_owned()).or_insert(0) += n;
+                }
+            }
+            let state = s.breaker_state.load(Ordering::Relaxed);
+            if breaker_severity(state) > breaker_severity(worst_state) {
+                worst_state = state;
+            }
+            m.leaks_detected += load(&s.leaks_detected);
+            let (acquisitions, timeouts) = s.window.totals();
+            m.window_acquisitions += acquisitions;
+            m.window_timeouts += timeouts;
+        }
+        m.wait_time = Histogram::percentiles_of(pools.iter().map(|p| &p.stats.wait));
+        m.query_duration = Histogram::percentiles_of(pools.iter().map(|p| &p.stats.query_time));
+        m.breaker_state = (worst_state != usize::MAX).then(|| {
+            BREAKER_STATES
+                .get(worst_state)
+                .copied()
+                .unwrap_or("other")
+                .to_owned()
+        });
+        Some(m)
     }
 
     /// Share of acquisition attempts in the last [`window`](Self::window) (60 s) that timed
@@ -310,6 +401,7 @@ impl PoolStatus {
         }
     }
 
+    /// The status of one pool.
     pub(crate) fn of(p: &PoolInner) -> Self {
         let (min_size, max_size) = p.bounds();
         PoolStatus {
@@ -325,10 +417,49 @@ impl PoolStatus {
             closed: p.is_closed(),
         }
     }
+
+    /// The status of `pools` (pools with the same hash) summed; `None` for none.
+    pub(crate) fn of_group(pools: &[Arc<PoolInner>]) -> Option<Self> {
+        let mut all = pools.iter().map(|p| Self::of(p));
+        let first = all.next()?;
+        Some(all.fold(first, |mut acc, s| {
+            acc.min_size += s.min_size;
+            acc.max_size += s.max_size;
+            acc.size += s.size;
+            acc.in_use += s.in_use;
+            acc.idle += s.idle;
+            acc.waiting += s.waiting;
+            acc.closed &= s.closed;
+            acc
+        }))
+    }
+}
+
+/// `hash → healthy` from one result per pool: a hash is healthy only if all its pools are.
+fn healthy_by_hash(results: impl IntoIterator<Item = (String, bool)>) -> HashMap<String, bool> {
+    let mut out: HashMap<String, bool> = HashMap::new();
+    for (hash, ok) in results {
+        *out.entry(hash).or_insert(true) &= ok;
+    }
+    out
+}
+
+/// Closes `pools` (each waiting up to `timeout`) and takes them out of the registry; the first
+/// error, if any.
+pub(crate) async fn close_pools(pools: &[Arc<PoolInner>], timeout: Duration) -> Result<()> {
+    let closes = pools.iter().map(|p| async move {
+        let r = p.close(timeout).await;
+        unregister(p);
+        r
+    });
+    let results = futures_util::future::join_all(closes).await;
+    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
 }
 
 impl PoolManager {
-    /// Closes the pool with configuration hash `hash`, or every pool when `None`.
+    /// Closes the pools with configuration hash `hash` — every one of them, whatever its
+    /// password — or every pool when `None`. ([`Database::close`](crate::Database::close)
+    /// closes only that database's own pool.)
     ///
     /// While it closes, the pool refuses acquisitions at once with
     /// [`Error::PoolClosed`](crate::Error::PoolClosed) (callers already waiting get it too);
@@ -338,36 +469,34 @@ impl PoolManager {
     /// the same configuration creates a fresh pool.
     pub async fn close_pool(hash: Option<&str>, timeout: Duration) -> Result<()> {
         let pools: Vec<_> = match hash {
-            Some(h) => registered_pool(h).into_iter().collect(),
+            Some(h) => registered_pools_with_hash(h),
             None => registered_pools(),
         };
-        let closes = pools.iter().map(|p| async move {
-            let r = p.close(timeout).await;
-            unregister(p);
-            r
-        });
-        let results = futures_util::future::join_all(closes).await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        close_pools(&pools, timeout).await
     }
 
-    /// Counters of the pool with configuration hash `hash`, if it exists.
+    /// Counters of the open pools with configuration hash `hash`, if there is one: that pool's,
+    /// or, when configurations differing only in their password have several, their sum (see
+    /// [`PoolMetrics`]).
     pub fn get_pool_metrics(hash: &str) -> Option<PoolMetrics> {
-        registered_pool(hash).map(|p| PoolMetrics::of(&p))
+        PoolMetrics::of_group(&registered_pools_with_hash(hash))
     }
 
-    /// Counters of every open pool.
+    /// Counters of every open pool: one entry per configuration hash (pools with the same hash
+    /// summed, as in [`get_pool_metrics`](Self::get_pool_metrics)).
     pub fn all_pool_metrics() -> Vec<PoolMetrics> {
-        registered_pools()
+        registered_groups()
             .iter()
-            .map(|p| PoolMetrics::of(p))
+            .filter_map(|g| PoolMetrics::of_group(g))
             .collect()
     }
 
-    /// Status of every open pool.
+    /// Status of every open pool: one entry per configuration hash (pools with the same hash
+    /// summed).
     pub fn pool_statuses() -> Vec<PoolStatus> {
-        registered_pools()
+        registered_groups()
             .iter()
-            .map(|p| PoolStatus::of(p))
+            .filter_map(|g| PoolStatus::of_group(g))
             .collect()
     }
 
@@ -375,15 +504,16 @@ impl PoolManager {
     /// min(acquisition timeout, 2 s)), all pools at once, and returns `hash → healthy`.
     /// Results are cached for one second per pool, so a busy health endpoint costs the database
     /// at most one ping per pool per second. Probes do not count in the pools' metrics.
+    ///
+    /// A hash is healthy only if every pool with that hash is (with several pools, i.e.
+    /// configurations that differ only in their password, one failing — say, a wrong
+    /// password — makes the hash unhealthy).
     pub async fn health_check_all_pools() -> HashMap<String, bool> {
         let pools = registered_pools();
         let checks = pools
             .iter()
             .map(|p| async move { (p.hash.clone(), p.health_check().await) });
-        futures_util::future::join_all(checks)
-            .await
-            .into_iter()
-            .collect()
+        healthy_by_hash(futures_util::future::join_all(checks).await)
     }
 
     /// Connections of every open pool held for at least `threshold`, longest first, with
@@ -397,22 +527,28 @@ impl PoolManager {
         all
     }
 
-    /// Sets the housekeeping and recycling tuning of the pool with configuration hash `hash`:
-    /// at once if it is open, and for any pool later created for that hash.
+    /// Sets the housekeeping and recycling tuning of the pools with configuration hash `hash`:
+    /// at once for those open (every one of them, whatever its password), and for any pool
+    /// later created for that hash.
     pub fn set_pool_tuning(hash: &str, tuning: PoolTuning) {
         housekeeping::set_tuning(hash, tuning);
     }
 
-    /// The tuning in effect (or to be) for the pool with configuration hash `hash`.
+    /// The tuning in effect (or to be) for the pools with configuration hash `hash`.
     pub fn pool_tuning(hash: &str) -> PoolTuning {
-        registered_pool(hash).map_or_else(|| housekeeping::tuning_for(hash), |p| p.tuning.get())
+        registered_pools_with_hash(hash)
+            .first()
+            .map_or_else(|| housekeeping::tuning_for(hash), |p| p.tuning.get())
     }
 
     /// Every open pool's metrics in the Prometheus text exposition format (version 0.0.4):
     /// counters, gauges and summaries (`quantile` 0.5/0.95/0.99) labelled with `alias`,
-    /// `backend` and `hash`. Never contains a password. Serve it at `/metrics`.
+    /// `backend` and `hash`; one series per hash (pools with the same hash summed, as in
+    /// [`get_pool_metrics`](Self::get_pool_metrics); `dal_pool_healthy` is 0 if any of them
+    /// failed its last check). Never contains a password, nor anything derived from one. Serve
+    /// it at `/metrics`.
     pub fn prometheus_text() -> String {
-        super::export::prometheus_text(&registered_pools())
+        super::export::prometheus_text(&registered_groups())
     }
 }
 
@@ -437,5 +573,30 @@ mod tests {
             assert_eq!(ScalingAdvice::from_timeout_rate(rate), advice, "{rate}");
         }
         assert_eq!(ScalingAdvice::ALL.len(), 4);
+    }
+
+    #[test]
+    fn a_hash_is_healthy_only_if_all_its_pools_are() {
+        let h = |s: &str| s.to_owned();
+        let out = healthy_by_hash([
+            (h("one"), true),
+            (h("mixed"), true),
+            (h("mixed"), false),
+            (h("mixed"), true),
+            (h("down"), false),
+        ]);
+        assert_eq!(out.len(), 3);
+        assert!(out["one"]);
+        assert!(!out["mixed"]);
+        assert!(!out["down"]);
+    }
+
+    #[test]
+    fn breaker_severity_orders_open_half_open_closed_none() {
+        let idx = |name: &str| BREAKER_STATES.iter().position(|s| *s == name).unwrap();
+        let (open, half, closed) = (idx("open"), idx("half_open"), idx("closed"));
+        assert!(breaker_severity(open) > breaker_severity(half));
+        assert!(breaker_severity(half) > breaker_severity(closed));
+        assert!(breaker_severity(closed) > breaker_severity(usize::MAX));
     }
 }

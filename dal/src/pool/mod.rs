@@ -1,5 +1,20 @@
-//! The connection pool: one per configuration hash, shared by every [`Database`](crate::Database)
-//! with that configuration.
+//! The connection pool: one per configuration, shared by every [`Database`](crate::Database)
+//! with that configuration. Pools are keyed by the configuration [`hash`] (which leaves the
+//! password out, so it can be shown) *and* a keyed digest of the password held only in memory:
+//! configurations that differ only in their password get separate pools, and a wrong password
+//! can neither borrow an authenticated connection nor poison the pool of the right one.
+//!
+//! [`hash`]: crate::DatabaseConfig::hash
+//!
+//! Runtimes: PostgreSQL and MySQL connections hold sockets registered with the tokio runtime
+//! that opened them, usable from elsewhere only while that runtime's I/O driver runs. Each
+//! connection remembers its home ([`Home`]): connections opened on the library's own runtime
+//! (the one behind the blocking API, which lives as long as the process and whose worker always
+//! drives its I/O) are usable from every runtime and from blocking code; connections opened on
+//! a user's runtime are lent only on that runtime. Once a pool is used from the blocking API or
+//! from a second runtime, it opens all its connections on the library's runtime, so a
+//! connection opened on a user's runtime is replaced at most once (counted as
+//! `connections_discarded_runtime_mismatch`).
 //!
 //! Acquisition is a hard contract: a caller gets a connection or an error within
 //! `connection_acquisition_timeout` (an `is_timeout()` error when the time ran out). Waiters are
@@ -25,7 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backend::{driver_for, Driver, RawConn};
-use crate::config::DatabaseConfig;
+use crate::config::{CredentialTag, DatabaseConfig};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::sql::Backend;
 
@@ -39,6 +54,7 @@ mod stats;
 
 pub use housekeeping::PoolTuning;
 pub use leak::LeakReport;
+pub(crate) use manager::close_pools;
 pub use manager::{PoolManager, PoolMetrics, PoolStatus, ScalingAdvice};
 pub(crate) use observe::QueryEvent;
 pub use stats::Percentiles;
@@ -47,11 +63,53 @@ use housekeeping::TuningCell;
 use leak::{LendRecord, Lent, NOT_LENT};
 use stats::{StatementsSeen, Stats};
 
+/// Where a connection's socket is registered, which says where it may be used.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Home {
+    /// Not bound to any runtime (SQLite: its own worker thread).
+    Free,
+    /// The library's runtime ([`crate::blocking`]): it lives as long as the process and its
+    /// worker thread always drives its I/O, so the socket works from any runtime and from
+    /// blocking code.
+    Library,
+    /// A user's runtime: its I/O driver runs only while that runtime does (a current-thread
+    /// runtime only inside `block_on`, any runtime only until it is dropped), so the socket is
+    /// used on that runtime only.
+    Runtime(tokio::runtime::Id),
+    /// Opened outside any runtime: cannot happen for a runtime-bound driver (a socket needs a
+    /// reactor), and never lent if it does.
+    Unknown,
+}
+
+impl Home {
+    /// The home of a connection opened here now by `driver`.
+    fn here(driver: &dyn Driver) -> Home {
+        if !driver.runtime_bound() {
+            return Home::Free;
+        }
+        match current_runtime() {
+            Some(id) if Some(id) == crate::blocking::library_runtime_id() => Home::Library,
+            Some(id) => Home::Runtime(id),
+            None => Home::Unknown,
+        }
+    }
+
+    /// True when the connection can be used by a task running on runtime `here` (`None`: no
+    /// runtime).
+    fn usable_on(self, here: Option<tokio::runtime::Id>) -> bool {
+        match self {
+            Home::Free | Home::Library => true,
+            Home::Runtime(id) => here == Some(id),
+            Home::Unknown => false,
+        }
+    }
+}
+
 /// A physical connection with what the pool knows about it.
 pub(crate) struct PooledRaw {
     pub raw: Box<dyn RawConn>,
-    /// The tokio runtime whose reactor owns the socket, for runtime-bound drivers.
-    runtime: Option<tokio::runtime::Id>,
+    /// Where its socket is registered (see [`Home`]).
+    home: Home,
     created_at: Instant,
     /// When it was last put back in the pool.
     idle_since: Instant,
@@ -70,8 +128,11 @@ struct State {
 /// Why a connection is closed rather than kept.
 #[derive(Clone, Copy)]
 enum CloseReason {
-    /// Broken, dirty, from another runtime, or the pool is closing.
+    /// Broken, dirty, or the pool is closing.
     Discard,
+    /// Its socket belongs to a user's runtime other than the one (or the blocking code) that
+    /// checked it out: not usable there (see [`Home`]).
+    RuntimeMismatch,
     /// Failed its validation ping at checkout.
     Validation,
     /// Idled longer than `idle_timeout` above the pool's minimum.
@@ -86,7 +147,10 @@ struct Closing {
 }
 
 pub(crate) struct PoolInner {
+    /// The configuration hash (no password): what metrics, logs and `PoolManager` show.
     pub hash: String,
+    /// With `hash`, the pool's registry key: which password it connects with. Never shown.
+    credential: CredentialTag,
     pub alias: String,
     pub backend: Backend,
     pub config: DatabaseConfig,
@@ -105,6 +169,10 @@ pub(crate) struct PoolInner {
     /// Signalled when a connection is given back or closed while the pool is closing.
     returned: Arc<Notify>,
     initialized: tokio::sync::OnceCell<()>,
+    /// Set once the pool was used from the blocking API or found a connection of one runtime
+    /// checked out on another: from then on, runtime-bound connections are opened on the
+    /// library's runtime, where every runtime and blocking code can use them.
+    open_on_library: AtomicBool,
     pub stats: Stats,
     /// Circuit breaker and connection-loss tracking (see [`crate::resilience`]).
     pub(crate) resilience: crate::resilience::PoolResilience,
@@ -117,32 +185,48 @@ pub(crate) struct PoolInner {
     facade: export::Facade,
 }
 
-fn registry() -> &'static RwLock<HashMap<String, Arc<PoolInner>>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<String, Arc<PoolInner>>>> = OnceLock::new();
+/// Open pools by configuration hash, each hash with one pool per credential (in creation
+/// order). Almost always one.
+type Registry = HashMap<String, Vec<Arc<PoolInner>>>;
+
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
-/// The open pool for `config` (created, not yet connected, if there is none).
+/// The open pool for `config`, exactly (same hash and same password; created, not yet
+/// connected, if there is none).
 pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
     let hash = config.hash();
+    let credential = config.credential_tag();
     if let Ok(map) = registry().read() {
-        if let Some(p) = map.get(&hash) {
-            return check_backend(p, backend);
+        if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+            return Ok(p);
         }
     }
     let mut map = registry()
         .write()
         .map_err(|_| Error::Internal("pool registry poisoned".into()))?;
-    if let Some(p) = map.get(&hash) {
-        return check_backend(p, backend);
+    if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+        return Ok(p);
     }
     let pool = Arc::new(PoolInner::new(hash.clone(), backend, config)?);
-    map.insert(hash, pool.clone());
+    map.entry(hash).or_default().push(pool.clone());
     Ok(pool)
 }
 
-fn check_backend(p: &Arc<PoolInner>, backend: Backend) -> Result<Arc<PoolInner>> {
-    if p.backend != backend {
+/// The pool registered for `hash` and `credential`, after checking that no pool of another
+/// backend has this hash.
+fn find_exact(
+    map: &Registry,
+    hash: &str,
+    credential: CredentialTag,
+    backend: Backend,
+) -> Result<Option<Arc<PoolInner>>> {
+    let Some(pools) = map.get(hash) else {
+        return Ok(None);
+    };
+    if let Some(p) = pools.iter().find(|p| p.backend != backend) {
         return Err(Error::Config(format!(
             "a {} pool already exists for this configuration (alias {}); use a different alias for a {} database",
             p.backend.as_str(),
@@ -150,25 +234,53 @@ fn check_backend(p: &Arc<PoolInner>, backend: Backend) -> Result<Arc<PoolInner>>
             backend.as_str()
         )));
     }
-    Ok(p.clone())
+    Ok(pools.iter().find(|p| p.credential == credential).cloned())
 }
 
+/// Every open pool.
 pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
     registry()
         .read()
-        .map(|m| m.values().cloned().collect())
+        .map(|m| m.values().flatten().cloned().collect())
         .unwrap_or_default()
 }
 
-pub(crate) fn registered_pool(hash: &str) -> Option<Arc<PoolInner>> {
-    registry().read().ok().and_then(|m| m.get(hash).cloned())
+/// Every open pool, grouped by configuration hash (groups in no particular order, pools of a
+/// group in creation order).
+pub(crate) fn registered_groups() -> Vec<Vec<Arc<PoolInner>>> {
+    registry()
+        .read()
+        .map(|m| m.values().filter(|v| !v.is_empty()).cloned().collect())
+        .unwrap_or_default()
 }
 
-/// Removes `pool` from the registry (if it is still the one registered for its hash).
+/// The open pools with configuration hash `hash` (several when configurations differ only in
+/// their password), in creation order.
+pub(crate) fn registered_pools_with_hash(hash: &str) -> Vec<Arc<PoolInner>> {
+    registry()
+        .read()
+        .ok()
+        .and_then(|m| m.get(hash).cloned())
+        .unwrap_or_default()
+}
+
+/// The open pool for exactly one configuration (its hash and its password's tag), if any.
+/// Creates nothing.
+pub(crate) fn registered_pool_for(hash: &str, credential: CredentialTag) -> Option<Arc<PoolInner>> {
+    registry().read().ok().and_then(|m| {
+        m.get(hash)
+            .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
+    })
+}
+
+/// Removes `pool` from the registry (if it is still registered).
 pub(crate) fn unregister(pool: &Arc<PoolInner>) {
     if let Ok(mut m) = registry().write() {
-        if m.get(&pool.hash).is_some_and(|p| Arc::ptr_eq(p, pool)) {
-            m.remove(&pool.hash);
+        if let Some(v) = m.get_mut(&pool.hash) {
+            v.retain(|p| !Arc::ptr_eq(p, pool));
+            if v.is_empty() {
+                m.remove(&pool.hash);
+            }
         }
     }
 }
@@ -243,6 +355,15 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
+/// Aborts the task when dropped (a no-op once it has finished).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Counts a caller waiting for a permit while it waits.
 struct WaitingGuard<'a>(&'a AtomicUsize);
 
@@ -267,6 +388,7 @@ impl PoolInner {
             facade: export::Facade::new(&alias, backend.as_str(), &hash),
             tuning: TuningCell::new(housekeeping::tuning_for(&hash)),
             hash,
+            credential: config.credential_tag(),
             alias,
             backend,
             config: config.clone(),
@@ -287,6 +409,7 @@ impl PoolInner {
             }),
             returned: Arc::new(Notify::new()),
             initialized: tokio::sync::OnceCell::new(),
+            open_on_library: AtomicBool::new(false),
             stats: Stats::new(),
             resilience: crate::resilience::PoolResilience::new(config),
             housekeeper: Arc::new(AtomicBool::new(false)),
@@ -346,6 +469,15 @@ impl PoolInner {
         if self.is_closed() {
             return Err(self.closed_error());
         }
+        let here = current_runtime();
+        if self.driver.runtime_bound()
+            && here.is_some()
+            && here == crate::blocking::library_runtime_id()
+        {
+            // Used from blocking code: from now on open connections where blocking code and
+            // every runtime can use them.
+            self.open_on_library.store(true, Ordering::Relaxed);
+        }
         let acquire_timeout = || Error::timeout(TimeoutKind::Acquire, limit, start.elapsed());
 
         // First use: set the pool up (open `min` connections) under pool_creation_timeout,
@@ -392,12 +524,13 @@ impl PoolInner {
             return Err(self.closed_error());
         }
 
-        let here = current_runtime();
         let tuning = self.tuning.get();
         while let Some(conn) = self.pop_idle() {
-            if self.driver.runtime_bound() && conn.runtime.is_some() && conn.runtime != here {
-                // Its socket belongs to another (possibly finished) runtime: not usable here.
-                self.close_conn(conn, CloseReason::Discard);
+            if !conn.home.usable_on(here) {
+                // Its socket belongs to another user runtime (maybe finished, maybe not being
+                // driven now): not usable here. Replace it with one every runtime can use.
+                self.open_on_library.store(true, Ordering::Relaxed);
+                self.close_conn(conn, CloseReason::RuntimeMismatch);
                 continue;
             }
             if tuning
@@ -507,8 +640,8 @@ impl PoolInner {
             pool: self,
             armed: true,
         };
-        let raw = match tokio::time::timeout(bound, self.driver.connect()).await {
-            Ok(Ok(raw)) => raw,
+        let (raw, home) = match tokio::time::timeout(bound, self.connect()).await {
+            Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(e),
             Err(_) if creation < remaining => {
                 return Err(Error::timeout(
@@ -526,16 +659,36 @@ impl PoolInner {
         let now = Instant::now();
         Ok(PooledRaw {
             raw,
-            runtime: if self.driver.runtime_bound() {
-                current_runtime()
-            } else {
-                None
-            },
+            home,
             created_at: now,
             idle_since: now,
             lend: NOT_LENT,
             seen: StatementsSeen::default(),
         })
+    }
+
+    /// Opens one physical connection and says where its socket lives: on the library's runtime
+    /// once the pool is in that mode ([`open_on_library`](Self::open_on_library)), on the
+    /// current runtime otherwise (and if the library's runtime cannot be started).
+    async fn connect(&self) -> Result<(Box<dyn RawConn>, Home)> {
+        if self.driver.runtime_bound() && self.open_on_library.load(Ordering::Relaxed) {
+            let library = crate::blocking::library_runtime_id();
+            if library.is_none() || current_runtime() != library {
+                if let Ok(rt) = crate::blocking::library_runtime() {
+                    let driver = self.driver.clone();
+                    // Aborted if we are cancelled (acquisition dropped or timed out).
+                    let mut task = AbortOnDrop(rt.spawn(async move { driver.connect().await }));
+                    return match (&mut task.0).await {
+                        Ok(opened) => opened.map(|raw| (raw, Home::Library)),
+                        Err(e) => Err(Error::Internal(format!(
+                            "the task opening a connection on the library runtime failed: {e}"
+                        ))),
+                    };
+                }
+            }
+        }
+        let raw = self.driver.connect().await?;
+        Ok((raw, Home::here(self.driver.as_ref())))
     }
 
     fn push_idle(&self, mut conn: PooledRaw) {
@@ -602,11 +755,13 @@ impl PoolInner {
         self.semaphore.add_permits(1);
     }
 
-    /// Closes one physical connection (politely when its runtime is the current one) and
-    /// uncounts it. Counts why.
+    /// Closes one physical connection (politely on a runtime that can drive its socket: the
+    /// library's for connections living there, the current one for the others when it is their
+    /// own) and uncounts it. Counts why.
     fn close_conn(&self, conn: PooledRaw, reason: CloseReason) {
         let counter = match reason {
             CloseReason::Discard => &self.stats.discarded,
+            CloseReason::RuntimeMismatch => &self.stats.discarded_runtime_mismatch,
             CloseReason::Validation => {
                 self.stats.failed_validation.fetch_add(1, Ordering::Relaxed);
                 &self.stats.discarded
@@ -617,8 +772,16 @@ impl PoolInner {
         counter.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.facade.closed(reason);
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if conn.runtime.is_none() || conn.runtime == Some(h.id()) => {
+        let current = tokio::runtime::Handle::try_current().ok();
+        let closer = match conn.home {
+            Home::Library => crate::blocking::library_runtime()
+                .ok()
+                .map(|rt| rt.handle().clone()),
+            home if home.usable_on(current.as_ref().map(tokio::runtime::Handle::id)) => current,
+            _ => None,
+        };
+        match closer {
+            Some(h) => {
                 let closing = self.closing.clone();
                 let returned = self.returned.clone();
                 closing.count.fetch_add(1, Ordering::SeqCst);
@@ -704,7 +867,7 @@ impl PoolInner {
             for c in idle {
                 self.stats.discarded.fetch_add(1, Ordering::Relaxed);
                 self.size.fetch_sub(1, Ordering::SeqCst);
-                if c.runtime.is_none() || c.runtime == here {
+                if c.home.usable_on(here) {
                     let left = timeout.saturating_sub(start.elapsed());
                     let _ = tokio::time::timeout(left, c.raw.close()).await;
                 }

@@ -100,14 +100,26 @@ impl Histogram {
         self.max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub(crate) fn percentiles(&self) -> Percentiles {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        Self::percentiles_of([self])
+    }
+
+    /// Percentiles of the union of the observations of `histograms` (several pools reported
+    /// as one).
+    pub(crate) fn percentiles_of<'a>(
+        histograms: impl IntoIterator<Item = &'a Histogram>,
+    ) -> Percentiles {
+        let mut counts = vec![0u64; BUCKETS];
+        let (mut max, mut sum) = (0u64, 0u64);
+        for h in histograms {
+            for (c, b) in counts.iter_mut().zip(h.buckets.iter()) {
+                *c += b.load(Ordering::Relaxed);
+            }
+            max = max.max(h.max_ns.load(Ordering::Relaxed));
+            sum = sum.saturating_add(h.sum_ns.load(Ordering::Relaxed));
+        }
         let total: u64 = counts.iter().sum();
-        let max = self.max_ns.load(Ordering::Relaxed);
         let at = |q: f64| -> Duration {
             if total == 0 {
                 return Duration::ZERO;
@@ -128,7 +140,7 @@ impl Histogram {
             p95: at(0.95),
             p99: at(0.99),
             max: Duration::from_nanos(max),
-            sum: Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed)),
+            sum: Duration::from_nanos(sum),
         }
     }
 }
@@ -275,6 +287,9 @@ pub(crate) struct Stats {
     pub releases: AtomicU64,
     pub created: AtomicU64,
     pub discarded: AtomicU64,
+    /// Closed because they were checked out on a runtime (or by blocking code) that cannot use
+    /// their socket: it belongs to another user runtime.
+    pub discarded_runtime_mismatch: AtomicU64,
     /// Closed by the housekeeper after idling longer than `idle_timeout` above `min`.
     pub reaped: AtomicU64,
     /// Closed because they outlived `max_lifetime`.
@@ -333,6 +348,7 @@ impl Stats {
             releases: AtomicU64::new(0),
             created: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            discarded_runtime_mismatch: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             retired: AtomicU64::new(0),
             failed_validation: AtomicU64::new(0),
@@ -429,6 +445,26 @@ mod tests {
         assert_eq!(p.max, Duration::from_millis(100));
         assert_eq!(p.mean(), Duration::from_micros(50_500));
         assert_eq!(Histogram::default().percentiles(), Percentiles::default());
+    }
+
+    #[test]
+    fn percentiles_of_several_histograms_are_those_of_their_union() {
+        let (a, b, all) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
+        );
+        for ms in 1..=100u64 {
+            let h = if ms % 3 == 0 { &a } else { &b };
+            h.record(Duration::from_millis(ms));
+            all.record(Duration::from_millis(ms));
+        }
+        assert_eq!(Histogram::percentiles_of([&a, &b]), all.percentiles());
+        assert_eq!(Histogram::percentiles_of([&a]), a.percentiles());
+        assert_eq!(
+            Histogram::percentiles_of(std::iter::empty()),
+            Percentiles::default()
+        );
     }
 
     #[test]
