@@ -87,6 +87,85 @@ async fn count_rows(conn: &mut Connection, table: &str) -> dal::Result<i64> {
         .try_get(0)
 }
 
+/// Runs `body` once per selected server backend on a database reaching the shared server
+/// directly (no proxy), with `adjust` applied to its configuration, and an observer database
+/// (its own pool) to look at and kill our connections. Fails naming every backend where it
+/// failed.
+async fn each_server_db<C, F, Fut>(test: &str, adjust: C, body: F)
+where
+    C: Fn(DatabaseConfig) -> DatabaseConfig,
+    F: Fn(Database, Database) -> Fut,
+    Fut: Future<Output = dal::Result<()>>,
+{
+    let mut failures = Vec::new();
+    for backend in server_backends() {
+        let config = common::config(backend, test);
+        let observer = Database::new(
+            backend,
+            config
+                .clone()
+                .alias(format!("{}-observer", config.get_alias())),
+        );
+        let db = Database::new(backend, adjust(config));
+        let result = body(db.clone(), observer.clone()).await;
+        close(&db).await;
+        close(&observer).await;
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", backend.as_str()));
+        }
+    }
+    assert!(failures.is_empty(), "{test} failed on: {failures:#?}");
+}
+
+/// The server-side id of the physical connection behind `conn` (PostgreSQL backend pid,
+/// MySQL/MariaDB connection id): what `pg_terminate_backend` / `KILL` take.
+async fn server_id(conn: &mut Connection) -> dal::Result<i64> {
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT pg_backend_pid()",
+        Backend::MySql => "SELECT CONNECTION_ID()",
+        Backend::Sqlite => return Err(Error::Internal("SQLite has no server".into())),
+    };
+    conn.execute(sql, ()).await?[0].try_get(0)
+}
+
+/// Kills one of OUR connections on the shared server (selected by the id read from it, never
+/// anyone else's) and waits until the server no longer lists it.
+async fn kill_connection(observer: &Database, id: i64) -> dal::Result<()> {
+    let mut conn = observer.async_connection().await?;
+    match observer.backend() {
+        Backend::Postgres => {
+            conn.execute("SELECT pg_terminate_backend(?)", params![id])
+                .await?;
+        }
+        Backend::MySql => {
+            // KILL takes no placeholders; `id` is a number the server gave us.
+            conn.execute(&format!("KILL {id}"), ()).await?;
+        }
+        Backend::Sqlite => return Err(Error::Internal("SQLite has no server".into())),
+    }
+    let listed = match observer.backend() {
+        Backend::Postgres => "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ?",
+        _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+    };
+    drop(conn);
+    let gone = eventually(Duration::from_secs(10), || async {
+        let Ok(mut conn) = observer.async_connection().await else {
+            return false;
+        };
+        match conn.execute(listed, params![id]).await {
+            Ok(rows) => matches!(rows[0].try_get::<i64, _>(0), Ok(0)),
+            Err(_) => false,
+        }
+    })
+    .await;
+    if !gone {
+        return Err(Error::Internal(format!(
+            "connection {id} still listed after the kill"
+        )));
+    }
+    Ok(())
+}
+
 // ---- timeouts stop the work on the server --------------------------------------------------
 
 /// How many statements containing `marker` are still running on the server, seen from
@@ -286,6 +365,103 @@ async fn writes_are_retried_only_when_they_never_reached_the_server() {
         close(&db).await;
         result
     })
+    .await;
+}
+
+// ---- a connection killed on the server is a connection error ---------------------------------
+
+#[tokio::test]
+async fn a_connection_killed_on_the_server_is_a_connection_error_and_writes_are_not_resent() {
+    each_server_db(
+        "killed_conn",
+        |c| c.pool_size(1, 4),
+        |db, observer| async move {
+            let backend = db.backend();
+            let mut setup = db.async_connection().await?;
+            fresh_table(&mut setup, "resilience_killed").await?;
+            setup
+                .execute("CREATE TABLE [resilience_killed] ([a] INTEGER)", ())
+                .await?;
+            drop(setup);
+            let insert = "INSERT INTO [resilience_killed] ([a]) VALUES (?)";
+
+            // 1. Killed between statements: the next write reports a lost connection (its
+            //    outcome is unknown to the client) and is not sent again.
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            kill_connection(&observer, id).await?;
+            let e = conn.execute(insert, params![1]).await.unwrap_err();
+            assert!(matches!(e, Error::Connection(_)), "{backend:?}: {e:?}");
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            if backend == Backend::Postgres {
+                // The server's code and message are kept in the text.
+                assert!(e.to_string().contains("57P01"), "{e}");
+            }
+            // A read on the same handle runs on a fresh connection.
+            assert_eq!(
+                conn.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+                2
+            );
+            assert_ne!(server_id(&mut conn).await?, id);
+            drop(conn);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_killed").await?, 0);
+            drop(check);
+
+            // 2. Killed while a write runs: the same, and nothing was written.
+            let marker = unique_marker("killed-write");
+            let slow_write = match backend {
+                Backend::Postgres => format!(
+                    "INSERT INTO [resilience_killed] ([a]) SELECT 2 FROM pg_sleep(5) WHERE '{marker}' <> ''"
+                ),
+                _ => format!(
+                    "INSERT INTO [resilience_killed] ([a]) SELECT 2 FROM (SELECT SLEEP(5) AS s) AS x WHERE '{marker}' <> ''"
+                ),
+            };
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            let (write, killed) = tokio::join!(conn.execute(&slow_write, ()), async {
+                let running = eventually(Duration::from_secs(5), || async {
+                    matches!(running_with_marker(&observer, &marker).await, Ok(1))
+                })
+                .await;
+                assert!(running, "the slow write never showed up on the server");
+                kill_connection(&observer, id).await
+            });
+            killed?;
+            let e = write.unwrap_err();
+            assert!(matches!(e, Error::Connection(_)), "{backend:?}: {e:?}");
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            // Not sent again on another connection.
+            assert_eq!(running_with_marker(&observer, &marker).await?, 0);
+            drop(conn);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_killed").await?, 0);
+
+            // 3. Killed while a read runs: the read is run again on a fresh connection.
+            let marker = unique_marker("killed-read");
+            let slow_read = match backend {
+                Backend::Postgres => format!("SELECT 7 FROM pg_sleep(1) WHERE '{marker}' <> ''"),
+                _ => format!("SELECT 7 FROM (SELECT SLEEP(1) AS s) AS x WHERE '{marker}' <> ''"),
+            };
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            let (read, killed) = tokio::join!(conn.execute(&slow_read, ()), async {
+                let running = eventually(Duration::from_secs(5), || async {
+                    matches!(running_with_marker(&observer, &marker).await, Ok(1))
+                })
+                .await;
+                assert!(running, "the slow read never showed up on the server");
+                kill_connection(&observer, id).await
+            });
+            killed?;
+            assert_eq!(read?[0].try_get::<i64, _>(0)?, 7);
+            assert_ne!(server_id(&mut conn).await?, id);
+            drop(conn);
+            check.execute("DROP TABLE [resilience_killed]", ()).await?;
+            Ok(())
+        },
+    )
     .await;
 }
 
@@ -513,6 +689,10 @@ fn failures_are_classified_per_backend() {
         (Postgres, db("57P01"), ConnectionLost),
         (Postgres, db("08006"), ConnectionLost),
         (Postgres, db("08001"), ConnectionLost),
+        (Postgres, db("57P02"), ConnectionLost),
+        (Postgres, db("57P03"), ConnectionLost),
+        (Postgres, db("08P01"), ConnectionLost),
+        (Postgres, db("0800"), Permanent),  // not a SQLSTATE
         (Postgres, db("42601"), Permanent), // syntax error
         (Postgres, db("23505"), Permanent), // unique violation
         (Postgres, db("57014"), Permanent), // cancelled by the user
@@ -526,8 +706,11 @@ fn failures_are_classified_per_backend() {
         (MySql, db("1205"), Conflict),
         (MySql, db("2006"), ConnectionLost),
         (MySql, db("2013"), ConnectionLost),
-        (MySql, db("1064"), Permanent), // syntax error
-        (MySql, db("1062"), Permanent), // duplicate key
+        (MySql, db("1927"), ConnectionLost), // MariaDB: connection killed
+        (MySql, db("1053"), ConnectionLost), // server shutdown in progress
+        (MySql, db("1317"), Permanent),      // query interrupted (KILL QUERY): not a loss
+        (MySql, db("1064"), Permanent),      // syntax error
+        (MySql, db("1062"), Permanent),      // duplicate key
         (MySql, db("40001"), Permanent),
         (Sqlite, db("5"), Conflict),
         (Sqlite, db("6"), Conflict),

@@ -30,6 +30,7 @@ pub use breaker::{
     DEFAULT_FAILURE_THRESHOLD, DEFAULT_FAILURE_WINDOW, DEFAULT_OPEN_DURATION,
     DEFAULT_SUCCESS_THRESHOLD,
 };
+pub(crate) use retry::is_connection_lost_code;
 pub use retry::{
     classify, Backoff, FailureClass, RetryPolicy, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY,
     DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET,
