@@ -10,6 +10,8 @@
 mod common;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Mode, Proxy};
@@ -465,6 +467,183 @@ async fn a_connection_killed_on_the_server_is_a_connection_error_and_writes_are_
     .await;
 }
 
+// ---- the breaker under local faults and outages: measured ------------------------------------
+
+/// What the load tasks saw.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    /// Rejected by the breaker (`Error::CircuitOpen`).
+    rejected: AtomicU64,
+    /// Any other error.
+    failed: AtomicU64,
+    /// When the fault ended (set by the test), and the first operation that succeeded after.
+    restored: OnceLock<Instant>,
+    first_ok_after_restore: OnceLock<Instant>,
+    stop: AtomicBool,
+}
+
+impl Tally {
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+    fn total(&self) -> u64 {
+        self.ok() + self.rejected.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} operations: {} ok, {} rejected by the breaker, {} failed otherwise",
+            self.total(),
+            self.ok(),
+            self.rejected.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst)
+        )
+    }
+}
+
+/// Starts `tasks` tasks that each borrow a connection and run one statement, over and over,
+/// until `tally.stop`: reads and writes (into `table`) alternately. After an error a task
+/// pauses 5 ms (a client would not spin on errors either).
+fn start_load(
+    db: &Database,
+    tasks: usize,
+    table: &'static str,
+    tally: &Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..tasks)
+        .map(|t| {
+            let (db, tally) = (db.clone(), tally.clone());
+            tokio::spawn(async move {
+                let insert = format!("INSERT INTO [{table}] ([a]) VALUES (?)");
+                let mut i: i64 = 0;
+                while !tally.stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let result = async {
+                        let mut conn = db.async_connection().await?;
+                        if i % 2 == 0 {
+                            conn.execute(&insert, params![t as i64]).await
+                        } else {
+                            conn.execute("SELECT 1 + 1", ()).await
+                        }
+                    }
+                    .await;
+                    match result {
+                        Ok(_) => {
+                            tally.ok.fetch_add(1, Ordering::SeqCst);
+                            if let Some(restored) = tally.restored.get() {
+                                let now = Instant::now();
+                                if now >= *restored {
+                                    tally.first_ok_after_restore.get_or_init(|| now);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if matches!(e, Error::CircuitOpen { .. }) {
+                                tally.rejected.fetch_add(1, Ordering::SeqCst);
+                            } else {
+                                tally.failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn stop_load(tally: &Tally, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    tally.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Waits (polling, bounded by `deadline`) until the load completed `n` more successful
+/// operations than `from`.
+async fn wait_for_ok(tally: &Tally, from: u64, n: u64, deadline: Duration) -> bool {
+    eventually(deadline, || async { tally.ok() >= from + n }).await
+}
+
+async fn create_load_table(db: &Database, table: &str) -> dal::Result<()> {
+    let mut conn = db.async_connection().await?;
+    fresh_table(&mut conn, table).await?;
+    conn.execute(&format!("CREATE TABLE [{table}] ([a] INTEGER)"), ())
+        .await?;
+    Ok(())
+}
+
+async fn drop_load_table(db: &Database, table: &str) -> dal::Result<()> {
+    let mut conn = db.async_connection().await?;
+    conn.execute(&format!("DROP TABLE IF EXISTS [{table}]"), ())
+        .await?;
+    Ok(())
+}
+
+/// Target 1: killing 7 of the 8 pooled connections of a healthy server while 8 tasks run
+/// operations (half of them writes) with the DEFAULT breaker is a local fault, not an
+/// outage: fewer than 1 % of the operations may be rejected.
+#[tokio::test]
+async fn killing_7_of_8_pooled_connections_rejects_under_1_percent_with_the_default_breaker() {
+    const TABLE: &str = "resilience_kill_load";
+    each_server_db(
+        "kill_7_of_8",
+        |c| c.pool_size(8, 8),
+        |db, observer| async move {
+            let backend = db.backend();
+            create_load_table(&db, TABLE).await?;
+            // The 8 pooled connections, by their server-side ids.
+            let mut held = Vec::new();
+            let mut ids = Vec::new();
+            for _ in 0..8 {
+                let mut c = db.async_connection().await?;
+                ids.push(server_id(&mut c).await?);
+                held.push(c);
+            }
+            drop(held);
+
+            let tally = Arc::new(Tally::default());
+            let tasks = start_load(&db, 8, TABLE, &tally);
+            let warmed = wait_for_ok(&tally, 0, 300, Duration::from_secs(30)).await;
+            let before = tally.ok();
+            // All seven at once, as an administrator's sweep or a failover would.
+            let kills: Vec<_> = ids[..7]
+                .iter()
+                .map(|id| {
+                    let (observer, id) = (observer.clone(), *id);
+                    tokio::spawn(async move { kill_connection(&observer, id).await })
+                })
+                .collect();
+            for k in kills {
+                k.await
+                    .map_err(|e| Error::Internal(format!("kill task: {e}")))??;
+            }
+            let after_kill = tally.ok();
+            let ran = wait_for_ok(&tally, after_kill, 3000, Duration::from_secs(60)).await;
+            stop_load(&tally, tasks).await;
+            let status = db.circuit_status();
+            let m = db.pool_metrics().expect("metrics");
+            println!(
+                "MEASURED {backend:?} kill 7 of 8: {} (ok before kills {before}); breaker {status:?}; connections discarded {}",
+                tally.summary(),
+                m.connections_discarded
+            );
+            drop_load_table(&db, TABLE).await?;
+            assert!(warmed && ran, "the load did not run: {}", tally.summary());
+            // The kills happened and were noticed: the dead connections were thrown away.
+            assert!(m.connections_discarded >= 7, "{m:?}");
+            let rejected = tally.rejected.load(Ordering::SeqCst);
+            assert!(
+                rejected * 100 < tally.total(),
+                "{backend:?}: {} ; breaker {status:?}",
+                tally.summary()
+            );
+            Ok(())
+        },
+    )
+    .await;
+}
+
 // ---- unreachable server: fail fast, open the circuit, recover --------------------------------
 
 #[tokio::test]
@@ -483,9 +662,12 @@ async fn an_unreachable_server_fails_fast_opens_the_circuit_and_service_resumes_
                 .connection_creation_timeout(acquisition)
                 .query_execution_timeout(Duration::from_secs(2))
                 .circuit_breaker(
+                    // One caller, calls of up to 1 s each: a small sample must do.
                     BreakerConfig::default()
+                        .minimum_calls(3)
                         .failure_threshold(3)
                         .open_duration(open_for)
+                        .max_open_duration(open_for)
                         .success_threshold(2),
                 );
             let db = Database::new(backend, config);
@@ -765,20 +947,30 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
     let advance = |secs: u64| tokio::time::advance(Duration::from_secs(secs));
     let b = CircuitBreaker::new(
         BreakerConfig::default()
+            .failure_rate(0.5)
+            .minimum_calls(4)
             .failure_threshold(3)
             .failure_window(Duration::from_secs(10))
             .open_duration(Duration::from_secs(5))
+            .max_open_duration(Duration::from_secs(5))
             .success_threshold(2),
     );
-    // Failures older than the window do not count.
+    // Calls older than the window do not count.
+    assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     advance(11).await;
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.status().recent_failures, 1);
-    // Successes while closed change nothing; the third failure in the window opens it.
-    assert_eq!(b.on_success(), None);
+    // Successes count as calls: 3 failures of 6 calls (50 %) open it, not 2 of 5.
+    for _ in 0..3 {
+        assert_eq!(b.on_success(), None);
+    }
     assert_eq!(b.on_failure(), None);
+    assert_eq!(
+        (b.status().recent_calls, b.status().recent_failures),
+        (5, 2)
+    );
     assert_eq!(
         b.on_failure(),
         Some(Transition {
@@ -821,6 +1013,7 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
         }))
     );
     assert_eq!(b.on_success(), None);
+    assert_eq!(b.try_acquire(), Ok(None));
     assert_eq!(
         b.on_success(),
         Some(Transition {
@@ -839,12 +1032,12 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
         ),
         (Closed, 2, 2, 1, 0)
     );
-    // Closed again: it takes a full threshold of new failures to open.
+    // Closed again with a clean slate: it takes a full sample of new failures to open.
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.state(), Closed);
 
-    let disabled = CircuitBreaker::new(BreakerConfig::disabled().failure_threshold(1));
+    let disabled = CircuitBreaker::new(BreakerConfig::disabled().minimum_calls(1));
     for _ in 0..10 {
         assert_eq!(disabled.on_failure(), None);
     }
@@ -879,11 +1072,20 @@ fn retry_and_breaker_settings_do_not_change_the_pool_key() {
     );
     assert_eq!(
         (
+            b.get_failure_rate(),
+            b.get_minimum_calls(),
             b.get_failure_threshold(),
-            b.get_failure_window(),
-            b.get_open_duration(),
-            b.get_success_threshold()
+            b.get_failure_window()
         ),
-        (5, Duration::from_secs(60), Duration::from_secs(30), 3)
+        (0.5, 20, 5, Duration::from_secs(10))
+    );
+    assert_eq!(
+        (
+            b.get_open_duration(),
+            b.get_max_open_duration(),
+            b.get_success_threshold(),
+            b.get_half_open_calls()
+        ),
+        (Duration::from_secs(1), Duration::from_secs(30), 1, 1)
     );
 }

@@ -393,6 +393,7 @@ impl Connection {
         } else if self.broken {
             // Known lost before anything is sent (and not replaceable here): no news for the
             // breaker.
+            resilience::record_ignored(&self.pool);
             return Err(lost_error());
         } else {
             let r = self.exec(op, opts).await;
@@ -406,7 +407,8 @@ impl Connection {
         if result.is_ok() {
             self.verified = Some(self.pool.resilience.losses());
         }
-        resilience::record(&self.pool, &result);
+        // A query timeout that left the connection usable was confirmed by the server.
+        resilience::record(&self.pool, &result, !self.broken);
         result
     }
 
