@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Mode, Proxy};
-use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql};
+use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql, through_proxy};
 use dal::prelude::*;
 use dal::resilience::{classify, CircuitBreaker, FailureClass, Transition};
 use dal::{BreakerConfig, BreakerState, RetryPolicy};
@@ -39,31 +39,12 @@ where
 {
     let mut failures = Vec::new();
     for backend in server_backends() {
-        let upstream = common::config(backend, test)
-            .get_port()
-            .unwrap_or(match backend {
-                Backend::Postgres => 5432,
-                _ => 3306,
-            });
-        let proxy = Proxy::start(upstream).await;
+        let proxy = Proxy::start(common::server_port(backend, test)).await;
         if let Err(e) = body(backend, proxy).await {
             failures.push(format!("{}: {e}", backend.as_str()));
         }
     }
     assert!(failures.is_empty(), "{test} failed on: {failures:#?}");
-}
-
-/// A configuration for `backend` that reaches its server through the proxy on `port`.
-fn through_proxy(backend: Backend, test: &str, port: u16) -> DatabaseConfig {
-    let base = common::config(backend, test);
-    let mut c = DatabaseConfig::new(base.database())
-        .host("127.0.0.1")
-        .port(port)
-        .alias(base.get_alias().to_owned());
-    if let Some(user) = base.get_user() {
-        c = c.user(user);
-    }
-    c
 }
 
 /// One unit of client work: borrow a connection and read.
@@ -642,6 +623,175 @@ async fn killing_7_of_8_pooled_connections_rejects_under_1_percent_with_the_defa
         },
     )
     .await;
+}
+
+/// Target 2: a server restart — the proxy drops every connection and then refuses new ones
+/// (port closed) or leaves them unanswered (blackhole) for 3 s — with the DEFAULT breaker and
+/// timeouts. Service is back within 2 s of the server accepting connections again, measured
+/// as the first operation of any load task that succeeds after the proxy forwards again.
+#[tokio::test]
+async fn after_a_3_s_restart_service_is_back_within_2_s_of_the_server_accepting_again() {
+    const TABLE: &str = "resilience_restart_load";
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        let test = match mode {
+            Mode::Refuse => "restart_refuse",
+            _ => "restart_silent",
+        };
+        each_server_backend(test, |backend, proxy| async move {
+            let db = Database::new(
+                backend,
+                through_proxy(backend, test, proxy.port()).pool_size(1, 8),
+            );
+            let result = async {
+                create_load_table(&db, TABLE).await?;
+                let tally = Arc::new(Tally::default());
+                let tasks = start_load(&db, 8, TABLE, &tally);
+                // A client that just started: little history, so the breaker does open.
+                let warmed = wait_for_ok(&tally, 0, 50, Duration::from_secs(30)).await;
+
+                proxy.cut_all();
+                proxy.set_mode(mode);
+                // The restart itself: the server is away for 3 s.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let during = db.circuit_status();
+                proxy.set_mode(Mode::PassThrough);
+                let restored = Instant::now();
+                let _ = tally.restored.set(restored);
+                let back = eventually(Duration::from_secs(30), || async {
+                    tally.first_ok_after_restore.get().is_some()
+                })
+                .await;
+                let lag = tally
+                    .first_ok_after_restore
+                    .get()
+                    .map(|t| t.saturating_duration_since(restored));
+                // And it stays back.
+                let after = tally.ok();
+                let steady = wait_for_ok(&tally, after, 200, Duration::from_secs(30)).await;
+                stop_load(&tally, tasks).await;
+                let status = db.circuit_status();
+                println!(
+                    "MEASURED {backend:?} restart ({mode:?} 3 s): first success {lag:?} after the server accepted again; breaker at the end of the outage {during:?}; at the end {status:?}; {}",
+                    tally.summary()
+                );
+                drop_load_table(&db, TABLE).await?;
+                assert!(warmed && steady, "{mode:?}: the load did not run: {}", tally.summary());
+                assert!(back, "{mode:?}: service did not come back: {status:?}");
+                let lag = lag.unwrap_or(Duration::MAX);
+                assert!(
+                    lag <= Duration::from_secs(2),
+                    "{mode:?}: service came back {lag:?} after the server ({during:?})"
+                );
+                if mode == Mode::Refuse {
+                    // Failing fast, the load opened the breaker: the recovery above went
+                    // through its half-open trial.
+                    assert!(during.times_opened >= 1, "{during:?}");
+                }
+                assert_eq!(status.state, BreakerState::Closed, "{status:?}");
+                Ok(())
+            }
+            .await;
+            close(&db).await;
+            result
+        })
+        .await;
+    }
+}
+
+/// Target 3: a real outage (the proxy never comes back) still fails fast. With the DEFAULT
+/// breaker (and 1 s connection timeouts, so that each call into the blackhole fails within
+/// 1 s), the breaker opens; from then on calls are rejected with `Error::CircuitOpen` without
+/// waiting, only one trial at a time reaches the network, and it keeps failing.
+#[tokio::test]
+async fn a_real_outage_opens_the_default_breaker_and_calls_then_fail_at_once() {
+    const TABLE: &str = "resilience_outage_load";
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        let test = match mode {
+            Mode::Refuse => "outage_refuse",
+            _ => "outage_silent",
+        };
+        each_server_backend(test, |backend, proxy| async move {
+            let second = Duration::from_secs(1);
+            let db = Database::new(
+                backend,
+                through_proxy(backend, test, proxy.port())
+                    .pool_size(1, 8)
+                    .connection_acquisition_timeout(second)
+                    .connection_creation_timeout(second)
+                    .query_execution_timeout(Duration::from_secs(2)),
+            );
+            let result = async {
+                create_load_table(&db, TABLE).await?;
+                let tally = Arc::new(Tally::default());
+                let tasks = start_load(&db, 8, TABLE, &tally);
+                let warmed = wait_for_ok(&tally, 0, 50, Duration::from_secs(30)).await;
+
+                proxy.cut_all();
+                proxy.set_mode(mode);
+                let down = Instant::now();
+                let opened = eventually(Duration::from_secs(60), || async {
+                    db.circuit_status().times_opened >= 1
+                })
+                .await;
+                let time_to_open = down.elapsed();
+                let (ok0, rejected0, failed0) = (
+                    tally.ok(),
+                    tally.rejected.load(Ordering::SeqCst),
+                    tally.failed.load(Ordering::SeqCst),
+                );
+                // Calls from here on, while the load keeps running: how fast they fail.
+                let mut rejected_at_once = 0;
+                let mut slowest_rejection = Duration::ZERO;
+                let mut other = Vec::new();
+                let watch = Instant::now();
+                while watch.elapsed() < Duration::from_secs(3) {
+                    let start = Instant::now();
+                    match one_read(&db).await {
+                        Err(Error::CircuitOpen { pool, retry_in }) => {
+                            assert_eq!(pool, db.config().get_alias());
+                            assert!(retry_in <= Duration::from_secs(30), "{retry_in:?}");
+                            rejected_at_once += 1;
+                            slowest_rejection = slowest_rejection.max(start.elapsed());
+                        }
+                        // Our own call may be the trial let through while half-open.
+                        r => other.push(r.map_err(|e| e.to_string())),
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let load_rejected = tally.rejected.load(Ordering::SeqCst) - rejected0;
+                let load_failed = tally.failed.load(Ordering::SeqCst) - failed0;
+                let load_ok = tally.ok() - ok0;
+                stop_load(&tally, tasks).await;
+                let status = db.circuit_status();
+                println!(
+                    "MEASURED {backend:?} outage ({mode:?}): breaker open {time_to_open:?} after the outage began; over the next 3 s our calls: {rejected_at_once} rejected at once (slowest {slowest_rejection:?}), {} other ({other:?}); load: {load_rejected} rejected, {load_failed} failed, {load_ok} ok; {status:?}",
+                    other.len()
+                );
+                assert!(warmed, "the load did not run: {}", tally.summary());
+                assert!(opened, "{mode:?}: the breaker never opened: {status:?}");
+                // Fail fast: rejections happen without touching the network (well under the
+                // 1 s acquisition timeout), and most calls are rejected rather than sent.
+                assert!(
+                    slowest_rejection < Duration::from_millis(250),
+                    "{slowest_rejection:?}"
+                );
+                assert!(other.iter().all(|r| r.is_err()), "{other:?}");
+                assert!(rejected_at_once >= 10 * other.len().max(1), "{rejected_at_once} vs {other:?}");
+                assert!(load_rejected >= 10 * load_failed.max(1), "{load_rejected} vs {load_failed}");
+                assert_eq!(load_ok, 0);
+                // It kept probing: trials were let through and failed.
+                assert!(status.times_half_opened >= 1, "{status:?}");
+                assert_ne!(status.state, BreakerState::Closed, "{status:?}");
+                Ok(())
+            }
+            .await;
+            proxy.set_mode(Mode::PassThrough);
+            let _ = drop_load_table(&db, TABLE).await;
+            close(&db).await;
+            result
+        })
+        .await;
+    }
 }
 
 // ---- unreachable server: fail fast, open the circuit, recover --------------------------------
