@@ -952,6 +952,38 @@ async fn a_syntax_error_repeated_100_times_never_opens_the_breaker() {
     .await;
 }
 
+#[tokio::test]
+async fn timeouts_the_server_confirmed_cancelling_never_open_the_default_breaker() {
+    each_backend("slow_not_down", |db| async move {
+        let mut conn = db.async_connection().await?;
+        // 25 in a row: counted as failures they would be 100 % of more than the 20 calls the
+        // default breaker needs. The server answered every cancel: it is slow, not down.
+        for i in 0..25 {
+            let e = conn
+                .execute(&slow_sql(db.backend(), 20), ())
+                .timeout(Duration::from_millis(100))
+                .await
+                .unwrap_err();
+            assert_eq!(e.timeout_kind(), Some(TimeoutKind::Query), "{i}: {e:?}");
+        }
+        for _ in 0..25 {
+            assert_eq!(
+                conn.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+                2
+            );
+        }
+        let status = db.circuit_status();
+        assert_eq!(status.times_opened, 0, "{status:?}");
+        assert_eq!(
+            (status.recent_calls, status.recent_failures),
+            (50, 0),
+            "{status:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
 // ---- unit tests: backoff, classification, breaker -------------------------------------------
 
 #[tokio::test(start_paused = true)]
