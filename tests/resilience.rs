@@ -10,10 +10,12 @@
 mod common;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::proxy::{Mode, Proxy};
-use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql};
+use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql, through_proxy};
 use dal::prelude::*;
 use dal::resilience::{classify, CircuitBreaker, FailureClass, Transition};
 use dal::{BreakerConfig, BreakerState, RetryPolicy};
@@ -37,31 +39,12 @@ where
 {
     let mut failures = Vec::new();
     for backend in server_backends() {
-        let upstream = common::config(backend, test)
-            .get_port()
-            .unwrap_or(match backend {
-                Backend::Postgres => 5432,
-                _ => 3306,
-            });
-        let proxy = Proxy::start(upstream).await;
+        let proxy = Proxy::start(common::server_port(backend, test)).await;
         if let Err(e) = body(backend, proxy).await {
             failures.push(format!("{}: {e}", backend.as_str()));
         }
     }
     assert!(failures.is_empty(), "{test} failed on: {failures:#?}");
-}
-
-/// A configuration for `backend` that reaches its server through the proxy on `port`.
-fn through_proxy(backend: Backend, test: &str, port: u16) -> DatabaseConfig {
-    let base = common::config(backend, test);
-    let mut c = DatabaseConfig::new(base.database())
-        .host("127.0.0.1")
-        .port(port)
-        .alias(base.get_alias().to_owned());
-    if let Some(user) = base.get_user() {
-        c = c.user(user);
-    }
-    c
 }
 
 /// One unit of client work: borrow a connection and read.
@@ -85,6 +68,85 @@ async fn count_rows(conn: &mut Connection, table: &str) -> dal::Result<i64> {
     conn.execute(&format!("SELECT COUNT(*) FROM [{table}]"), ())
         .await?[0]
         .try_get(0)
+}
+
+/// Runs `body` once per selected server backend on a database reaching the shared server
+/// directly (no proxy), with `adjust` applied to its configuration, and an observer database
+/// (its own pool) to look at and kill our connections. Fails naming every backend where it
+/// failed.
+async fn each_server_db<C, F, Fut>(test: &str, adjust: C, body: F)
+where
+    C: Fn(DatabaseConfig) -> DatabaseConfig,
+    F: Fn(Database, Database) -> Fut,
+    Fut: Future<Output = dal::Result<()>>,
+{
+    let mut failures = Vec::new();
+    for backend in server_backends() {
+        let config = common::config(backend, test);
+        let observer = Database::new(
+            backend,
+            config
+                .clone()
+                .alias(format!("{}-observer", config.get_alias())),
+        );
+        let db = Database::new(backend, adjust(config));
+        let result = body(db.clone(), observer.clone()).await;
+        close(&db).await;
+        close(&observer).await;
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", backend.as_str()));
+        }
+    }
+    assert!(failures.is_empty(), "{test} failed on: {failures:#?}");
+}
+
+/// The server-side id of the physical connection behind `conn` (PostgreSQL backend pid,
+/// MySQL/MariaDB connection id): what `pg_terminate_backend` / `KILL` take.
+async fn server_id(conn: &mut Connection) -> dal::Result<i64> {
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT pg_backend_pid()",
+        Backend::MySql => "SELECT CONNECTION_ID()",
+        Backend::Sqlite => return Err(Error::Internal("SQLite has no server".into())),
+    };
+    conn.execute(sql, ()).await?[0].try_get(0)
+}
+
+/// Kills one of OUR connections on the shared server (selected by the id read from it, never
+/// anyone else's) and waits until the server no longer lists it.
+async fn kill_connection(observer: &Database, id: i64) -> dal::Result<()> {
+    let mut conn = observer.async_connection().await?;
+    match observer.backend() {
+        Backend::Postgres => {
+            conn.execute("SELECT pg_terminate_backend(?)", params![id])
+                .await?;
+        }
+        Backend::MySql => {
+            // KILL takes no placeholders; `id` is a number the server gave us.
+            conn.execute(&format!("KILL {id}"), ()).await?;
+        }
+        Backend::Sqlite => return Err(Error::Internal("SQLite has no server".into())),
+    }
+    let listed = match observer.backend() {
+        Backend::Postgres => "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ?",
+        _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+    };
+    drop(conn);
+    let gone = eventually(Duration::from_secs(10), || async {
+        let Ok(mut conn) = observer.async_connection().await else {
+            return false;
+        };
+        match conn.execute(listed, params![id]).await {
+            Ok(rows) => matches!(rows[0].try_get::<i64, _>(0), Ok(0)),
+            Err(_) => false,
+        }
+    })
+    .await;
+    if !gone {
+        return Err(Error::Internal(format!(
+            "connection {id} still listed after the kill"
+        )));
+    }
+    Ok(())
 }
 
 // ---- timeouts stop the work on the server --------------------------------------------------
@@ -289,6 +351,449 @@ async fn writes_are_retried_only_when_they_never_reached_the_server() {
     .await;
 }
 
+// ---- a connection killed on the server is a connection error ---------------------------------
+
+#[tokio::test]
+async fn a_connection_killed_on_the_server_is_a_connection_error_and_writes_are_not_resent() {
+    each_server_db(
+        "killed_conn",
+        |c| c.pool_size(1, 4),
+        |db, observer| async move {
+            let backend = db.backend();
+            let mut setup = db.async_connection().await?;
+            fresh_table(&mut setup, "resilience_killed").await?;
+            setup
+                .execute("CREATE TABLE [resilience_killed] ([a] INTEGER)", ())
+                .await?;
+            drop(setup);
+            let insert = "INSERT INTO [resilience_killed] ([a]) VALUES (?)";
+
+            // 1. Killed between statements: the next write reports a lost connection (its
+            //    outcome is unknown to the client) and is not sent again.
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            kill_connection(&observer, id).await?;
+            let e = conn.execute(insert, params![1]).await.unwrap_err();
+            assert!(matches!(e, Error::Connection(_)), "{backend:?}: {e:?}");
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            if backend == Backend::Postgres {
+                // The server's code and message are kept in the text.
+                assert!(e.to_string().contains("57P01"), "{e}");
+            }
+            // A read on the same handle runs on a fresh connection.
+            assert_eq!(
+                conn.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+                2
+            );
+            assert_ne!(server_id(&mut conn).await?, id);
+            drop(conn);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_killed").await?, 0);
+            drop(check);
+
+            // 2. Killed while a write runs: the same, and nothing was written.
+            let marker = unique_marker("killed-write");
+            let slow_write = match backend {
+                Backend::Postgres => format!(
+                    "INSERT INTO [resilience_killed] ([a]) SELECT 2 FROM pg_sleep(5) WHERE '{marker}' <> ''"
+                ),
+                _ => format!(
+                    "INSERT INTO [resilience_killed] ([a]) SELECT 2 FROM (SELECT SLEEP(5) AS s) AS x WHERE '{marker}' <> ''"
+                ),
+            };
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            let (write, killed) = tokio::join!(conn.execute(&slow_write, ()), async {
+                let running = eventually(Duration::from_secs(5), || async {
+                    matches!(running_with_marker(&observer, &marker).await, Ok(1))
+                })
+                .await;
+                assert!(running, "the slow write never showed up on the server");
+                kill_connection(&observer, id).await
+            });
+            killed?;
+            let e = write.unwrap_err();
+            assert!(matches!(e, Error::Connection(_)), "{backend:?}: {e:?}");
+            assert_eq!(classify(backend, &e), FailureClass::ConnectionLost, "{e:?}");
+            // Not sent again on another connection.
+            assert_eq!(running_with_marker(&observer, &marker).await?, 0);
+            drop(conn);
+            let mut check = db.async_connection().await?;
+            assert_eq!(count_rows(&mut check, "resilience_killed").await?, 0);
+
+            // 3. Killed while a read runs: the read is run again on a fresh connection.
+            let marker = unique_marker("killed-read");
+            let slow_read = match backend {
+                Backend::Postgres => format!("SELECT 7 FROM pg_sleep(1) WHERE '{marker}' <> ''"),
+                _ => format!("SELECT 7 FROM (SELECT SLEEP(1) AS s) AS x WHERE '{marker}' <> ''"),
+            };
+            let mut conn = db.async_connection().await?;
+            let id = server_id(&mut conn).await?;
+            let (read, killed) = tokio::join!(conn.execute(&slow_read, ()), async {
+                let running = eventually(Duration::from_secs(5), || async {
+                    matches!(running_with_marker(&observer, &marker).await, Ok(1))
+                })
+                .await;
+                assert!(running, "the slow read never showed up on the server");
+                kill_connection(&observer, id).await
+            });
+            killed?;
+            assert_eq!(read?[0].try_get::<i64, _>(0)?, 7);
+            assert_ne!(server_id(&mut conn).await?, id);
+            drop(conn);
+            check.execute("DROP TABLE [resilience_killed]", ()).await?;
+            Ok(())
+        },
+    )
+    .await;
+}
+
+// ---- the breaker under local faults and outages: measured ------------------------------------
+
+/// What the load tasks saw.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    /// Rejected by the breaker (`Error::CircuitOpen`).
+    rejected: AtomicU64,
+    /// Any other error.
+    failed: AtomicU64,
+    /// When the fault ended (set by the test), and the first operation that succeeded after.
+    restored: OnceLock<Instant>,
+    first_ok_after_restore: OnceLock<Instant>,
+    stop: AtomicBool,
+}
+
+impl Tally {
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+    fn total(&self) -> u64 {
+        self.ok() + self.rejected.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} operations: {} ok, {} rejected by the breaker, {} failed otherwise",
+            self.total(),
+            self.ok(),
+            self.rejected.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst)
+        )
+    }
+}
+
+/// Starts `tasks` tasks that each borrow a connection and run one statement, over and over,
+/// until `tally.stop`: reads and writes (into `table`) alternately. After an error a task
+/// pauses 5 ms (a client would not spin on errors either).
+fn start_load(
+    db: &Database,
+    tasks: usize,
+    table: &'static str,
+    tally: &Arc<Tally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..tasks)
+        .map(|t| {
+            let (db, tally) = (db.clone(), tally.clone());
+            tokio::spawn(async move {
+                let insert = format!("INSERT INTO [{table}] ([a]) VALUES (?)");
+                let mut i: i64 = 0;
+                while !tally.stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let result = async {
+                        let mut conn = db.async_connection().await?;
+                        if i % 2 == 0 {
+                            conn.execute(&insert, params![t as i64]).await
+                        } else {
+                            conn.execute("SELECT 1 + 1", ()).await
+                        }
+                    }
+                    .await;
+                    match result {
+                        Ok(_) => {
+                            tally.ok.fetch_add(1, Ordering::SeqCst);
+                            if let Some(restored) = tally.restored.get() {
+                                let now = Instant::now();
+                                if now >= *restored {
+                                    tally.first_ok_after_restore.get_or_init(|| now);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if matches!(e, Error::CircuitOpen { .. }) {
+                                tally.rejected.fetch_add(1, Ordering::SeqCst);
+                            } else {
+                                tally.failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn stop_load(tally: &Tally, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    tally.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Waits (polling, bounded by `deadline`) until the load completed `n` more successful
+/// operations than `from`.
+async fn wait_for_ok(tally: &Tally, from: u64, n: u64, deadline: Duration) -> bool {
+    eventually(deadline, || async { tally.ok() >= from + n }).await
+}
+
+async fn create_load_table(db: &Database, table: &str) -> dal::Result<()> {
+    let mut conn = db.async_connection().await?;
+    fresh_table(&mut conn, table).await?;
+    conn.execute(&format!("CREATE TABLE [{table}] ([a] INTEGER)"), ())
+        .await?;
+    Ok(())
+}
+
+async fn drop_load_table(db: &Database, table: &str) -> dal::Result<()> {
+    let mut conn = db.async_connection().await?;
+    conn.execute(&format!("DROP TABLE IF EXISTS [{table}]"), ())
+        .await?;
+    Ok(())
+}
+
+/// Target 1: killing 7 of the 8 pooled connections of a healthy server while 8 tasks run
+/// operations (half of them writes) with the DEFAULT breaker is a local fault, not an
+/// outage: fewer than 1 % of the operations may be rejected.
+#[tokio::test]
+async fn killing_7_of_8_pooled_connections_rejects_under_1_percent_with_the_default_breaker() {
+    const TABLE: &str = "resilience_kill_load";
+    each_server_db(
+        "kill_7_of_8",
+        |c| c.pool_size(8, 8),
+        |db, observer| async move {
+            let backend = db.backend();
+            create_load_table(&db, TABLE).await?;
+            // The 8 pooled connections, by their server-side ids.
+            let mut held = Vec::new();
+            let mut ids = Vec::new();
+            for _ in 0..8 {
+                let mut c = db.async_connection().await?;
+                ids.push(server_id(&mut c).await?);
+                held.push(c);
+            }
+            drop(held);
+
+            let tally = Arc::new(Tally::default());
+            let tasks = start_load(&db, 8, TABLE, &tally);
+            let warmed = wait_for_ok(&tally, 0, 300, Duration::from_secs(30)).await;
+            let before = tally.ok();
+            // All seven at once, as an administrator's sweep or a failover would.
+            let kills: Vec<_> = ids[..7]
+                .iter()
+                .map(|id| {
+                    let (observer, id) = (observer.clone(), *id);
+                    tokio::spawn(async move { kill_connection(&observer, id).await })
+                })
+                .collect();
+            for k in kills {
+                k.await
+                    .map_err(|e| Error::Internal(format!("kill task: {e}")))??;
+            }
+            let after_kill = tally.ok();
+            let ran = wait_for_ok(&tally, after_kill, 3000, Duration::from_secs(60)).await;
+            stop_load(&tally, tasks).await;
+            let status = db.circuit_status();
+            let m = db.pool_metrics().expect("metrics");
+            println!(
+                "MEASURED {backend:?} kill 7 of 8: {} (ok before kills {before}); breaker {status:?}; connections discarded {}",
+                tally.summary(),
+                m.connections_discarded
+            );
+            drop_load_table(&db, TABLE).await?;
+            assert!(warmed && ran, "the load did not run: {}", tally.summary());
+            // The kills happened and were noticed: the dead connections were thrown away.
+            assert!(m.connections_discarded >= 7, "{m:?}");
+            let rejected = tally.rejected.load(Ordering::SeqCst);
+            assert!(
+                rejected * 100 < tally.total(),
+                "{backend:?}: {} ; breaker {status:?}",
+                tally.summary()
+            );
+            Ok(())
+        },
+    )
+    .await;
+}
+
+/// Target 2: a server restart — the proxy drops every connection and then refuses new ones
+/// (port closed) or leaves them unanswered (blackhole) for 3 s — with the DEFAULT breaker and
+/// timeouts. Service is back within 2 s of the server accepting connections again, measured
+/// as the first operation of any load task that succeeds after the proxy forwards again.
+#[tokio::test]
+async fn after_a_3_s_restart_service_is_back_within_2_s_of_the_server_accepting_again() {
+    const TABLE: &str = "resilience_restart_load";
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        let test = match mode {
+            Mode::Refuse => "restart_refuse",
+            _ => "restart_silent",
+        };
+        each_server_backend(test, |backend, proxy| async move {
+            let db = Database::new(
+                backend,
+                through_proxy(backend, test, proxy.port()).pool_size(1, 8),
+            );
+            let result = async {
+                create_load_table(&db, TABLE).await?;
+                let tally = Arc::new(Tally::default());
+                let tasks = start_load(&db, 8, TABLE, &tally);
+                // A client that just started: little history, so the breaker does open.
+                let warmed = wait_for_ok(&tally, 0, 50, Duration::from_secs(30)).await;
+
+                proxy.cut_all();
+                proxy.set_mode(mode);
+                // The restart itself: the server is away for 3 s.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let during = db.circuit_status();
+                proxy.set_mode(Mode::PassThrough);
+                let restored = Instant::now();
+                let _ = tally.restored.set(restored);
+                let back = eventually(Duration::from_secs(30), || async {
+                    tally.first_ok_after_restore.get().is_some()
+                })
+                .await;
+                let lag = tally
+                    .first_ok_after_restore
+                    .get()
+                    .map(|t| t.saturating_duration_since(restored));
+                // And it stays back.
+                let after = tally.ok();
+                let steady = wait_for_ok(&tally, after, 200, Duration::from_secs(30)).await;
+                stop_load(&tally, tasks).await;
+                let status = db.circuit_status();
+                println!(
+                    "MEASURED {backend:?} restart ({mode:?} 3 s): first success {lag:?} after the server accepted again; breaker at the end of the outage {during:?}; at the end {status:?}; {}",
+                    tally.summary()
+                );
+                drop_load_table(&db, TABLE).await?;
+                assert!(warmed && steady, "{mode:?}: the load did not run: {}", tally.summary());
+                assert!(back, "{mode:?}: service did not come back: {status:?}");
+                let lag = lag.unwrap_or(Duration::MAX);
+                assert!(
+                    lag <= Duration::from_secs(2),
+                    "{mode:?}: service came back {lag:?} after the server ({during:?})"
+                );
+                if mode == Mode::Refuse {
+                    // Failing fast, the load opened the breaker: the recovery above went
+                    // through its half-open trial.
+                    assert!(during.times_opened >= 1, "{during:?}");
+                }
+                assert_eq!(status.state, BreakerState::Closed, "{status:?}");
+                Ok(())
+            }
+            .await;
+            close(&db).await;
+            result
+        })
+        .await;
+    }
+}
+
+/// Target 3: a real outage (the proxy never comes back) still fails fast. With the DEFAULT
+/// breaker (and 1 s connection timeouts, so that each call into the blackhole fails within
+/// 1 s), the breaker opens; from then on calls are rejected with `Error::CircuitOpen` without
+/// waiting, only one trial at a time reaches the network, and it keeps failing.
+#[tokio::test]
+async fn a_real_outage_opens_the_default_breaker_and_calls_then_fail_at_once() {
+    const TABLE: &str = "resilience_outage_load";
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        let test = match mode {
+            Mode::Refuse => "outage_refuse",
+            _ => "outage_silent",
+        };
+        each_server_backend(test, |backend, proxy| async move {
+            let second = Duration::from_secs(1);
+            let db = Database::new(
+                backend,
+                through_proxy(backend, test, proxy.port())
+                    .pool_size(1, 8)
+                    .connection_acquisition_timeout(second)
+                    .connection_creation_timeout(second)
+                    .query_execution_timeout(Duration::from_secs(2)),
+            );
+            let result = async {
+                create_load_table(&db, TABLE).await?;
+                let tally = Arc::new(Tally::default());
+                let tasks = start_load(&db, 8, TABLE, &tally);
+                let warmed = wait_for_ok(&tally, 0, 50, Duration::from_secs(30)).await;
+
+                proxy.cut_all();
+                proxy.set_mode(mode);
+                let down = Instant::now();
+                let opened = eventually(Duration::from_secs(60), || async {
+                    db.circuit_status().times_opened >= 1
+                })
+                .await;
+                let time_to_open = down.elapsed();
+                let (ok0, rejected0, failed0) = (
+                    tally.ok(),
+                    tally.rejected.load(Ordering::SeqCst),
+                    tally.failed.load(Ordering::SeqCst),
+                );
+                // Calls from here on, while the load keeps running: how fast they fail.
+                let mut rejected_at_once = 0;
+                let mut slowest_rejection = Duration::ZERO;
+                let mut other = Vec::new();
+                let watch = Instant::now();
+                while watch.elapsed() < Duration::from_secs(3) {
+                    let start = Instant::now();
+                    match one_read(&db).await {
+                        Err(Error::CircuitOpen { pool, retry_in }) => {
+                            assert_eq!(pool, db.config().get_alias());
+                            assert!(retry_in <= Duration::from_secs(30), "{retry_in:?}");
+                            rejected_at_once += 1;
+                            slowest_rejection = slowest_rejection.max(start.elapsed());
+                        }
+                        // Our own call may be the trial let through while half-open.
+                        r => other.push(r.map_err(|e| e.to_string())),
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let load_rejected = tally.rejected.load(Ordering::SeqCst) - rejected0;
+                let load_failed = tally.failed.load(Ordering::SeqCst) - failed0;
+                let load_ok = tally.ok() - ok0;
+                stop_load(&tally, tasks).await;
+                let status = db.circuit_status();
+                println!(
+                    "MEASURED {backend:?} outage ({mode:?}): breaker open {time_to_open:?} after the outage began; over the next 3 s our calls: {rejected_at_once} rejected at once (slowest {slowest_rejection:?}), {} other ({other:?}); load: {load_rejected} rejected, {load_failed} failed, {load_ok} ok; {status:?}",
+                    other.len()
+                );
+                assert!(warmed, "the load did not run: {}", tally.summary());
+                assert!(opened, "{mode:?}: the breaker never opened: {status:?}");
+                // Fail fast: rejections happen without touching the network (well under the
+                // 1 s acquisition timeout), and most calls are rejected rather than sent.
+                assert!(
+                    slowest_rejection < Duration::from_millis(250),
+                    "{slowest_rejection:?}"
+                );
+                assert!(other.iter().all(|r| r.is_err()), "{other:?}");
+                assert!(rejected_at_once >= 10 * other.len().max(1), "{rejected_at_once} vs {other:?}");
+                assert!(load_rejected >= 10 * load_failed.max(1), "{load_rejected} vs {load_failed}");
+                assert_eq!(load_ok, 0);
+                // It kept probing: trials were let through and failed.
+                assert!(status.times_half_opened >= 1, "{status:?}");
+                assert_ne!(status.state, BreakerState::Closed, "{status:?}");
+                Ok(())
+            }
+            .await;
+            proxy.set_mode(Mode::PassThrough);
+            let _ = drop_load_table(&db, TABLE).await;
+            close(&db).await;
+            result
+        })
+        .await;
+    }
+}
+
 // ---- unreachable server: fail fast, open the circuit, recover --------------------------------
 
 #[tokio::test]
@@ -307,9 +812,12 @@ async fn an_unreachable_server_fails_fast_opens_the_circuit_and_service_resumes_
                 .connection_creation_timeout(acquisition)
                 .query_execution_timeout(Duration::from_secs(2))
                 .circuit_breaker(
+                    // One caller, calls of up to 1 s each: a small sample must do.
                     BreakerConfig::default()
+                        .minimum_calls(3)
                         .failure_threshold(3)
                         .open_duration(open_for)
+                        .max_open_duration(open_for)
                         .success_threshold(2),
                 );
             let db = Database::new(backend, config);
@@ -444,6 +952,38 @@ async fn a_syntax_error_repeated_100_times_never_opens_the_breaker() {
     .await;
 }
 
+#[tokio::test]
+async fn timeouts_the_server_confirmed_cancelling_never_open_the_default_breaker() {
+    each_backend("slow_not_down", |db| async move {
+        let mut conn = db.async_connection().await?;
+        // 25 in a row: counted as failures they would be 100 % of more than the 20 calls the
+        // default breaker needs. The server answered every cancel: it is slow, not down.
+        for i in 0..25 {
+            let e = conn
+                .execute(&slow_sql(db.backend(), 20), ())
+                .timeout(Duration::from_millis(100))
+                .await
+                .unwrap_err();
+            assert_eq!(e.timeout_kind(), Some(TimeoutKind::Query), "{i}: {e:?}");
+        }
+        for _ in 0..25 {
+            assert_eq!(
+                conn.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?,
+                2
+            );
+        }
+        let status = db.circuit_status();
+        assert_eq!(status.times_opened, 0, "{status:?}");
+        assert_eq!(
+            (status.recent_calls, status.recent_failures),
+            (50, 0),
+            "{status:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
 // ---- unit tests: backoff, classification, breaker -------------------------------------------
 
 #[tokio::test(start_paused = true)]
@@ -513,6 +1053,10 @@ fn failures_are_classified_per_backend() {
         (Postgres, db("57P01"), ConnectionLost),
         (Postgres, db("08006"), ConnectionLost),
         (Postgres, db("08001"), ConnectionLost),
+        (Postgres, db("57P02"), ConnectionLost),
+        (Postgres, db("57P03"), ConnectionLost),
+        (Postgres, db("08P01"), ConnectionLost),
+        (Postgres, db("0800"), Permanent),  // not a SQLSTATE
         (Postgres, db("42601"), Permanent), // syntax error
         (Postgres, db("23505"), Permanent), // unique violation
         (Postgres, db("57014"), Permanent), // cancelled by the user
@@ -526,8 +1070,11 @@ fn failures_are_classified_per_backend() {
         (MySql, db("1205"), Conflict),
         (MySql, db("2006"), ConnectionLost),
         (MySql, db("2013"), ConnectionLost),
-        (MySql, db("1064"), Permanent), // syntax error
-        (MySql, db("1062"), Permanent), // duplicate key
+        (MySql, db("1927"), ConnectionLost), // MariaDB: connection killed
+        (MySql, db("1053"), ConnectionLost), // server shutdown in progress
+        (MySql, db("1317"), Permanent),      // query interrupted (KILL QUERY): not a loss
+        (MySql, db("1064"), Permanent),      // syntax error
+        (MySql, db("1062"), Permanent),      // duplicate key
         (MySql, db("40001"), Permanent),
         (Sqlite, db("5"), Conflict),
         (Sqlite, db("6"), Conflict),
@@ -582,20 +1129,30 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
     let advance = |secs: u64| tokio::time::advance(Duration::from_secs(secs));
     let b = CircuitBreaker::new(
         BreakerConfig::default()
+            .failure_rate(0.5)
+            .minimum_calls(4)
             .failure_threshold(3)
             .failure_window(Duration::from_secs(10))
             .open_duration(Duration::from_secs(5))
+            .max_open_duration(Duration::from_secs(5))
             .success_threshold(2),
     );
-    // Failures older than the window do not count.
+    // Calls older than the window do not count.
+    assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     advance(11).await;
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.status().recent_failures, 1);
-    // Successes while closed change nothing; the third failure in the window opens it.
-    assert_eq!(b.on_success(), None);
+    // Successes count as calls: 3 failures of 6 calls (50 %) open it, not 2 of 5.
+    for _ in 0..3 {
+        assert_eq!(b.on_success(), None);
+    }
     assert_eq!(b.on_failure(), None);
+    assert_eq!(
+        (b.status().recent_calls, b.status().recent_failures),
+        (5, 2)
+    );
     assert_eq!(
         b.on_failure(),
         Some(Transition {
@@ -638,6 +1195,7 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
         }))
     );
     assert_eq!(b.on_success(), None);
+    assert_eq!(b.try_acquire(), Ok(None));
     assert_eq!(
         b.on_success(),
         Some(Transition {
@@ -656,12 +1214,12 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
         ),
         (Closed, 2, 2, 1, 0)
     );
-    // Closed again: it takes a full threshold of new failures to open.
+    // Closed again with a clean slate: it takes a full sample of new failures to open.
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.on_failure(), None);
     assert_eq!(b.state(), Closed);
 
-    let disabled = CircuitBreaker::new(BreakerConfig::disabled().failure_threshold(1));
+    let disabled = CircuitBreaker::new(BreakerConfig::disabled().minimum_calls(1));
     for _ in 0..10 {
         assert_eq!(disabled.on_failure(), None);
     }
@@ -696,11 +1254,20 @@ fn retry_and_breaker_settings_do_not_change_the_pool_key() {
     );
     assert_eq!(
         (
+            b.get_failure_rate(),
+            b.get_minimum_calls(),
             b.get_failure_threshold(),
-            b.get_failure_window(),
-            b.get_open_duration(),
-            b.get_success_threshold()
+            b.get_failure_window()
         ),
-        (5, Duration::from_secs(60), Duration::from_secs(30), 3)
+        (0.5, 20, 5, Duration::from_secs(10))
+    );
+    assert_eq!(
+        (
+            b.get_open_duration(),
+            b.get_max_open_duration(),
+            b.get_success_threshold(),
+            b.get_half_open_calls()
+        ),
+        (Duration::from_secs(1), Duration::from_secs(30), 1, 1)
     );
 }

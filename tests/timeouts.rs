@@ -5,7 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{each_backend, each_backend_with, fresh_table, silent_server, slow_sql};
+use common::proxy::{Mode, Proxy};
+use common::{
+    each_backend, each_backend_with, fresh_table, silent_server, slow_sql, through_proxy,
+};
 use dal::prelude::*;
 
 /// Generous margins: these check that the timeout fired near its deadline, not speed.
@@ -172,4 +175,125 @@ async fn pool_creation_and_connection_creation_time_out_against_a_silent_server(
         assert_near(start.elapsed(), Duration::from_millis(300));
     }
     server.abort();
+}
+
+/// The documented bound: a query timeout error comes at most this long after the deadline.
+const TIMEOUT_ERROR_BOUND: Duration = Duration::from_secs(2);
+
+/// Runs `slow_sql` with a 300 ms timeout on each of `conns` at once (each in its own task) and
+/// returns, per connection, the error and how long after the deadline it came (measured from
+/// just before the call, so a little stricter than the library's own deadline).
+async fn time_out_together(
+    backend: Backend,
+    conns: Vec<Connection>,
+) -> Vec<(Connection, Error, Duration)> {
+    let deadline = Duration::from_millis(300);
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let r = c
+                    .execute(&slow_sql(backend, 20), ())
+                    .timeout(deadline)
+                    .await;
+                let past = start.elapsed().saturating_sub(deadline);
+                (c, r, past)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        let (c, r, past) = t.await.expect("statement task");
+        match r {
+            Err(e) => out.push((c, e, past)),
+            Ok(rows) => panic!("{backend:?}: a 20 s statement finished within 300 ms: {rows:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_timeout_error_comes_within_2_s_of_the_deadline_even_when_the_cancel_cannot_be_delivered(
+) {
+    for backend in common::selected() {
+        if backend == Backend::Sqlite {
+            continue; // no network to partition
+        }
+        let test = "cancel_partitioned";
+        let proxy = Proxy::start(common::server_port(backend, test)).await;
+        let db = Database::new(
+            backend,
+            through_proxy(backend, test, proxy.port()).pool_size(1, 8),
+        );
+        let mut conns = Vec::new();
+        for _ in 0..8 {
+            let mut c = db.async_connection().await.expect("connection");
+            c.execute("SELECT 1", ()).await.expect("alive");
+            conns.push(c);
+        }
+        // The network to the server goes silent: the statements never get an answer and the
+        // cancel requests (new connections) are never answered either.
+        proxy.set_mode(Mode::Blackhole);
+        let results = time_out_together(backend, conns).await;
+        let worst = results.iter().map(|r| r.2).max().unwrap_or_default();
+        println!("MEASURED {backend:?} cancel undeliverable, 8 at once: latest error {worst:?} after the deadline");
+        for (_, e, past) in &results {
+            assert_eq!(
+                e.timeout_kind(),
+                Some(TimeoutKind::Query),
+                "{backend:?}: {e:?}"
+            );
+            assert!(
+                *past <= TIMEOUT_ERROR_BOUND,
+                "{backend:?}: the timeout error came {past:?} after the deadline"
+            );
+        }
+        // Not confirmed by the server: those connections are not reused.
+        drop(results);
+        proxy.set_mode(Mode::PassThrough);
+        let mut c = db
+            .async_connection()
+            .await
+            .expect("connection after the partition");
+        assert_eq!(
+            c.execute("SELECT 1 + 1", ()).await.expect("read")[0]
+                .try_get::<i64, _>(0)
+                .expect("int"),
+            2
+        );
+        drop(c);
+        let _ = PoolManager::close_pool(Some(db.hash()), Duration::from_secs(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn eight_statements_timing_out_together_each_fail_within_2_s_of_their_deadline() {
+    each_backend_with(
+        "timeouts_together",
+        |c| c.pool_size(1, 8),
+        |db| async move {
+            let backend = db.backend();
+            let mut worst = Duration::ZERO;
+            for _ in 0..3 {
+                let mut conns = Vec::new();
+                for _ in 0..8 {
+                    conns.push(db.async_connection().await?);
+                }
+                for (mut c, e, past) in time_out_together(backend, conns).await {
+                    assert_eq!(e.timeout_kind(), Some(TimeoutKind::Query), "{e:?}");
+                    assert!(
+                        past <= TIMEOUT_ERROR_BOUND,
+                        "the timeout error came {past:?} after the deadline"
+                    );
+                    worst = worst.max(past);
+                    // Cancelled on the server and drained: the connection is clean.
+                    assert_eq!(c.execute("SELECT 1 + 1", ()).await?[0].try_get::<i64, _>(0)?, 2);
+                }
+            }
+            println!("MEASURED {backend:?} 8 timeouts at once x3: latest error {worst:?} after the deadline");
+            Ok(())
+        },
+    )
+    .await;
 }

@@ -16,10 +16,15 @@ use crate::row::Row;
 use crate::sql::{translate, Backend};
 use crate::value::{IntoParams, Value};
 
+/// The promise: a statement's timeout error never comes later than this past its deadline,
+/// even when the cancel request cannot be delivered.
+const TIMEOUT_ERROR_BOUND: Duration = Duration::from_secs(2);
 /// After a statement's deadline: how long delivering the cancel request and reading the
 /// statement's end may take together, before the connection is considered unusable and closed
-/// instead of reused. The caller's timeout error never comes later than this past the deadline.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// instead of reused. Counted from the deadline itself (not from when the timer's task got to
+/// run), and kept under [`TIMEOUT_ERROR_BOUND`] so that dropping the unfinished work,
+/// recording metrics and returning fit in the rest even on a loaded machine.
+const CANCEL_GRACE: Duration = TIMEOUT_ERROR_BOUND.saturating_sub(Duration::from_millis(200));
 /// Bound for the automatic rollback of a connection dropped inside a transaction.
 const DROP_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound for the ping that checks a connection suspected stale (also bounded by
@@ -398,6 +403,7 @@ impl Connection {
         } else if self.broken {
             // Known lost before anything is sent (and not replaceable here): no news for the
             // breaker.
+            resilience::record_ignored(&self.pool);
             return Err(lost_error());
         } else {
             let r = self.exec(op, opts).await;
@@ -411,7 +417,8 @@ impl Connection {
         if result.is_ok() {
             self.verified = Some(self.pool.resilience.losses());
         }
-        resilience::record(&self.pool, &result);
+        // A query timeout that left the connection usable was confirmed by the server.
+        resilience::record(&self.pool, &result, !self.broken);
         result
     }
 
@@ -587,6 +594,7 @@ impl Connection {
                 span.clone(),
             );
             tokio::pin!(fut);
+            let deadline = tokio::time::Instant::now().checked_add(limit);
             match tokio::time::timeout(limit, &mut fut).await {
                 Ok(r) => {
                     let clean = !matches!(r, Err(Error::Connection(_)));
@@ -596,8 +604,11 @@ impl Connection {
                     // Deadline: ask the server to stop the statement, then let the driver read
                     // the server's answer so the connection is left in a known state.
                     // Both within CANCEL_GRACE of the deadline, so an unreachable server cannot
-                    // delay the timeout error further.
-                    let settled = tokio::time::timeout(CANCEL_GRACE, async {
+                    // delay the timeout error past TIMEOUT_ERROR_BOUND.
+                    let grace_end = deadline
+                        .and_then(|d| d.checked_add(CANCEL_GRACE))
+                        .unwrap_or_else(|| tokio::time::Instant::now() + CANCEL_GRACE);
+                    let settled = tokio::time::timeout_at(grace_end, async {
                         tokio::join!(token.cancel(), &mut fut)
                     })
                     .await;

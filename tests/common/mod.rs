@@ -158,3 +158,26 @@ pub fn refused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     l.local_addr().expect("addr").port()
 }
+
+/// The port of `backend`'s server as configured for `test` (default port when the URL has
+/// none): what a [`proxy::Proxy`] forwards to.
+pub fn server_port(backend: Backend, test: &str) -> u16 {
+    config(backend, test).get_port().unwrap_or(match backend {
+        Backend::Postgres => 5432,
+        _ => 3306,
+    })
+}
+
+/// A configuration for `backend` (alias unique to `test`) that reaches its server through a
+/// proxy listening on 127.0.0.1:`port`.
+pub fn through_proxy(backend: Backend, test: &str, port: u16) -> DatabaseConfig {
+    let base = config(backend, test);
+    let mut c = DatabaseConfig::new(base.database())
+        .host("127.0.0.1")
+        .port(port)
+        .alias(base.get_alias().to_owned());
+    if let Some(user) = base.get_user() {
+        c = c.user(user);
+    }
+    c
+}

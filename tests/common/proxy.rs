@@ -4,8 +4,11 @@
 //! - [`Mode::PassThrough`]: forwards both ways.
 //! - [`Mode::Refuse`]: new connections are reset as soon as they are accepted (the client sees
 //!   a connection error before the first byte); open connections keep working.
-//! - [`Mode::Blackhole`]: new connections are accepted and never answered; open connections
-//!   stop forwarding (a network partition). Switching back resumes the open ones.
+//! - [`Mode::Blackhole`]: new connections are accepted and not answered; open connections
+//!   stop forwarding (a network partition). Switching back to pass-through (or latency) heals
+//!   the partition: open connections resume, and connections accepted meanwhile then reach the
+//!   server with what their client had sent, as retransmitted packets would. Switching to
+//!   refuse resets the held ones.
 //! - [`Mode::Latency`]: forwards both ways, each chunk delayed.
 //! - [`Proxy::cut_all`]: resets every open connection, both sides (a server crash or a
 //!   firewall dropping state), whatever the mode.
@@ -137,15 +140,28 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>)
     let mut cuts = shared.cuts.subscribe();
     cuts.borrow_and_update();
 
-    if *shared.mode.borrow() == Mode::Blackhole {
-        // Accept and never answer: read and drop whatever comes until the client leaves or
-        // the connection is cut.
-        let mut sink = [0u8; 4096];
-        loop {
-            tokio::select! {
-                r = client.read(&mut sink) => if matches!(r, Ok(0) | Err(_)) { return },
-                _ = cuts.changed() => { reset(client); return; }
+    // Blackhole: accept and do not answer while the partition lasts, keeping what the client
+    // sends; it is delivered if the partition heals before the client gives up.
+    let mut held = Vec::new();
+    let mut mode = shared.mode.subscribe();
+    let mut chunk = [0u8; 4096];
+    let mut partitioned = false;
+    loop {
+        match *mode.borrow_and_update() {
+            Mode::Blackhole => partitioned = true,
+            Mode::Refuse if partitioned => {
+                reset(client);
+                return;
             }
+            _ => break,
+        }
+        tokio::select! {
+            r = client.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => held.extend_from_slice(&chunk[..n]),
+            },
+            changed = mode.changed() => if changed.is_err() { return },
+            _ = cuts.changed() => { reset(client); return; }
         }
     }
 
@@ -153,10 +169,14 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>)
         s = TcpStream::connect(upstream) => s,
         _ = cuts.changed() => { reset(client); return; }
     };
-    let Ok(server) = server else {
+    let Ok(mut server) = server else {
         reset(client);
         return;
     };
+    if server.write_all(&held).await.is_err() {
+        reset(client);
+        return;
+    }
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();

@@ -91,17 +91,38 @@ impl Backend {
 
 /// Maps a driver error to ours, keeping the server's code and message and nothing else
 /// (driver errors never carry the password, but we do not forward their `Debug` either).
+///
+/// A server error that says the session is over (PostgreSQL `57P01` after
+/// `pg_terminate_backend`, `57P02`, `57P03`, class `08`; MySQL/MariaDB `1053`, `1927`, …: see
+/// [`is_connection_lost_code`](crate::resilience::is_connection_lost_code)) is an
+/// [`Error::Connection`], like a reset socket: the connection is gone and a statement in flight
+/// has an unknown outcome. Its text keeps the server's code and message.
 pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
     match e {
-        sqlx::Error::Database(db) => Error::Database {
+        sqlx::Error::Database(db) => {
             // MySQL: the error number (1062, 1213, …) says more than its SQLSTATE.
-            code: match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                Some(my) => Some(my.number().to_string()),
-                None => db.code().map(|c| c.into_owned()),
-            },
-            message: db.message().to_owned(),
-            constraint: db.constraint().map(str::to_owned),
-        },
+            let (backend, code) = match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                Some(my) => (Backend::MySql, Some(my.number().to_string())),
+                None if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+                {
+                    (Backend::Postgres, db.code().map(|c| c.into_owned()))
+                }
+                None => (Backend::Sqlite, db.code().map(|c| c.into_owned())),
+            };
+            let message = db.message().to_owned();
+            match code {
+                Some(code) if crate::resilience::is_connection_lost_code(backend, &code) => {
+                    Error::Connection(format!("server error [{code}]: {message}"))
+                }
+                code => Error::Database {
+                    code,
+                    message,
+                    constraint: db.constraint().map(str::to_owned),
+                },
+            }
+        }
         sqlx::Error::Io(io) => Error::Connection(io.to_string()),
         sqlx::Error::Tls(t) => Error::Connection(format!("TLS: {t}")),
         sqlx::Error::Protocol(p) => Error::Connection(format!("protocol: {p}")),

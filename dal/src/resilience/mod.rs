@@ -3,10 +3,12 @@
 //! Layers around the one statement path ([`Connection`](crate::Connection)'s executor), from
 //! the outside in:
 //!
-//! 1. **Circuit breaker** (one per pool, [`BreakerConfig`]): while open, acquisitions and
-//!    statements are rejected at once with [`Error::CircuitOpen`]. Only infrastructure failures
-//!    count: connection errors, acquisition/creation timeouts, query timeouts. A call is
-//!    recorded once, after its retries: a read that succeeded on its second attempt is a success.
+//! 1. **Circuit breaker** (one per pool, [`BreakerConfig`]): opens when a large enough share
+//!    of enough recent calls failed; while open, acquisitions and statements are rejected at
+//!    once with [`Error::CircuitOpen`]. Failures are infrastructure failures: connection
+//!    errors, acquisition/creation timeouts, and query timeouts whose cancellation the server
+//!    did not confirm. A call is recorded once, after its retries: a read that succeeded on a
+//!    fresh connection after its first one was found dead is a success.
 //! 2. **Retry** ([`RetryPolicy`], [`classify`]): transient failures of statements outside a
 //!    transaction are run again after a jittered exponential delay. Conflicts the server rolled
 //!    back (deadlock, serialization failure, lock wait timeout, SQLite BUSY/LOCKED) are retried
@@ -26,10 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use breaker::{
-    BreakerConfig, BreakerState, CircuitBreaker, CircuitStatus, Transition,
-    DEFAULT_FAILURE_THRESHOLD, DEFAULT_FAILURE_WINDOW, DEFAULT_OPEN_DURATION,
+    BreakerConfig, BreakerState, CircuitBreaker, CircuitStatus, Transition, DEFAULT_FAILURE_RATE,
+    DEFAULT_FAILURE_THRESHOLD, DEFAULT_FAILURE_WINDOW, DEFAULT_HALF_OPEN_CALLS,
+    DEFAULT_MAX_OPEN_DURATION, DEFAULT_MINIMUM_CALLS, DEFAULT_OPEN_DURATION,
     DEFAULT_SUCCESS_THRESHOLD,
 };
+pub(crate) use retry::is_connection_lost_code;
 pub use retry::{
     classify, Backoff, FailureClass, RetryPolicy, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY,
     DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET,
@@ -119,15 +123,24 @@ pub(crate) fn is_infrastructure(backend: Backend, e: &Error) -> bool {
 }
 
 /// Records the final outcome of one call (after its retries) with the pool's breaker.
-pub(crate) fn record<T>(pool: &Arc<PoolInner>, result: &Result<T>) {
+/// `connection_usable`: the connection the call ended on is still fit for use — after a query
+/// timeout, that means the server confirmed the cancellation (see [`record_error`]).
+pub(crate) fn record<T>(pool: &Arc<PoolInner>, result: &Result<T>, connection_usable: bool) {
     match result {
         Ok(_) => {
             if let Some(t) = pool.resilience.breaker.on_success() {
                 report(pool, t);
             }
         }
-        Err(e) => record_error(pool, e),
+        Err(e) => record_error(pool, e, connection_usable),
     }
+}
+
+/// Records the end of a call that never got as far as the server (its connection was known
+/// lost and could not be replaced here): no signal, but a half-open breaker's trial place is
+/// given up.
+pub(crate) fn record_ignored(pool: &Arc<PoolInner>) {
+    pool.resilience.breaker.on_ignored();
 }
 
 /// Records a failed acquisition. Waiting in vain for a connection while every connection of
@@ -135,22 +148,32 @@ pub(crate) fn record<T>(pool: &Arc<PoolInner>, result: &Result<T>) {
 pub(crate) fn record_acquire_failure(pool: &Arc<PoolInner>, e: &Error) {
     let (_, max) = pool.bounds();
     if e.timeout_kind() == Some(TimeoutKind::Acquire) && pool.in_use() >= max {
+        pool.resilience.breaker.on_ignored();
         return;
     }
-    record_error(pool, e);
+    record_error(pool, e, false);
 }
 
-fn record_error(pool: &Arc<PoolInner>, e: &Error) {
-    let transition = if is_infrastructure(pool.backend, e) {
+/// What one failed call says about the server:
+///
+/// - a connection error or a timeout is a failure — except a query timeout whose
+///   cancellation the server confirmed (the connection is still usable): the statement was
+///   slow, the server answered;
+/// - a database error is a success: the server answered, whatever it thought of the statement;
+/// - anything raised before reaching the server (bad input, closed pool, open circuit) says
+///   nothing.
+fn record_error(pool: &Arc<PoolInner>, e: &Error, connection_usable: bool) {
+    let breaker = &pool.resilience.breaker;
+    let answered_cancel = e.timeout_kind() == Some(TimeoutKind::Query) && connection_usable;
+    let transition = if is_infrastructure(pool.backend, e) && !answered_cancel {
         if classify(pool.backend, e) == FailureClass::ConnectionLost {
             pool.resilience.note_loss();
         }
-        pool.resilience.breaker.on_failure()
-    } else if matches!(e, Error::Database { .. }) {
-        // The server answered: it is up, whatever it thought of the statement.
-        pool.resilience.breaker.on_success()
+        breaker.on_failure()
+    } else if answered_cancel || matches!(e, Error::Database { .. }) {
+        breaker.on_success()
     } else {
-        // Failed before reaching the server (bad input, closed pool, open circuit): no signal.
+        breaker.on_ignored();
         None
     };
     if let Some(t) = transition {

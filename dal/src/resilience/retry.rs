@@ -222,13 +222,35 @@ impl FailureClass {
     }
 }
 
+/// True when a server error `code` says the session is over: the server ended the connection
+/// or is going away, so the connection is unusable and a statement in flight may or may not
+/// have taken effect. The driver-error mapping turns these into [`Error::Connection`] (keeping
+/// the code and message in its text); [`classify`] treats them as
+/// [`ConnectionLost`](FailureClass::ConnectionLost) wherever they come from.
+///
+/// - PostgreSQL (SQLSTATE): class `08` (connection exception), `57P01` admin shutdown
+///   (`pg_terminate_backend`, fast shutdown), `57P02` crash shutdown, `57P03` cannot connect now.
+/// - MySQL/MariaDB (error number): `2006` server gone away, `2013` lost connection during query,
+///   `1053` server shutdown in progress, `1927` connection killed (MariaDB), `4031` disconnected
+///   for inactivity (MySQL 8).
+pub(crate) fn is_connection_lost_code(backend: Backend, code: &str) -> bool {
+    match backend {
+        Backend::Postgres => {
+            matches!(code, "57P01" | "57P02" | "57P03")
+                || (code.len() == 5 && code.starts_with("08"))
+        }
+        Backend::MySql => matches!(code, "2006" | "2013" | "1053" | "1927" | "4031"),
+        Backend::Sqlite => false,
+    }
+}
+
 /// Classifies `error` as returned by a `backend` connection.
 ///
 /// | backend | [`Conflict`](FailureClass::Conflict) | [`ConnectionLost`](FailureClass::ConnectionLost) |
 /// |---|---|---|
-/// | every backend | — | [`Error::Connection`] (I/O error, reset, closed socket) |
+/// | every backend | — | [`Error::Connection`] (I/O error, reset, closed socket, and the server codes below, which the driver-error mapping turns into `Error::Connection`) |
 /// | PostgreSQL (SQLSTATE) | `40001` serialization failure, `40P01` deadlock | class `08` (connection exception), `57P01` admin shutdown, `57P02` crash shutdown, `57P03` cannot connect now |
-/// | MySQL/MariaDB (error number) | `1213` deadlock, `1205` lock wait timeout | `2006` server gone away, `2013` lost connection during query |
+/// | MySQL/MariaDB (error number) | `1213` deadlock, `1205` lock wait timeout | `2006` server gone away, `2013` lost connection during query, `1053` server shutdown, `1927` connection killed, `4031` inactivity disconnect |
 /// | SQLite (result code) | `5` BUSY, `6` LOCKED and their extended codes (`261`, `517`, `773`, `262`, `518`, …) | — |
 ///
 /// Everything else is [`Permanent`](FailureClass::Permanent), timeouts included: a statement
@@ -250,16 +272,16 @@ pub fn classify(backend: Backend, error: &Error) -> FailureClass {
         } => code.as_str(),
         _ => return FailureClass::Permanent,
     };
+    if is_connection_lost_code(backend, code) {
+        return FailureClass::ConnectionLost;
+    }
     match backend {
         Backend::Postgres => match code {
             "40001" | "40P01" => FailureClass::Conflict,
-            "57P01" | "57P02" | "57P03" => FailureClass::ConnectionLost,
-            c if c.len() == 5 && c.starts_with("08") => FailureClass::ConnectionLost,
             _ => FailureClass::Permanent,
         },
         Backend::MySql => match code {
             "1213" | "1205" => FailureClass::Conflict,
-            "2006" | "2013" => FailureClass::ConnectionLost,
             _ => FailureClass::Permanent,
         },
         // Extended result codes keep the primary code in their low byte.
