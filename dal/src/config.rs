@@ -352,8 +352,10 @@ impl DatabaseConfig {
         self.retry_policy = policy;
         self
     }
-    /// The pool's circuit breaker (default: opens after 5 infrastructure failures within 60 s,
-    /// half-opens after 30 s, closes after 3 successes; see [`BreakerConfig`]). Not part of
+    /// The pool's circuit breaker (default: opens when at least 50 % of at least 20 calls
+    /// within 10 s failed on the infrastructure, lets a trial call through after 1 s (longer
+    /// while an outage lasts, at most 30 s), closes on one successful trial; see
+    /// [`BreakerConfig`]). Not part of
     /// [`hash`](Self::hash): the pool takes the settings of the configuration that created it.
     pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
         self.circuit_breaker = breaker;
