@@ -1,0 +1,239 @@
+//! Bulk save of 10 000 new rows on one PostgreSQL connection: dal's `save_entities` against a
+//! plain multi-row INSERT, raw sqlx running dal's statements, and SeaORM's insert_many. Each
+//! operation times only its database work (inputs are built before its clock starts).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use dal_bench::machine::cpu_time;
+use dal_bench::report::{Direction, Target, Workload};
+use dal_bench::Result;
+
+use crate::contender::{Contender, Meta, Op, Resource, Spec};
+use crate::measure::Batches;
+use crate::names::{DAL, SEAORM_MANY, SQLX_MULTIROW, SQLX_SAME_BULK};
+use crate::opts::Ctx;
+use crate::pools::{self, close_dal, dal_db};
+use crate::sql::{
+    bind_rows, bind_rows_as, history_sql, insert_rows_sql, leak, now_micros, upsert_sql, Person,
+    PgEntityRow, BULK_CHUNK, BULK_ROWS, DAL_HISTORY_CHUNK, DAL_UPSERT_CHUNK,
+};
+use crate::tables::bulk_raw;
+
+/// Wall-clock and process CPU time of a section.
+pub struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: cpu_time(),
+        }
+    }
+    pub fn stop(&self) -> (Duration, Duration) {
+        (self.wall.elapsed(), cpu_time().saturating_sub(self.cpu))
+    }
+}
+
+/// dal: `save_entities` of the batch (input JSON built before the clock starts).
+pub async fn bulk_dal(c: &mut dal::Connection, people: &[Person]) -> Result<(Duration, Duration)> {
+    let input: Vec<serde_json::Value> = people.iter().map(Person::json).collect();
+    let sw = Stopwatch::start();
+    let saved = c.save_entities("dal_bench_bulk", input).await?;
+    let e = sw.stop();
+    if saved.len() != people.len() {
+        return Err("bulk save returned the wrong count".into());
+    }
+    Ok(e)
+}
+
+/// dal's state for a bulk round: its pool of one and the connection every batch uses.
+pub struct DalConn {
+    db: dal::Database,
+    conn: tokio::sync::Mutex<dal::Connection>,
+}
+
+fn dal_conn(url: &str) -> Resource<DalConn> {
+    let url = url.to_owned();
+    Resource {
+        setup: Box::new(move || {
+            let url = url.clone();
+            Box::pin(async move {
+                let db = dal_db(&url, 1).await?;
+                let conn = tokio::sync::Mutex::new(db.async_connection().await?);
+                Ok(DalConn { db, conn })
+            })
+        }),
+        teardown: |s| {
+            Box::pin(async move {
+                drop(s.conn);
+                close_dal(s.db).await
+            })
+        },
+    }
+}
+
+/// dal's bulk operation: [`bulk_dal`] on the round's connection.
+struct DalSave;
+
+impl Op<DalConn, Vec<Person>> for DalSave {
+    type Out = (Duration, Duration);
+    async fn call<'a>(&'a self, s: &'a DalConn, people: Vec<Person>) -> Result<Self::Out> {
+        let mut c = s.conn.lock().await;
+        bulk_dal(&mut c, &people).await
+    }
+}
+
+/// Raw sqlx: multi-row INSERTs of 1 000 rows in one transaction.
+async fn bulk_sqlx_insert(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Duration, Duration)> {
+    static SQL: OnceLock<&'static str> = OnceLock::new();
+    let sql = *SQL.get_or_init(|| leak(insert_rows_sql("dal_bench_bulk_raw", BULK_CHUNK)));
+    let sw = Stopwatch::start();
+    let now = now_micros();
+    let mut tx = pool.begin().await?;
+    for chunk in people.chunks(BULK_CHUNK) {
+        let sql = if chunk.len() == BULK_CHUNK {
+            sql
+        } else {
+            leak(insert_rows_sql("dal_bench_bulk_raw", chunk.len()))
+        };
+        bind_rows(sqlx::query(sql), chunk, now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(sw.stop())
+}
+
+/// Raw sqlx doing dal's statements: upserts of 1 000 rows RETURNING the stored rows (decoded),
+/// then history appends of 2 000 ids, in one transaction.
+async fn bulk_sqlx_same(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Duration, Duration)> {
+    static SQL: OnceLock<(&'static str, &'static str)> = OnceLock::new();
+    if !people.len().is_multiple_of(DAL_HISTORY_CHUNK) {
+        return Err("batch must be a multiple of 2 000 rows".into());
+    }
+    let (upsert, history) = *SQL.get_or_init(|| {
+        (
+            leak(upsert_sql("dal_bench_bulk_raw", DAL_UPSERT_CHUNK, true)),
+            leak(history_sql("dal_bench_bulk_raw", DAL_HISTORY_CHUNK)),
+        )
+    });
+    let sw = Stopwatch::start();
+    let now = now_micros();
+    let mut tx = pool.begin().await?;
+    let mut back = 0;
+    for chunk in people.chunks(DAL_UPSERT_CHUNK) {
+        let q = bind_rows_as(sqlx::query_as::<_, PgEntityRow>(upsert), chunk, now);
+        back += q.fetch_all(&mut *tx).await?.len();
+    }
+    for chunk in people.chunks(DAL_HISTORY_CHUNK) {
+        let mut q = sqlx::query(history)
+            .bind(now)
+            .bind(None::<String>)
+            .bind(None::<String>);
+        for p in chunk {
+            q = q.bind(&p.id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let e = sw.stop();
+    if back != people.len() {
+        return Err("upsert returned the wrong count".into());
+    }
+    Ok(e)
+}
+
+/// SeaORM: `insert_many` of 1 000 rows per statement in one transaction (models built before
+/// the clock starts).
+async fn bulk_seaorm(
+    db: sea_orm::DatabaseConnection,
+    people: Vec<Person>,
+) -> Result<(Duration, Duration)> {
+    use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+    let now = now_micros().fixed_offset();
+    let models: Vec<Vec<bulk_raw::ActiveModel>> = people
+        .chunks(BULK_CHUNK)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|p| bulk_raw::ActiveModel {
+                    id: Set(p.id.clone()),
+                    created_at: Set(now),
+                    created_by: Set(None),
+                    updated_at: Set(now),
+                    updated_by: Set(None),
+                    deleted_at: Set(None),
+                    active: Set(Some(p.active)),
+                    age: Set(Some(p.age)),
+                    email: Set(Some(p.email.clone())),
+                    name: Set(Some(p.name.clone())),
+                })
+                .collect()
+        })
+        .collect();
+    let sw = Stopwatch::start();
+    let txn = db.begin().await?;
+    for chunk in models {
+        bulk_raw::Entity::insert_many(chunk).exec(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(sw.stop())
+}
+
+pub async fn bulk(ctx: &Ctx) -> Result<Workload> {
+    let url = &ctx.o.pg_url;
+    // Timed batches per contender and round (one batch takes a few hundred ms and varies a lot
+    // with the server's state; their total is what counts), after an untimed batch of 2 000 so
+    // that every contender's statements are prepared.
+    let m = Arc::new(Batches {
+        reps: if ctx.o.quick { 1 } else { 3 },
+        rows: BULK_ROWS,
+        warm_rows: 2 * BULK_CHUNK,
+        seq: Arc::new(AtomicU64::new(1_000_000)),
+    });
+    let meta = Meta {
+        id: "bulk_save".into(),
+        title: "Bulk save of 10 000 rows",
+        backend: "PostgreSQL",
+        clients: 1,
+        unit: "rows/s",
+        direction: Direction::HigherIsBetter,
+        alternatives: vec![
+            (SQLX_MULTIROW, Some(Target::at_least(0.8))),
+            (SQLX_SAME_BULK, None),
+            (SEAORM_MANY, None),
+        ],
+    };
+    let spec = Spec::new(meta, "bulk_save 10 000 rows")
+        .with(Contender::new(DAL, dal_conn(url), DalSave), &m)
+        .with(
+            Contender::new(
+                SQLX_MULTIROW,
+                pools::pg(url, 1, false),
+                |p: &sqlx::PgPool, people| bulk_sqlx_insert(p.clone(), people),
+            ),
+            &m,
+        )
+        .with(
+            Contender::new(
+                SQLX_SAME_BULK,
+                pools::pg(url, 1, false),
+                |p: &sqlx::PgPool, people| bulk_sqlx_same(p.clone(), people),
+            ),
+            &m,
+        )
+        .with(
+            Contender::new(
+                SEAORM_MANY,
+                pools::seaorm(url, 1),
+                |db: &sea_orm::DatabaseConnection, people| bulk_seaorm(db.clone(), people),
+            ),
+            &m,
+        );
+    Ok(spec.run(ctx).await?.workload)
+}

@@ -1,0 +1,32 @@
+//! Contender names: how they appear in the report, and shortened for the chart.
+
+pub const DAL: &str = "dal";
+pub const SQLX_DEFAULT: &str = "sqlx PgPool (default options)";
+pub const SQLX: &str = "sqlx PgPool (test_before_acquire=false)";
+pub const DEADPOOL: &str = "tokio-postgres + deadpool (prepare_cached)";
+pub const SEAORM: &str = "SeaORM find_by_id";
+pub const SEAORM_FIND: &str = "SeaORM find().filter().limit(10)";
+pub const PGBENCH: &str = "pgbench -S -M prepared";
+pub const SQLX_SAME: &str = "raw sqlx, same statements";
+pub const SQLX_CTE: &str = "not dal's plan: raw sqlx, one CTE statement (upsert+history+RETURNING)";
+pub const SQLX_MULTIROW: &str = "raw sqlx multi-row INSERT (1 000 rows/stmt)";
+pub const SQLX_SAME_BULK: &str = "raw sqlx, dal's statements (upsert RETURNING + history)";
+pub const SEAORM_MANY: &str = "SeaORM insert_many (1 000 rows/stmt)";
+pub const IDEAL: &str = "ideal FIFO queueing time";
+pub const ONE_MICRO: &str = "target: 1 µs";
+pub const SQLX_MY: &str = "sqlx MySqlPool (test_before_acquire=false)";
+pub const SQLX_LITE: &str = "sqlx SqlitePool (test_before_acquire=false)";
+
+/// Contender names short enough for the chart.
+pub fn short_name(name: &str) -> String {
+    name.replace("(test_before_acquire=false)", "(no test)")
+        .replace("(default options)", "(default)")
+        .replace(" (prepare_cached)", "")
+        .replace(" (1 000 rows/stmt)", "")
+        .replace(" (upsert RETURNING + history)", "")
+        .replace(
+            "not dal's plan: raw sqlx, one CTE statement (upsert+history+RETURNING)",
+            "raw sqlx, one CTE (not dal's plan)",
+        )
+        .replace("tokio-postgres + deadpool", "tokio-postgres+deadpool")
+}
