@@ -6,6 +6,10 @@
 //! timeout), provokes acquisition timeouts by holding the pool's connections, then prints
 //! `pool_status()`, the metrics, the scaling advice, a leak report, the health check and the
 //! Prometheus exposition that a `/metrics` endpoint would serve.
+//!
+//! Its table, `metrics_example`, is dropped and created again at the start. Counts are the
+//! same on every run; durations are not, so they are printed only in the section marked
+//! "timings" and in the `*_seconds` samples of the exposition.
 
 use std::time::Duration;
 
@@ -37,7 +41,7 @@ async fn main() -> dal::Result<()> {
         .alias("metrics_example")
         .pool_size(1, 2)
         .connection_acquisition_timeout(Duration::from_millis(50))
-        .slow_query_threshold(Duration::from_millis(100));
+        .slow_query_threshold(Duration::from_millis(150));
     let backend = config
         .backend()
         .ok_or_else(|| Error::Config("URL names no backend".into()))?;
@@ -69,13 +73,22 @@ async fn main() -> dal::Result<()> {
         .await?;
     }
     // Cut by its timeout: a query timeout, and an entry in the slow-query log.
-    let e = conn
+    let mut timings = Vec::new();
+    match conn
         .execute(slow_sql(backend), ())
         .timeout(Duration::from_millis(200))
         .tag("operation", "report")
         .await
-        .unwrap_err();
-    println!("query timeout: {e}");
+    {
+        Err(e) if e.is_timeout() => {
+            if let Some(kind) = e.timeout_kind() {
+                println!("query timeout: {kind} timed out (limit 200ms)");
+            }
+            timings.push(format!("query timeout: {e}"));
+        }
+        Err(e) => return Err(e),
+        Ok(_) => println!("the slow statement was not stopped"),
+    }
     drop(conn);
 
     // Hold both connections: further callers time out after 50 ms. Then release, and keep
@@ -83,13 +96,23 @@ async fn main() -> dal::Result<()> {
     let a = db.async_connection().await?;
     let b = db.async_connection().await?;
     for _ in 0..3 {
-        let e = db.async_connection().await.unwrap_err();
-        println!("acquisition: {e}");
+        match db.async_connection().await {
+            Err(e) if e.is_timeout() => {
+                if let Some(kind) = e.timeout_kind() {
+                    println!("acquisition: {kind} timed out (limit 50ms)");
+                }
+                timings.push(format!("acquisition: {e}"));
+            }
+            Err(e) => return Err(e),
+            Ok(_) => println!("acquisition: unexpectedly got a connection"),
+        }
     }
-    println!(
-        "leak report (held > 0 s): {:#?}",
-        db.check_for_leaked_connections(Duration::ZERO)
-    );
+    let leaks = db.check_for_leaked_connections(Duration::ZERO);
+    println!("leak report (held > 0 s): {} connection(s)", leaks.len());
+    for leak in &leaks {
+        println!("  pool {} acquired at {}", leak.alias, leak.location);
+        timings.push(format!("leak: {leak}"));
+    }
     drop((a, b));
     for _ in 0..55 {
         db.async_connection()
@@ -99,20 +122,26 @@ async fn main() -> dal::Result<()> {
     }
 
     println!("\n== pool_status()\n{:#?}", db.pool_status());
-    let m = PoolManager::get_pool_metrics(db.hash()).expect("the pool exists");
+    let m = PoolManager::get_pool_metrics(db.hash())
+        .ok_or_else(|| Error::Internal("the pool has no metrics".into()))?;
+    let timeouts: Vec<String> = [
+        TimeoutKind::Acquire,
+        TimeoutKind::PoolCreation,
+        TimeoutKind::ConnectionCreation,
+        TimeoutKind::Query,
+    ]
+    .iter()
+    .map(|k| format!("{k:?}: {}", m.timeouts.get(k).copied().unwrap_or(0)))
+    .collect();
+    let mut errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    errors.sort();
     println!(
-        "\n== metrics\nacquisitions {} · timeouts {:?} · errors {:?}\n\
-         wait p50/p95/p99 {:?}/{:?}/{:?} · query p50/p95/p99 {:?}/{:?}/{:?}\n\
+        "\n== metrics\nacquisitions {} · queries {} · timeouts {{{}}} · errors {{{}}}\n\
          statement cache {} hits / {} misses · slow queries {}",
         m.acquisitions,
-        m.timeouts,
-        m.errors,
-        m.wait_time.p50,
-        m.wait_time.p95,
-        m.wait_time.p99,
-        m.query_duration.p50,
-        m.query_duration.p95,
-        m.query_duration.p99,
+        m.queries,
+        timeouts.join(", "),
+        errors.join(", "),
         m.statement_cache_hits,
         m.statement_cache_misses,
         m.slow_queries,
@@ -128,8 +157,21 @@ async fn main() -> dal::Result<()> {
         "\n== health\n{:?}",
         PoolManager::health_check_all_pools().await
     );
+    println!("\n== timings (durations: these differ from run to run)");
+    for t in &timings {
+        println!("{t}");
+    }
     println!(
-        "\n== Prometheus exposition (GET /metrics)\n{}",
+        "wait p50/p95/p99 {:?}/{:?}/{:?} · query p50/p95/p99 {:?}/{:?}/{:?}",
+        m.wait_time.p50,
+        m.wait_time.p95,
+        m.wait_time.p99,
+        m.query_duration.p50,
+        m.query_duration.p95,
+        m.query_duration.p99,
+    );
+    println!(
+        "\n== Prometheus exposition (GET /metrics; the *_seconds samples are durations and differ from run to run)\n{}",
         PoolManager::prometheus_text()
     );
 

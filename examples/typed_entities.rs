@@ -1,9 +1,13 @@
 //! Typed entities: a struct is a table, with schema, history and soft delete for free.
-//! `cargo run --example typed_entities` (SQLite) or with `DAL_EXAMPLE_URL=postgres://…`.
+//!
+//! `cargo run --example typed_entities` runs on embedded SQLite (in memory); set
+//! `DAL_EXAMPLE_URL` to a `postgres://…` or `mysql://…` URL to run it on a server. It uses the
+//! entity `example_typed_users`, whose tables are dropped at the start, so every run prints the
+//! same thing. The generated id is printed as `<uuid>`, save times as `<now>`.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use dal::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +35,7 @@ mod color_hex {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Entity)]
-#[entity(table = "typed_users")]
+#[entity(table = "example_typed_users")]
 struct User {
     id: Option<String>,
     name: String,
@@ -48,26 +52,65 @@ struct User {
     favourite_color: Color,
 }
 
+/// `user` as `{:?}` prints it, with the generated id replaced by a label.
+fn show(user: &User) -> String {
+    let labelled = User {
+        id: user.id.as_ref().map(|_| "<uuid>".to_owned()),
+        ..user.clone()
+    };
+    format!("{labelled:?}")
+}
+
+/// The dynamic view of an entity, with the generated id and the save times replaced by labels.
+fn stable(entity: &Map<String, JsonValue>) -> String {
+    let mut e = entity.clone();
+    for (key, label) in [
+        ("id", "<uuid>"),
+        ("created_at", "<now>"),
+        ("updated_at", "<now>"),
+        ("deleted_at", "<now>"),
+    ] {
+        if let Some(v) = e.get_mut(key).filter(|v| !v.is_null()) {
+            *v = json!(label);
+        }
+    }
+    JsonValue::Object(e).to_string()
+}
+
 #[tokio::main]
 async fn main() -> dal::Result<()> {
     let url = std::env::var("DAL_EXAMPLE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
     let db = Database::from_url(&url)?;
     let mut conn = db.async_connection().await?;
 
+    // Start from nothing, so that every run is the same.
+    for table in [
+        "example_typed_users",
+        "example_typed_users_meta",
+        "example_typed_users_history",
+    ] {
+        conn.execute(&format!("DROP TABLE IF EXISTS [{table}]"), ())
+            .await?;
+    }
+
+    let signed_up = Utc
+        .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .ok_or_else(|| Error::Internal("bad date".into()))?;
     let ann = conn
         .save(&User {
             id: None,
             name: "Ann".into(),
             age: 34,
-            email: format!("ann-{}@example.com", uuid::Uuid::new_v4()),
+            email: "ann@example.com".into(),
             plan: None, // the declared default applies
-            signed_up: Utc::now(),
+            signed_up,
             tags: vec!["admin".into()],
             favourite_color: Color(255, 128, 0),
         })
         .await?;
     let id = ann.id.clone().unwrap_or_default();
-    println!("saved {ann:?}");
+    println!("saved {}", show(&ann));
 
     // Update: save the struct again (same id) with a comment for the history.
     let older = User {
@@ -98,8 +141,9 @@ async fn main() -> dal::Result<()> {
     println!("{} adult(s)", adults.len());
 
     // Typed and dynamic are the same rows.
-    let raw = conn.get_entity("typed_users", &id).await?;
-    println!("dynamic view: {}", json!(raw));
+    if let Some(raw) = conn.get_entity("example_typed_users", &id).await? {
+        println!("dynamic view: {}", stable(&raw));
+    }
 
     for v in conn.history::<User>(&id).await? {
         println!(

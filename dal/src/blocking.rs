@@ -57,8 +57,16 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
     Ok(library_runtime()?.block_on(fut))
 }
 
-/// A pooled connection for blocking code. Same operations as [`Connection`]; options that the
-/// async form takes as builder calls are passed as [`QueryOptions`] to the `_with` methods.
+/// A pooled connection for blocking code: SQL, transactions and the dynamic entity
+/// operations of [`Connection`]. Options that the async form takes as builder calls are
+/// passed as [`QueryOptions`], [`SaveOptions`](crate::SaveOptions),
+/// [`FindOptions`](crate::FindOptions) or [`DeleteOptions`](crate::DeleteOptions) to the
+/// `_with` methods (or as an argument of `find_entities` / `count_entities`).
+///
+/// It has no typed entity API (`save`, `save_with`, `save_all`, `get`, `get_for_update`,
+/// `find`, `count`, `delete`, `restore`, `history`, `get_version`): from blocking code, use
+/// the dynamic methods (`save_entity`, `get_entity`, `get_entity_for_update`, …) with
+/// `serde_json` maps. Nor does `restore_entity` take a user or comment here.
 ///
 /// ```
 /// let db = dal::Database::from_url("sqlite::memory:")?;

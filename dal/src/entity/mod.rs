@@ -568,7 +568,7 @@ impl SyncConnection {
         self.save_entity_with(name, entity, SaveOptions::default())
     }
 
-    /// [`save_entity`](Self::save_entity) with user and comment.
+    /// [`save_entity`](Self::save_entity) with options: user, comment, expected version.
     pub fn save_entity_with(
         &mut self,
         name: &str,
@@ -588,7 +588,8 @@ impl SyncConnection {
         self.save_entities_with(name, entities, SaveOptions::default())
     }
 
-    /// [`save_entities`](Self::save_entities) with user and comment.
+    /// [`save_entities`](Self::save_entities) with user and comment (an expected version
+    /// applies to a batch of one only).
     pub fn save_entities_with<E: IntoEntity>(
         &mut self,
         name: &str,
