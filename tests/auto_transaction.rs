@@ -1,6 +1,7 @@
 //! `#[auto_transaction]` on every backend: commit on `Ok`, rollback on `Err`, panic and
 //! cancellation, nested calls that commit once at the outermost level, custom error types, and
 //! the blocking twin on `SyncConnection`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! column types, serde renames, defaults for rows stored before a field existed, reserved
 //! entity names, the lost-update trap (row locks and optimistic versions), and batches that
 //! must not deadlock.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `#[derive(Entity)]`: the table name and field list it describes, for every supported type
 //! and attribute. No database needed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 

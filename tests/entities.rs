@@ -1,4 +1,5 @@
 //! The dynamic entity layer on every backend: automatic schema, evolution, history, soft delete.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

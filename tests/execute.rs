@@ -1,4 +1,5 @@
 //! Raw SQL on every backend: portable identifiers and placeholders, parameters, values, errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

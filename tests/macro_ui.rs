@@ -3,6 +3,7 @@
 //!
 //! Regenerate the `.stderr` files after an intended message change with
 //! `TRYBUILD=overwrite cargo test --test macro_ui`, then review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 #[test]
 fn macros_accept_valid_code_and_reject_mistakes_with_clear_errors() {

@@ -5,6 +5,7 @@
 //!
 //! Every test takes `SERIAL`: health checks probe every pool of the process, and the band
 //! tests need pools nobody else touches.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

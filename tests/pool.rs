@@ -3,6 +3,7 @@
 //! once on release, cancelled acquisitions that lose nothing, failed transactions that hand
 //! their connection back, timed-out waiters that cause no churn, leak reports with the
 //! acquiring file and line, idle reaping, max lifetime, and `close_pool`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

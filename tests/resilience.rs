@@ -6,6 +6,7 @@
 //!
 //! The proxy tests need a server behind TCP and run on PostgreSQL and MySQL; SQLite has no
 //! network to fault and is covered by the tests that run on every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

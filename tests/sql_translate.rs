@@ -1,4 +1,5 @@
 //! Property tests of the portable SQL translator (`dal::sql`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 use dal::sql::{to_native, translate, Backend};
 use proptest::prelude::*;

@@ -1,5 +1,6 @@
 //! The blocking twin, from plain threads with no runtime, on every backend; and the blocking
 //! twin mixed with the user's own runtimes on one pool, without discarding connections.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The four timeouts on every backend, from the seed's own tests: acquisition, query (explicit
 //! and from config), pool creation, connection creation, and a timeout inside a transaction.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Transactions on every backend: commit, rollback, and connections dropped with a transaction
 //! open (also from a cancelled task) are rolled back before anyone else can borrow them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

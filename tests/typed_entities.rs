@@ -1,5 +1,6 @@
 //! Typed entities on every backend: round trip of every supported field type, evolution,
 //! unique constraints, typed/dynamic interoperability, history, custom serde types.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
 
 mod common;
 

@@ -71,15 +71,19 @@ pub fn reset_peak_rss() -> bool {
 
 /// CPU time (user + system) this process has used so far, all threads included.
 pub fn cpu_time() -> std::time::Duration {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return std::time::Duration::ZERO;
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(ru) => {
+            let tv = |t: nix::sys::time::TimeVal| {
+                std::time::Duration::new(
+                    u64::try_from(t.tv_sec()).unwrap_or(0),
+                    u32::try_from(t.tv_usec()).unwrap_or(0) * 1000,
+                )
+            };
+            tv(ru.user_time()) + tv(ru.system_time())
+        }
+        Err(_) => std::time::Duration::ZERO,
     }
-    let tv =
-        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 #[cfg(test)]
