@@ -366,6 +366,8 @@ async fn tables_made_before_entity_versions_are_upgraded_from_their_history() {
 struct Measure {
     id: Option<String>,
     value: f64,
+    maybe: Option<f64>,
+    series: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
@@ -394,24 +396,41 @@ async fn typed_saves_refuse_what_cannot_be_read_back_before_writing_anything() {
         let mut conn = db.async_connection().await?;
         reset_entity(&mut conn, "c_measures").await?;
         reset_entity(&mut conn, "c_numbered").await?;
+        let fine = Measure {
+            id: None,
+            value: -0.5,
+            maybe: None,
+            series: vec![1.0],
+        };
+        // serde_json writes non-finite floats as null: `Some(NaN)` would come back `None`.
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let e = conn
-                .save(&Measure {
-                    id: None,
+            for m in [
+                Measure {
                     value: bad,
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(e, Error::Entity(_)), "{bad}: {e}");
+                    ..fine.clone()
+                },
+                Measure {
+                    maybe: Some(bad),
+                    ..fine.clone()
+                },
+                Measure {
+                    series: vec![0.5, bad],
+                    ..fine.clone()
+                },
+            ] {
+                let e = conn.save(&m).await.unwrap_err();
+                assert!(matches!(e, Error::Entity(_)), "{m:?}: {e}");
+            }
         }
         assert_eq!(stored_rows(&mut conn, "c_measures").await?, 0);
-        let ok = conn
-            .save(&Measure {
-                id: None,
-                value: -0.5,
-            })
-            .await?;
-        assert_eq!(ok.value, -0.5);
+        let ok = conn.save(&fine).await?;
+        assert_eq!(
+            ok,
+            Measure {
+                id: ok.id.clone(),
+                ..fine
+            }
+        );
         // Integer ids: generated ones would be UUIDs, so an unset integer id is refused …
         let e = conn
             .save(&Numbered {

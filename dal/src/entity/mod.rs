@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::value::{IntoParams, Value};
 
 mod codec;
+mod finite;
 mod ops;
 mod schema;
 pub mod typed;

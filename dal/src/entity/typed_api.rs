@@ -55,6 +55,12 @@ fn default_of<T: Entity>(f: &FieldDef, default: &str) -> Result<Json> {
 /// expects when `T` has an `#[entity(version)]` field. Values that could not be read back
 /// into `T` are refused here, before anything is written.
 fn to_map<T: Entity>(value: &T) -> Result<(EntityMap, Option<i64>)> {
+    if let Some(f) = super::finite::first_non_finite(value) {
+        return Err(Error::Entity(format!(
+            "{}: the float {f} cannot be stored (it would be written as null); nothing was written",
+            T::table_name()
+        )));
+    }
     let json = serde_json::to_value(value)
         .map_err(|e| Error::Conversion(format!("{}: cannot serialize: {e}", T::table_name())))?;
     let Json::Object(mut src) = json else {
