@@ -1,11 +1,8 @@
-//! Attribute parsing and validation: an error context that collects every problem (so the user
-//! sees all of them in one build), and the `#[entity(...)]` / `#[serde(...)]` readers (serde
+//! Attribute parsing and validation: the `#[entity(...)]` / `#[serde(...)]` readers (serde
 //! attributes only for what decides the stored keys: `rename_all`, `rename`, `skip`, and the
 //! shapes an entity cannot have).
 //!
 //! Nothing here emits code; `entity.rs` turns the parsed attributes into the `Entity` impl.
-
-use std::fmt::Display;
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -14,37 +11,7 @@ use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitStr, Token, UnOp};
 
 use crate::case::RenameRule;
 use crate::entity::Kind;
-
-/// Collects errors, each at the user's span, and reports them all at once.
-#[derive(Default)]
-pub(crate) struct Ctxt {
-    errors: Vec<syn::Error>,
-}
-
-impl Ctxt {
-    /// Records an error spanned at `obj`.
-    pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&mut self, obj: T, msg: M) {
-        self.errors
-            .push(syn::Error::new_spanned(obj.into_token_stream(), msg));
-    }
-
-    /// Records an error produced by syn.
-    pub(crate) fn syn_error(&mut self, err: syn::Error) {
-        self.errors.push(err);
-    }
-
-    /// `Ok` when nothing was recorded, else every error combined into one.
-    pub(crate) fn check(self) -> syn::Result<()> {
-        let mut errors = self.errors.into_iter();
-        let Some(mut first) = errors.next() else {
-            return Ok(());
-        };
-        for e in errors {
-            first.combine(e);
-        }
-        Err(first)
-    }
-}
+use crate::internals::Ctxt;
 
 /// The keys `#[entity(...)]` accepts on a field, for error messages.
 const FIELD_KEYS: &str = "id, index, unique, default, rename, skip, json, type, version";
@@ -164,14 +131,14 @@ pub(crate) fn container(cx: &mut Ctxt, name: &str, attrs: &[Attribute]) -> Conta
     if let Some(span) = rename_all {
         // An unknown rule is reported by serde.
         if out.rename_all_ser != out.rename_all_de && !unknown_rule {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 span,
                 format!(
                     "`#[serde(rename_all)]` on `{name}` names fields differently when serializing ({}) and deserializing ({}): an entity must read back the keys it writes; use a single rule: `rename_all = \"...\"`",
                     rule_text(out.rename_all_ser),
                     rule_text(out.rename_all_de)
                 ),
-            ));
+            );
         }
     }
     out
@@ -301,22 +268,22 @@ pub(crate) fn field(
     } else if serde.skip {
         // Not serialized, so not stored: an `entity` attribute would be silently ignored.
         if let Some((key, span)) = seen.iter().find(|(k, _)| k != "skip") {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 *span,
                 format!(
                     "field `{field}` is not serialized (`#[serde(skip)]` or `skip_serializing`), so it is not stored: it cannot take `entity` attribute `{key}`"
                 ),
-            ));
+            );
         }
     }
     if json && explicit_type.is_some() {
         if let Some(span) = span_of_key("type") {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 span,
                 format!(
                     "`type` cannot be combined with `json` on field `{field}` (`json` is `type = \"json\"`): keep one"
                 ),
-            ));
+            );
         }
     }
     if out.version.is_some() {
@@ -324,12 +291,12 @@ pub(crate) fn field(
             .iter()
             .filter(|(k, _)| NOT_WITH_VERSION.contains(&k.as_str()))
         {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 *span,
                 format!(
                     "`{key}` cannot be combined with `version` on field `{field}`: the version field receives the entity's `version` column, which dal maintains"
                 ),
-            ));
+            );
         }
     }
     out.skip |= serde.skip;
@@ -355,12 +322,12 @@ pub(crate) fn field(
                 .first()
                 .cloned()
                 .unwrap_or_else(|| container.rename_all_de.apply_to_field(field));
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 span,
                 format!(
                     "field `{field}` is serialized as `{ser}` but deserialized from `{de}`: an entity must read back the keys it writes; use a single name: `#[serde(rename = \"...\")]`"
                 ),
-            ));
+            );
         }
     }
     out.serde_name = ser;

@@ -6,11 +6,12 @@ use quote::quote;
 use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, GenericArgument, PathArguments, Type};
 
-use crate::attrs::{self, Ctxt};
+use crate::attrs;
+use crate::internals::Ctxt;
 
 /// Entry point of the derive.
 pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
-    let mut cx = Ctxt::default();
+    let mut cx = Ctxt::new();
     let name = input.ident.unraw().to_string();
     let fields = match &input.data {
         Data::Struct(s) => match &s.fields {
@@ -80,23 +81,23 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         };
         if let Some(span) = attrs.id {
             match &explicit_id {
-                Some(first) => cx.syn_error(syn::Error::new(
+                Some(first) => cx.error_at(
                     span,
                     format!(
                         "more than one id field in `{name}`: `{first}` and `{rust_name}` are both marked `#[entity(id)]`"
                     ),
-                )),
+                ),
                 None => explicit_id = Some(rust_name.clone()),
             }
         }
         if let Some(span) = attrs.version {
             match &version_field {
-                Some(first) => cx.syn_error(syn::Error::new(
+                Some(first) => cx.error_at(
                     span,
                     format!(
                         "more than one version field in `{name}`: `{first}` and `{rust_name}` are both marked `#[entity(version)]`"
                     ),
-                )),
+                ),
                 None => version_field = Some(rust_name.clone()),
             }
             if inferred.kind != Some(Kind::Int) {
@@ -193,51 +194,51 @@ fn check_names(cx: &mut Ctxt, name: &str, defs: &[FieldSpec]) {
             .iter()
             .find(|o| o.column == *column && !(o.version && d.version))
         {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 d.column_span,
                 format!(
                     "fields `{}` and `{rust_name}` of `{name}` both map to column `{column}`",
                     other.rust_name
                 ),
-            ));
+            );
         } else if let Some(other) = earlier
             .iter()
             .find(|o| o.column.eq_ignore_ascii_case(column) && o.column != *column)
         {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 d.column_span,
                 format!(
                     "column `{column}` (field `{rust_name}`) and column `{}` (field `{}`) of `{name}` differ only in case: column names are case-insensitive, so they would be one column",
                     other.column, other.rust_name
                 ),
-            ));
+            );
         }
         if let Some(system) = SYSTEM_COLUMNS
             .iter()
             .find(|s| s.eq_ignore_ascii_case(column) && **s != column.as_str())
         {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 d.column_span,
                 format!(
                     "column `{column}` of field `{rust_name}` differs only in case from the system column `{system}`: column names are case-insensitive; name it exactly `{system}` to receive the stored value, or choose another name"
                 ),
-            ));
+            );
         } else if column == "version" && !d.version {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 d.column_span,
                 format!(
                     "column `version` of field `{rust_name}` is reserved for the entity's version: mark the field `#[entity(version)]` (an integer) to receive it, or give it another name"
                 ),
-            ));
+            );
         }
         if let Some(other) = earlier.iter().find(|o| o.serde_name == d.serde_name) {
-            cx.syn_error(syn::Error::new(
+            cx.error_at(
                 d.ident_span,
                 format!(
                     "fields `{}` and `{rust_name}` of `{name}` are both serialized as `{}`: each stored field needs its own serde key",
                     other.rust_name, d.serde_name
                 ),
-            ));
+            );
         }
     }
 }

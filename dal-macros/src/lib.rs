@@ -8,11 +8,13 @@
 //! errors at the offending item, all reported in one build.
 //!
 //! This file holds the entry points only: attribute parsing lives in `attrs`, the derive in
-//! `entity`, the attribute in `transaction`.
+//! `entity`, the attribute in `transaction`, the error context both report through in
+//! `internals`.
 
 mod attrs;
 mod case;
 mod entity;
+mod internals;
 mod transaction;
 
 use proc_macro::TokenStream;

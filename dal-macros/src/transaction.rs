@@ -9,12 +9,12 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Item, ItemFn, Pat, PatIdent, ReturnType, Type};
 
-use crate::attrs::Ctxt;
+use crate::internals::Ctxt;
 
 /// Entry point of the attribute. On error the item is emitted unchanged next to the errors, so
 /// that code calling it does not pile up follow-on errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::default();
+    let mut cx = Ctxt::new();
     if !args.is_empty() {
         cx.error_spanned_by(&args, "`#[auto_transaction]` takes no arguments");
     }
@@ -234,13 +234,13 @@ fn no_connection_error(cx: &mut Ctxt, func: &ItemFn, is_async: bool) {
     let name = &func.sig.ident;
     let params = func.sig.paren_token.span.join();
     if is_async {
-        cx.syn_error(syn::Error::new(
+        cx.error_at(
             params,
             format!(
                 "`#[auto_transaction]` function `{name}` has no `&mut Connection` parameter; \
                  add one, or mark the connection parameter with `#[conn]`"
             ),
-        ));
+        );
         return;
     }
     let takes_async_conn = func
@@ -442,7 +442,7 @@ mod tests {
 
     fn plan_of(src: &str) -> Result<(String, String), String> {
         let mut func: ItemFn = syn::parse_str(src).unwrap();
-        let mut cx = Ctxt::default();
+        let mut cx = Ctxt::new();
         let plan = plan(&mut cx, &mut func);
         cx.check().map_err(|e| e.to_string())?;
         let plan = plan.ok_or("no plan")?;
