@@ -10,6 +10,7 @@
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Data as SynData, DeriveInput, Fields};
 
 use super::attr;
@@ -43,7 +44,6 @@ pub(crate) enum Data<'a> {
 
 /// One field of the struct.
 pub(crate) struct Field<'a> {
-    pub ident: &'a syn::Ident,
     /// The field name without `r#`.
     pub name: String,
     pub ty: &'a syn::Type,
@@ -61,7 +61,7 @@ pub(crate) struct Field<'a> {
 pub(crate) struct Column {
     /// `version` for the version field, else `#[entity(rename)]`, else the field name.
     pub name: String,
-    /// The `rename` literal, else the field name.
+    /// The `version` key, the `rename` literal, or the field name.
     pub span: Span,
 }
 
@@ -70,6 +70,8 @@ pub(crate) struct SerdeName {
     /// The key serde writes: the last `#[serde(rename)]` for serializing, else the field name
     /// after the serializing rule.
     pub ser: String,
+    /// Where `ser` comes from: its `rename` literal, else the field name.
+    pub span: Span,
     /// The keys serde reads back: the `rename`s for deserializing, else the field name after
     /// the deserializing rule.
     pub de: Vec<String>,
@@ -134,9 +136,9 @@ impl<'a> Field<'a> {
         let attrs = attr::Field::from_ast(cx, index, &name, &field.attrs);
         let inferred = ty::infer(&field.ty, attrs.given_type().is_some());
         let column = match (&attrs.version, &attrs.rename) {
-            (Some(_), _) => Column {
+            (Some(key), _) => Column {
                 name: "version".to_owned(),
-                span: ident.span(),
+                span: key.span(),
             },
             (None, Some(lit)) => Column {
                 name: lit.value(),
@@ -147,9 +149,8 @@ impl<'a> Field<'a> {
                 span: ident.span(),
             },
         };
-        let serde_name = SerdeName::by_rules(&attrs.serde, rename_all, &name);
+        let serde_name = SerdeName::by_rules(&attrs.serde, rename_all, &name, ident.span());
         Some(Field {
-            ident,
             name,
             ty: &field.ty,
             attrs,
@@ -190,19 +191,24 @@ impl<'a> Field<'a> {
 }
 
 impl SerdeName {
-    /// serde's names for the field `name`: its own `rename`s where given, else the struct's
-    /// `rename_all` rule for each side.
-    fn by_rules(serde: &attr::SerdeField, rename_all: &attr::RenameAll, name: &str) -> SerdeName {
-        let ser = match &serde.ser {
-            Some(lit) => lit.value(),
-            None => rename_all.ser.apply_to_field(name),
+    /// serde's names for the field `name` (whose identifier is at `span`): its own `rename`s
+    /// where given, else the struct's `rename_all` rule for each side.
+    fn by_rules(
+        serde: &attr::SerdeField,
+        rename_all: &attr::RenameAll,
+        name: &str,
+        span: Span,
+    ) -> SerdeName {
+        let (ser, span) = match &serde.ser {
+            Some(lit) => (lit.value(), lit.span()),
+            None => (rename_all.ser.apply_to_field(name), span),
         };
         let de = if serde.de.is_empty() {
             vec![rename_all.de.apply_to_field(name)]
         } else {
             serde.de.clone()
         };
-        SerdeName { ser, de }
+        SerdeName { ser, span, de }
     }
 
     /// serde reads back the key it writes.

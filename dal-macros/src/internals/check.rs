@@ -139,7 +139,7 @@ fn check_skip(cx: &mut Ctxt, field: &Field) {
     };
     if attrs.skip {
         cx.error_spanned_by(
-            field.ident,
+            path,
             format!("field `{name}` is `skip`ped: it cannot take other `entity` attributes"),
         );
     } else if attrs.serde.skip {
@@ -277,8 +277,8 @@ fn check_names(cx: &mut Ctxt, cont: &Container, fields: &[Field]) {
             .iter()
             .find(|o| o.serde_name.ser == field.serde_name.ser)
         {
-            cx.error_spanned_by(
-                field.ident,
+            cx.error_at(
+                field.serde_name.span,
                 format!(
                     "fields `{}` and `{}` of `{}` are both serialized as `{}`: each stored field needs its own serde key",
                     other.name, field.name, cont.name, field.serde_name.ser
