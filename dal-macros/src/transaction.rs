@@ -118,12 +118,12 @@ fn take_conn_marks(cx: &mut Ctxt, func: &mut ItemFn) -> Option<usize> {
             }
             !is_conn
         });
-        for meta in marks.iter().filter(|m| !matches!(m, syn::Meta::Path(_))) {
-            cx.error_spanned_by(meta, "`#[conn]` takes no arguments");
+        for mark in &marks {
+            reject_mark_arguments(cx, mark);
         }
-        if marks.is_empty() {
+        let Some(mark) = marks.first() else {
             continue;
-        }
+        };
         if let FnArg::Receiver(r) = arg {
             cx.error_spanned_by(
                 r.self_token,
@@ -133,7 +133,7 @@ fn take_conn_marks(cx: &mut Ctxt, func: &mut ItemFn) -> Option<usize> {
         }
         if marked.is_some() {
             cx.error_spanned_by(
-                &*arg,
+                mark.path(),
                 format!("`{name}` has more than one parameter marked `#[conn]`"),
             );
         } else {
@@ -141,6 +141,19 @@ fn take_conn_marks(cx: &mut Ctxt, func: &mut ItemFn) -> Option<usize> {
         }
     }
     marked
+}
+
+/// A `#[conn(...)]` or `#[conn = ...]` mark is an error, at its arguments.
+fn reject_mark_arguments(cx: &mut Ctxt, meta: &syn::Meta) {
+    const TAKES_NONE: &str = "`#[conn]` takes no arguments";
+    match meta {
+        syn::Meta::Path(_) => {}
+        syn::Meta::List(list) => cx.error_at(list.delimiter.span().join(), TAKES_NONE),
+        syn::Meta::NameValue(nv) => {
+            let (eq, value) = (&nv.eq_token, &nv.value);
+            cx.error_spanned_by(quote!(#eq #value), TAKES_NONE);
+        }
+    }
 }
 
 /// Without a mark: the one parameter of the wanted connection type. None, or several, is an
