@@ -7,12 +7,14 @@
 //! function in calls to the connection's public transaction methods. Mistakes are compile
 //! errors at the offending item, all reported in one build.
 //!
-//! This file holds the entry points only: attribute parsing lives in `attrs`, the derive in
-//! `entity`, the attribute in `transaction`.
+//! This file holds the entry points only. The derive is built like `serde_derive`, in separate
+//! steps: `internals::ast` parses the input into a model (attributes read by `internals::attr`,
+//! names resolved once), `internals::check` validates it, and `entity` generates code from the
+//! validated model. `transaction` holds the attribute. Both report through
+//! `internals::Ctxt`, which must be checked before it is dropped.
 
-mod attrs;
-mod case;
 mod entity;
+mod internals;
 mod transaction;
 
 use proc_macro::TokenStream;
@@ -115,7 +117,7 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Entity, attributes(entity))]
 pub fn derive_entity(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    entity::expand(input)
+    entity::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

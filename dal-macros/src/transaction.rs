@@ -2,19 +2,21 @@
 //! body so that it runs inside a transaction — its own, or the caller's when one is open.
 //!
 //! The generated code only calls the connection's public transaction methods and its
-//! `__tx_scope()` guard; what a transaction is stays in `dal`.
+//! `__tx_scope()` guard; what a transaction is stays in `dal`. It keeps its own shape (checks
+//! and plan in one pass, then generation) but reports through the derive's `Ctxt`: every
+//! problem with the signature in one build, each at its token.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Item, ItemFn, Pat, PatIdent, ReturnType, Type};
 
-use crate::attrs::Ctxt;
+use crate::internals::Ctxt;
 
 /// Entry point of the attribute. On error the item is emitted unchanged next to the errors, so
 /// that code calling it does not pile up follow-on errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::default();
+    let mut cx = Ctxt::new();
     if !args.is_empty() {
         cx.error_spanned_by(&args, "`#[auto_transaction]` takes no arguments");
     }
@@ -74,36 +76,54 @@ struct Plan {
 /// Validates the signature, strips `#[conn]` and picks the connection parameter. Every problem
 /// is recorded in `cx`; `None` when the function cannot be expanded.
 fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
-    let name = func.sig.ident.to_string();
-    let is_async = func.sig.asyncness.is_some();
-    let wanted = if is_async {
+    let conn_index = match take_conn_marks(cx, func) {
+        Some(marked) => Some(marked),
+        None => find_connection(cx, func),
+    };
+    let ret = result_type(cx, func);
+    let ret = ret?;
+    let (conn, rebind, conn_span) = bind_connection(func, conn_index?)?;
+    Some(Plan {
+        conn,
+        rebind,
+        conn_span,
+        ret,
+    })
+}
+
+/// `Connection` for an `async fn`, `SyncConnection` for a `fn`.
+fn wanted_connection(func: &ItemFn) -> &'static str {
+    if func.sig.asyncness.is_some() {
         "Connection"
     } else {
         "SyncConnection"
-    };
+    }
+}
 
-    // `#[conn]` marks, removed from the output.
+/// Removes the `#[conn]` marks from the parameters; the index of the marked one. A mark with
+/// arguments, on `self`, or on a second parameter is an error.
+fn take_conn_marks(cx: &mut Ctxt, func: &mut ItemFn) -> Option<usize> {
+    let name = func.sig.ident.to_string();
     let mut marked: Option<usize> = None;
     for (i, arg) in func.sig.inputs.iter_mut().enumerate() {
         let attrs = match arg {
             FnArg::Typed(p) => &mut p.attrs,
             FnArg::Receiver(r) => &mut r.attrs,
         };
-        let before = attrs.len();
-        let mut bad = Vec::new();
+        let mut marks = Vec::new();
         attrs.retain(|a| {
             let is_conn = a.path().is_ident("conn");
-            if is_conn && !matches!(a.meta, syn::Meta::Path(_)) {
-                bad.push(a.meta.clone());
+            if is_conn {
+                marks.push(a.meta.clone());
             }
             !is_conn
         });
-        for meta in bad {
-            cx.error_spanned_by(meta, "`#[conn]` takes no arguments");
+        for mark in &marks {
+            reject_mark_arguments(cx, mark);
         }
-        if attrs.len() == before {
+        let Some(mark) = marks.first() else {
             continue;
-        }
+        };
         if let FnArg::Receiver(r) = arg {
             cx.error_spanned_by(
                 r.self_token,
@@ -113,57 +133,72 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
         }
         if marked.is_some() {
             cx.error_spanned_by(
-                &*arg,
+                mark.path(),
                 format!("`{name}` has more than one parameter marked `#[conn]`"),
             );
         } else {
             marked = Some(i);
         }
     }
+    marked
+}
 
-    let conn_index = match marked {
-        Some(i) => Some(i),
-        None => {
-            let candidates: Vec<usize> = func
-                .sig
-                .inputs
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| mut_ref_to(a).as_deref() == Some(wanted))
-                .map(|(i, _)| i)
-                .collect();
-            match candidates.as_slice() {
-                [one] => Some(*one),
-                [] => {
-                    no_connection_error(cx, func, is_async);
-                    None
-                }
-                [_, rest @ ..] => {
-                    let names: Vec<String> = candidates
-                        .iter()
-                        .filter_map(|&i| func.sig.inputs.iter().nth(i))
-                        .map(param_name)
-                        .collect();
-                    for &i in rest {
-                        if let Some(arg) = func.sig.inputs.iter().nth(i) {
-                            cx.error_spanned_by(
-                                arg,
-                                format!(
-                                    "`#[auto_transaction]` function `{name}` has several \
-                                     `&mut {wanted}` parameters ({}); \
-                                     mark the one that carries the transaction with `#[conn]`",
-                                    names.join(", ")
-                                ),
-                            );
-                        }
-                    }
-                    None
-                }
-            }
+/// A `#[conn(...)]` or `#[conn = ...]` mark is an error, at its arguments.
+fn reject_mark_arguments(cx: &mut Ctxt, meta: &syn::Meta) {
+    const TAKES_NONE: &str = "`#[conn]` takes no arguments";
+    match meta {
+        syn::Meta::Path(_) => {}
+        syn::Meta::List(list) => cx.error_at(list.delimiter.span().join(), TAKES_NONE),
+        syn::Meta::NameValue(nv) => {
+            let (eq, value) = (&nv.eq_token, &nv.value);
+            cx.error_spanned_by(quote!(#eq #value), TAKES_NONE);
         }
-    };
+    }
+}
 
-    let ret = match &func.sig.output {
+/// Without a mark: the one parameter of the wanted connection type. None, or several, is an
+/// error.
+fn find_connection(cx: &mut Ctxt, func: &ItemFn) -> Option<usize> {
+    let wanted = wanted_connection(func);
+    let inputs = &func.sig.inputs;
+    let candidates: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| mut_ref_to(a).as_deref() == Some(wanted))
+        .map(|(i, _)| i)
+        .collect();
+    let rest = match candidates.as_slice() {
+        [one] => return Some(*one),
+        [] => {
+            no_connection_error(cx, func);
+            return None;
+        }
+        [_, rest @ ..] => rest,
+    };
+    let names: Vec<String> = candidates
+        .iter()
+        .filter_map(|&i| inputs.iter().nth(i))
+        .map(param_name)
+        .collect();
+    for arg in rest.iter().filter_map(|&i| inputs.iter().nth(i)) {
+        cx.error_spanned_by(
+            arg,
+            format!(
+                "`#[auto_transaction]` function `{}` has several \
+                 `&mut {wanted}` parameters ({}); \
+                 mark the one that carries the transaction with `#[conn]`",
+                func.sig.ident,
+                names.join(", ")
+            ),
+        );
+    }
+    None
+}
+
+/// The declared `Result<..>` type; anything else is an error.
+fn result_type(cx: &mut Ctxt, func: &ItemFn) -> Option<Type> {
+    let name = &func.sig.ident;
+    match &func.sig.output {
         ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
         ReturnType::Type(_, ty) => {
             cx.error_spanned_by(
@@ -181,7 +216,7 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
         }
         ReturnType::Default => {
             cx.error_spanned_by(
-                &func.sig.ident,
+                name,
                 format!(
                     "`#[auto_transaction]` function `{name}` must return `Result<T, E>` \
                      with `E: From<dal::Error>`; it returns `()`"
@@ -189,11 +224,13 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
             );
             None
         }
-    };
+    }
+}
 
-    let ret = ret?;
-    let i = conn_index?;
-    let Some(FnArg::Typed(param)) = func.sig.inputs.iter_mut().nth(i) else {
+/// The name the expansion reaches the connection parameter at `index` by, how the body sees
+/// it, and the span of its type. A pattern other than a plain name is moved into the body.
+fn bind_connection(func: &mut ItemFn, index: usize) -> Option<(Ident, TokenStream, Span)> {
+    let Some(FnArg::Typed(param)) = func.sig.inputs.iter_mut().nth(index) else {
         return None;
     };
     let conn_span = param.ty.span();
@@ -222,16 +259,13 @@ fn plan(cx: &mut Ctxt, func: &mut ItemFn) -> Option<Plan> {
             (ident, pat)
         }
     };
-    Some(Plan {
-        conn,
-        rebind,
-        conn_span,
-        ret,
-    })
+    Some((conn, rebind, conn_span))
 }
 
-fn no_connection_error(cx: &mut Ctxt, func: &ItemFn, is_async: bool) {
+/// Neither a marked parameter nor one of the wanted connection type.
+fn no_connection_error(cx: &mut Ctxt, func: &ItemFn) {
     let name = &func.sig.ident;
+    let is_async = func.sig.asyncness.is_some();
     let params = func.sig.paren_token.span.join();
     if is_async {
         cx.syn_error(syn::Error::new(
@@ -332,7 +366,12 @@ fn describe(item: &Item) -> (String, TokenStream) {
     }
 }
 
-/// Wraps the body. Locals of the expansion are `mixed_site`, invisible to the user's body.
+/// A local of the expansion: `mixed_site`, invisible to the user's body.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// Wraps the body.
 fn generate(func: ItemFn, plan: Plan) -> TokenStream {
     let ItemFn {
         attrs,
@@ -340,70 +379,27 @@ fn generate(func: ItemFn, plan: Plan) -> TokenStream {
         sig,
         block,
     } = func;
-    let Plan {
-        conn,
-        rebind,
-        conn_span,
-        ret,
-    } = plan;
     let is_async = sig.asyncness.is_some();
-    let local = |n: &str| Ident::new(n, Span::mixed_site());
-    let (own, scope, result, end, err, guard, typed) = (
+    let (own, scope, result, end, err, guard) = (
         local("__dal_own"),
         local("__dal_scope"),
         local("__dal_result"),
         local("__dal_end"),
         local("__dal_err"),
         local("__dal_guard"),
-        local("__dal_typed"),
     );
     // Errors about the connection's methods point at its parameter, errors about the missing
     // `From<dal::Error>` at the return type.
-    let from = quote_spanned!(ret.span()=> ::core::convert::From::from);
+    let from = quote_spanned!(plan.ret.span()=> ::core::convert::From::from);
     let aw = if is_async { quote!(.await) } else { quote!() };
-    let call = |method: &str| {
-        let method = Ident::new(method, conn_span);
-        quote_spanned!(conn_span=> #conn.#method())
-    };
-    let (in_tx, begin, commit, rollback, tx_scope) = (
-        call("in_transaction"),
-        call("begin_transaction"),
-        call("commit_transaction"),
-        call("rollback_transaction"),
-        call("__tx_scope"),
+    let (in_tx, begin, commit, rollback) = (
+        plan.call("in_transaction"),
+        plan.call("begin_transaction"),
+        plan.call("commit_transaction"),
+        plan.call("rollback_transaction"),
     );
-    let (make_scope, run_body) = if is_async {
-        (
-            quote!(::core::option::Option::Some(#tx_scope)),
-            quote! {{
-                fn #typed<__DalT, __DalF: ::core::future::Future<Output = __DalT>>(
-                    f: __DalF,
-                ) -> __DalF {
-                    f
-                }
-                #[allow(unused_mut)]
-                let #rebind = &mut *#conn;
-                #typed::<#ret, _>(async move #block).await
-            }},
-        )
-    } else {
-        (
-            quote! {
-                match #tx_scope {
-                    ::core::result::Result::Ok(#guard) => ::core::option::Option::Some(#guard),
-                    ::core::result::Result::Err(#err) => {
-                        let _ = #rollback;
-                        return ::core::result::Result::Err(#from(#err));
-                    }
-                }
-            },
-            quote! {{
-                #[allow(unused_mut)]
-                let #rebind = &mut *#conn;
-                (move || -> #ret #block)()
-            }},
-        )
-    };
+    let (make_scope, run_body) = scope_and_body(&plan, &block, is_async, &from);
+    let ret = &plan.ret;
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -436,13 +432,69 @@ fn generate(func: ItemFn, plan: Plan) -> TokenStream {
     }
 }
 
+impl Plan {
+    /// `conn.method()`, spanned at the connection parameter's type.
+    fn call(&self, method: &str) -> TokenStream {
+        let (conn, span) = (&self.conn, self.conn_span);
+        let method = Ident::new(method, span);
+        quote_spanned!(span=> #conn.#method())
+    }
+}
+
+/// The expression arming the rollback guard (an `Option`), and the body run with the
+/// connection rebound as the user wrote it: an `async move` block typed as the declared result
+/// (async), or a closure (blocking, where getting the guard can fail).
+fn scope_and_body(
+    plan: &Plan,
+    block: &syn::Block,
+    is_async: bool,
+    from: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let Plan {
+        conn, rebind, ret, ..
+    } = plan;
+    let tx_scope = plan.call("__tx_scope");
+    if is_async {
+        let typed = local("__dal_typed");
+        let make_scope = quote!(::core::option::Option::Some(#tx_scope));
+        let run_body = quote! {{
+            fn #typed<__DalT, __DalF: ::core::future::Future<Output = __DalT>>(
+                f: __DalF,
+            ) -> __DalF {
+                f
+            }
+            #[allow(unused_mut)]
+            let #rebind = &mut *#conn;
+            #typed::<#ret, _>(async move #block).await
+        }};
+        return (make_scope, run_body);
+    }
+    let (guard, err) = (local("__dal_guard"), local("__dal_err"));
+    let rollback = plan.call("rollback_transaction");
+    let make_scope = quote! {
+        match #tx_scope {
+            ::core::result::Result::Ok(#guard) => ::core::option::Option::Some(#guard),
+            ::core::result::Result::Err(#err) => {
+                let _ = #rollback;
+                return ::core::result::Result::Err(#from(#err));
+            }
+        }
+    };
+    let run_body = quote! {{
+        #[allow(unused_mut)]
+        let #rebind = &mut *#conn;
+        (move || -> #ret #block)()
+    }};
+    (make_scope, run_body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn plan_of(src: &str) -> Result<(String, String), String> {
         let mut func: ItemFn = syn::parse_str(src).unwrap();
-        let mut cx = Ctxt::default();
+        let mut cx = Ctxt::new();
         let plan = plan(&mut cx, &mut func);
         cx.check().map_err(|e| e.to_string())?;
         let plan = plan.ok_or("no plan")?;

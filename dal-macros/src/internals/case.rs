@@ -1,6 +1,7 @@
-//! `#[serde(rename_all = "...")]` for struct fields, exactly as `serde_derive` applies it (a port
-//! of its `internals/case.rs`, field rules only), so that `FieldDef::serde_name` is the key serde
-//! really writes.
+//! Name conventions the model applies: `#[serde(rename_all = "...")]` for struct fields, exactly
+//! as `serde_derive` applies it (a port of its `internals/case.rs`, field rules only), so that
+//! `FieldDef::serde_name` is the key serde really writes; and the default table name, the struct
+//! name in snake_case.
 
 /// serde's case conventions. Rust field names are expected in `snake_case`, so `lowercase` and
 /// `snake_case` leave them unchanged, as in serde.
@@ -82,9 +83,44 @@ impl RenameRule {
     }
 }
 
+/// The default table name of the struct named `s`: `UserProfile` → `user_profile`,
+/// `HTTPRequest` → `http_request`.
+pub(crate) fn snake_case(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            if let Some(&prev) = i.checked_sub(1).and_then(|p| chars.get(p)) {
+                let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+                if prev != '_'
+                    && (prev.is_lowercase()
+                        || prev.is_ascii_digit()
+                        || (prev.is_uppercase() && next_lower))
+                {
+                    out.push('_');
+                }
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::snake_case;
     use super::RenameRule::{self, *};
+
+    #[test]
+    fn struct_names_become_snake_case_tables() {
+        assert_eq!(snake_case("User"), "user");
+        assert_eq!(snake_case("UserProfile"), "user_profile");
+        assert_eq!(snake_case("HTTPRequest"), "http_request");
+        assert_eq!(snake_case("OrderV2Line"), "order_v2_line");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+    }
 
     /// serde_derive's own `rename_fields` table.
     #[test]
