@@ -189,3 +189,71 @@ async fn password_never_appears_in_debug_display_or_errors() {
         assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
     }
 }
+
+/// Each backend classifies its own error codes once: the kinds below come from real server
+/// errors, and a lost connection keeps its I/O error as the source.
+#[tokio::test]
+async fn server_errors_carry_their_kind_and_constraint() {
+    each_backend("error_kinds", |db| async move {
+        let mut conn = db.async_connection().await?;
+        fresh_table(&mut conn, "kinds_child").await?;
+        fresh_table(&mut conn, "kinds").await?;
+        conn.execute(
+            "CREATE TABLE [kinds] ([id] INTEGER NOT NULL, [code] VARCHAR(20) NOT NULL, [n] INTEGER CHECK ([n] >= 0), PRIMARY KEY ([id]), UNIQUE ([code]))",
+            (),
+        )
+        .await?;
+        conn.execute(
+            "CREATE TABLE [kinds_child] ([id] INTEGER PRIMARY KEY, [parent] INTEGER REFERENCES [kinds] ([id]))",
+            (),
+        )
+        .await?;
+        conn.execute("INSERT INTO [kinds] ([id], [code], [n]) VALUES (1, 'a', 1)", ())
+            .await?;
+        let kind = |r: dal::Result<Vec<Row>>| r.map(|_| ()).unwrap_err().kind();
+        let pk = conn.execute("INSERT INTO [kinds] ([id], [code], [n]) VALUES (1, 'b', 1)", ()).await;
+        assert_eq!(kind(pk), DbErrorKind::PrimaryKeyViolation);
+        let dup = conn
+            .execute("INSERT INTO [kinds] ([id], [code], [n]) VALUES (2, 'a', 1)", ())
+            .await
+            .unwrap_err();
+        assert_eq!(dup.kind(), DbErrorKind::UniqueViolation, "{dup:?}");
+        assert!(dup.is_unique_violation());
+        let null = conn.execute("INSERT INTO [kinds] ([id], [code], [n]) VALUES (3, NULL, 1)", ()).await;
+        assert_eq!(kind(null), DbErrorKind::NotNullViolation);
+        let check = conn.execute("INSERT INTO [kinds] ([id], [code], [n]) VALUES (4, 'd', -1)", ()).await;
+        assert_eq!(kind(check), DbErrorKind::CheckViolation);
+        let fk = conn.execute("INSERT INTO [kinds_child] ([id], [parent]) VALUES (1, 99)", ()).await;
+        assert_eq!(kind(fk), DbErrorKind::ForeignKeyViolation);
+        let exists = conn.execute("CREATE TABLE [kinds] ([x] INTEGER)", ()).await;
+        assert_eq!(kind(exists), DbErrorKind::AlreadyExists);
+        let syntax = conn.execute("SELEC 1", ()).await;
+        assert_eq!(kind(syntax), DbErrorKind::Other);
+        fresh_table(&mut conn, "kinds_child").await?;
+        fresh_table(&mut conn, "kinds").await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_keeps_its_io_error_as_the_source() {
+    let port = common::refused_port();
+    for kind in ["postgres", "mysql"] {
+        let config = DatabaseConfig::new("db")
+            .host("127.0.0.1")
+            .port(port)
+            .alias(format!("io-source-{kind}"))
+            .connection_creation_timeout(std::time::Duration::from_secs(5));
+        let db = DatabaseFactory::create_database(kind, config).unwrap();
+        let e = db.async_connection().await.unwrap_err();
+        let mut source = std::error::Error::source(&e);
+        let mut io = false;
+        while let Some(s) = source {
+            io |= s.downcast_ref::<std::io::Error>().is_some();
+            source = s.source();
+        }
+        assert!(io, "{kind}: no I/O error in the source chain of {e:?}");
+        db.close(std::time::Duration::from_secs(5)).await.unwrap();
+    }
+}

@@ -19,7 +19,7 @@ use common::proxy::{Mode, Proxy};
 use common::{each_backend, each_backend_with, eventually, fresh_table, slow_sql, through_proxy};
 use dal::prelude::*;
 use dal::resilience::{classify, CircuitBreaker, FailureClass, Transition};
-use dal::{BreakerConfig, BreakerState, RetryPolicy};
+use dal::{BreakerConfig, BreakerState, DbErrorKind, RetryPolicy};
 
 // ---- helpers -----------------------------------------------------------------------------
 
@@ -1046,6 +1046,7 @@ fn failures_are_classified_per_backend() {
         code: Some(code.to_owned()),
         message: String::new(),
         constraint: None,
+        kind: DbErrorKind::Other,
     };
     let table: &[(Backend, Error, FailureClass)] = &[
         (Postgres, Error::Connection("reset".into()), ConnectionLost),
@@ -1116,7 +1117,8 @@ fn failures_are_classified_per_backend() {
                 &Error::Database {
                     code: None,
                     message: String::new(),
-                    constraint: None
+                    constraint: None,
+                    kind: DbErrorKind::Other,
                 }
             ),
             Permanent

@@ -166,8 +166,8 @@ impl DatabaseConfig {
         let (scheme, rest) = url
             .split_once(':')
             .ok_or_else(|| Error::Config(format!("not a database URL: {}", redact_url(url))))?;
-        let backend = Backend::from_name(scheme)?;
-        let (mut config, query) = if backend == Backend::Sqlite {
+        let backend: Backend = scheme.parse()?;
+        let (mut config, query) = if crate::backend::dialect(backend).is_embedded() {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let (path, query) = match rest.split_once('?') {
                 Some((p, q)) => (p, Some(q.to_owned())),
@@ -449,11 +449,8 @@ impl DatabaseConfig {
 
     /// The port in effect for `backend`.
     pub(crate) fn effective_port(&self, backend: Backend) -> u16 {
-        self.port.unwrap_or(match backend {
-            Backend::Postgres => 5432,
-            Backend::MySql => 3306,
-            Backend::Sqlite => 0,
-        })
+        self.port
+            .unwrap_or_else(|| crate::backend::dialect(backend).default_port())
     }
 
     /// A stable key for this configuration: the same in every process and run, built from every
@@ -489,8 +486,11 @@ impl DatabaseConfig {
 impl fmt::Display for DatabaseConfig {
     /// `alias (backend://user@host:port/database)`, never with the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.backend.map_or("db", Backend::as_str);
-        if self.backend == Some(Backend::Sqlite) {
+        let scheme = self.backend.map_or("db", |b| b.as_str());
+        if self
+            .backend
+            .is_some_and(|b| crate::backend::dialect(b).is_embedded())
+        {
             return write!(f, "{} (sqlite:{})", self.get_alias(), self.database);
         }
         write!(f, "{} ({scheme}://", self.get_alias())?;

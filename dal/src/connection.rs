@@ -243,13 +243,7 @@ impl Connection {
                 "a transaction is already open on this connection".into(),
             ));
         }
-        let begin = match self.backend() {
-            Backend::Postgres => "BEGIN",
-            Backend::MySql => "START TRANSACTION",
-            // IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
-            // instead of deadlocking when both upgrade from a read lock.
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-        };
+        let begin = crate::backend::dialect(self.backend()).begin();
         // BEGIN changes nothing: when it fails on a lost connection it is sent again on a
         // fresh one, so a transaction never starts on a connection that died while idle.
         resilience::admit(&self.pool)?;
@@ -549,10 +543,13 @@ impl Connection {
                 self.pool.release_broken(dead);
             }
         }
-        Err(Error::Connection(format!(
-            "no live connection could be found in the pool of {}",
-            self.pool.alias
-        )))
+        Err(Error::Connection(
+            format!(
+                "no live connection could be found in the pool of {}",
+                self.pool.alias
+            )
+            .into(),
+        ))
     }
 
     fn validation_timeout(&self) -> Duration {

@@ -64,7 +64,7 @@ impl DatabaseFactory {
     /// `kind`: `postgres` | `postgresql` | `mysql` | `mariadb` | `sqlite`. Any other name is a
     /// clear [`Error::Config`](crate::Error::Config). Nothing connects until first use.
     pub fn create_database(kind: &str, config: DatabaseConfig) -> Result<Database> {
-        let backend = Backend::from_name(kind)?;
+        let backend: Backend = kind.parse()?;
         Ok(Database::new(backend, config))
     }
 }

@@ -1,6 +1,7 @@
 //! One error type for the whole library, classified so callers can react without string matching.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Result alias used throughout `dal`.
@@ -39,6 +40,106 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::ConnectionCreation => "connection creation",
             TimeoutKind::Query => "query execution",
         })
+    }
+}
+
+/// What a server error means, whatever the backend: each backend classifies its own error
+/// codes once (its `Dialect`), and retries, the circuit breaker and the entity layer read this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// A unique constraint or unique index other than the primary key.
+    UniqueViolation,
+    /// The primary key (a row with this key exists).
+    PrimaryKeyViolation,
+    /// A foreign key.
+    ForeignKeyViolation,
+    /// A `NOT NULL` column.
+    NotNullViolation,
+    /// A `CHECK` constraint.
+    CheckViolation,
+    /// The server broke a deadlock by rolling this transaction back.
+    Deadlock,
+    /// A serializable transaction could not be serialized and was rolled back.
+    SerializationFailure,
+    /// A lock could not be had in time.
+    LockTimeout,
+    /// SQLite: the database is busy or locked by another connection.
+    Busy,
+    /// The statement was cancelled (a timeout's server-side cancel, `KILL QUERY`, interrupt).
+    QueryCanceled,
+    /// The table, column or index to create exists already.
+    AlreadyExists,
+    /// Anything else.
+    Other,
+}
+
+impl DbErrorKind {
+    /// True for the conflicts a server resolves by undoing the work: running it again may
+    /// succeed (deadlock, serialization failure, lock timeout, busy).
+    pub fn is_conflict(self) -> bool {
+        matches!(
+            self,
+            DbErrorKind::Deadlock
+                | DbErrorKind::SerializationFailure
+                | DbErrorKind::LockTimeout
+                | DbErrorKind::Busy
+        )
+    }
+}
+
+/// Why a connection failed or was lost: a message, and the underlying error as its
+/// [`source`](std::error::Error::source) when there is one.
+#[derive(Debug, Clone)]
+pub struct ConnectionError {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl ConnectionError {
+    /// A connection error with an underlying cause.
+    pub(crate) fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ConnectionError {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for ConnectionError {
+    fn from(message: String) -> Self {
+        ConnectionError {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for ConnectionError {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
     }
 }
 
@@ -94,13 +195,17 @@ pub enum Error {
         code: Option<String>,
         /// Server message.
         message: String,
-        /// Which constraint was violated, when the server said.
+        /// Which constraint (or, on MySQL, which unique key) was violated, when the server said.
         constraint: Option<String>,
+        /// What the code means, classified once by the backend that reported it.
+        kind: DbErrorKind,
     },
 
-    /// The connection to the server failed or was lost.
+    /// The connection to the server failed or was lost. The underlying I/O or protocol error,
+    /// when there is one, is the [`source`](std::error::Error::source) of the
+    /// [`ConnectionError`].
     #[error("connection error: {0}")]
-    Connection(String),
+    Connection(#[source] ConnectionError),
 
     /// The pool is closed or closing and hands out no more connections.
     #[error("pool closed: {0}")]
@@ -171,11 +276,19 @@ impl Error {
         }
     }
 
+    /// What a server error means ([`DbErrorKind::Other`] for errors that are not the server's).
+    pub fn kind(&self) -> DbErrorKind {
+        match self {
+            Error::Database { kind, .. } => *kind,
+            _ => DbErrorKind::Other,
+        }
+    }
+
     /// True when the server reported a unique or primary key violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(
-            self.code(),
-            Some("23505") | Some("1062") | Some("2067") | Some("1555")
+            self.kind(),
+            DbErrorKind::UniqueViolation | DbErrorKind::PrimaryKeyViolation
         )
     }
 

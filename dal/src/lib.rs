@@ -47,7 +47,7 @@ pub use database::{Database, DatabaseFactory};
 pub use entity::{
     DeleteOptions, Entity, FieldDef, FieldType, FindOptions, IntoEntity, SaveOptions, Versioned,
 };
-pub use error::{Error, Result, TimeoutKind};
+pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
 pub use pool::{
     LeakReport, Percentiles, PoolManager, PoolMetrics, PoolStatus, PoolTuning, ScalingAdvice,
 };
@@ -61,9 +61,9 @@ pub use value::{FromValue, IntoParams, Value};
 pub mod prelude {
     pub use crate::params;
     pub use crate::{
-        auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory, Entity,
-        Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus, QueryOptions, Result,
-        Row, ScalingAdvice, SyncConnection, TimeoutKind, Value,
+        auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory,
+        DbErrorKind, Entity, Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus,
+        QueryOptions, Result, Row, ScalingAdvice, SyncConnection, TimeoutKind, Value,
     };
     pub use crate::{Decimal, DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
     pub use serde_json::{json, Map, Value as JsonValue};

@@ -11,14 +11,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::DatabaseConfig;
-use crate::error::{Error, Result};
+use crate::error::{ConnectionError, DbErrorKind, Error, Result};
 use crate::row::Row;
 use crate::sql::Backend;
 use crate::value::Value;
 
+mod dialect;
 mod mysql;
 mod postgres;
 mod sqlite;
+
+pub(crate) use dialect::{column_list, dialect, Dialect, SystemTypes};
 
 /// What one statement produced.
 #[derive(Debug, Default)]
@@ -89,14 +92,23 @@ impl Backend {
     }
 }
 
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    /// [`Backend::from_name`].
+    fn from_str(name: &str) -> Result<Backend> {
+        Backend::from_name(name)
+    }
+}
+
 /// Maps a driver error to ours, keeping the server's code and message and nothing else
-/// (driver errors never carry the password, but we do not forward their `Debug` either).
+/// (driver errors never carry the password, but we do not forward their `Debug` either), with
+/// the code classified by the backend's [`Dialect`].
 ///
 /// A server error that says the session is over (PostgreSQL `57P01` after
 /// `pg_terminate_backend`, `57P02`, `57P03`, class `08`; MySQL/MariaDB `1053`, `1927`, …: see
-/// [`is_connection_lost_code`](crate::resilience::is_connection_lost_code)) is an
-/// [`Error::Connection`], like a reset socket: the connection is gone and a statement in flight
-/// has an unknown outcome. Its text keeps the server's code and message.
+/// [`Dialect::session_ended`]) is an [`Error::Connection`], like a reset socket: the connection
+/// is gone and a statement in flight has an unknown outcome. Its text keeps the server's code
+/// and message; an I/O error is kept as its source.
 pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
     match e {
         sqlx::Error::Database(db) => {
@@ -111,23 +123,18 @@ pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
                 }
                 None => (Backend::Sqlite, db.code().map(|c| c.into_owned())),
             };
-            let message = db.message().to_owned();
-            match code {
-                Some(code) if crate::resilience::is_connection_lost_code(backend, &code) => {
-                    Error::Connection(format!("server error [{code}]: {message}"))
-                }
-                code => Error::Database {
-                    code,
-                    message,
-                    constraint: db.constraint().map(str::to_owned),
-                },
-            }
+            database_error(
+                dialect(backend),
+                code,
+                db.message().to_owned(),
+                db.constraint(),
+            )
         }
-        sqlx::Error::Io(io) => Error::Connection(io.to_string()),
-        sqlx::Error::Tls(t) => Error::Connection(format!("TLS: {t}")),
-        sqlx::Error::Protocol(p) => Error::Connection(format!("protocol: {p}")),
+        sqlx::Error::Io(io) => Error::Connection(ConnectionError::with_source(io.to_string(), io)),
+        sqlx::Error::Tls(t) => Error::Connection(format!("TLS: {t}").into()),
+        sqlx::Error::Protocol(p) => Error::Connection(format!("protocol: {p}").into()),
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-            Error::Connection(e.to_string())
+            Error::Connection(e.to_string().into())
         }
         sqlx::Error::Configuration(c) => Error::Config(c.to_string()),
         sqlx::Error::ColumnDecode { index, source } => {
@@ -135,6 +142,32 @@ pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
         }
         sqlx::Error::Decode(d) | sqlx::Error::Encode(d) => Error::Conversion(d.to_string()),
         other => Error::Internal(other.to_string()),
+    }
+}
+
+/// A server error as `dialect` classifies it.
+pub(crate) fn database_error(
+    dialect: &dyn Dialect,
+    code: Option<String>,
+    message: String,
+    constraint: Option<&str>,
+) -> Error {
+    match code {
+        Some(code) if dialect.session_ended(&code) => {
+            Error::Connection(format!("server error [{code}]: {message}").into())
+        }
+        code => {
+            let (kind, constraint) = match &code {
+                Some(c) => dialect.error_kind(c, &message, constraint),
+                None => (DbErrorKind::Other, constraint.map(str::to_owned)),
+            };
+            Error::Database {
+                code,
+                message,
+                constraint,
+                kind,
+            }
+        }
     }
 }
 

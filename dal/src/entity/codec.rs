@@ -5,7 +5,6 @@ use serde_json::Value as Json;
 
 use super::typed::FieldType;
 use crate::error::{Error, Result};
-use crate::sql::Backend;
 use crate::value::{decimal_from_f64, parse_decimal, parse_timestamp, Value};
 
 /// Largest integer an `f64` holds exactly.
@@ -198,41 +197,6 @@ fn decimal_of(v: &Value) -> Option<rust_decimal::Decimal> {
 
 fn float_json(f: f64) -> Json {
     serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
-}
-
-/// Native column type for a logical type. `indexed` text on MySQL needs a bounded type.
-pub(crate) fn column_type(backend: Backend, ty: FieldType, indexed: bool) -> &'static str {
-    match (backend, ty) {
-        (Backend::Postgres, FieldType::Int) => "BIGINT",
-        (Backend::Postgres, FieldType::Float) => "DOUBLE PRECISION",
-        (Backend::Postgres, FieldType::Bool) => "BOOLEAN",
-        (Backend::Postgres, FieldType::Text) => "TEXT",
-        (Backend::Postgres, FieldType::Timestamp) => "TIMESTAMPTZ",
-        (Backend::Postgres, FieldType::Date) => "DATE",
-        (Backend::Postgres, FieldType::Time) => "TIME",
-        (Backend::Postgres, FieldType::Uuid) => "UUID",
-        (Backend::Postgres, FieldType::Json) => "JSONB",
-        (Backend::Postgres, FieldType::Decimal) => "NUMERIC",
-        (Backend::Postgres, FieldType::Bytes) => "BYTEA",
-        (Backend::MySql, FieldType::Int) => "BIGINT",
-        (Backend::MySql, FieldType::Float) => "DOUBLE",
-        (Backend::MySql, FieldType::Bool) => "BOOLEAN",
-        (Backend::MySql, FieldType::Text) if indexed => "VARCHAR(255)",
-        (Backend::MySql, FieldType::Text) => "LONGTEXT",
-        (Backend::MySql, FieldType::Timestamp) => "DATETIME(6)",
-        (Backend::MySql, FieldType::Date) => "DATE",
-        (Backend::MySql, FieldType::Time) => "TIME(6)",
-        (Backend::MySql, FieldType::Uuid) => "CHAR(36)",
-        (Backend::MySql, FieldType::Json) => "JSON",
-        (Backend::MySql, FieldType::Decimal) => "DECIMAL(65,28)",
-        (Backend::MySql, FieldType::Bytes) => "LONGBLOB",
-        (Backend::Sqlite, FieldType::Int) => "INTEGER",
-        (Backend::Sqlite, FieldType::Float) => "REAL",
-        (Backend::Sqlite, FieldType::Bool) => "BOOLEAN",
-        (Backend::Sqlite, FieldType::Decimal) => "NUMERIC",
-        (Backend::Sqlite, FieldType::Bytes) => "BLOB",
-        (Backend::Sqlite, _) => "TEXT",
-    }
 }
 
 #[cfg(test)]

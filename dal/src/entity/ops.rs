@@ -11,10 +11,11 @@ use super::schema::{
     Schema, HISTORY_FIELDS, SYSTEM_FIELDS,
 };
 use super::typed::FieldType;
+use crate::backend::column_list;
+use crate::backend::Dialect;
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{DbErrorKind, Error, Result};
 use crate::row::Row;
-use crate::sql::Backend;
 use crate::value::Value;
 
 /// At most this many rows per multi-row statement…
@@ -74,29 +75,24 @@ fn now_micros() -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
-/// A unique violation on a primary key (the entity id or a history version) means a concurrent
-/// writer created the same row first: the save is retried. A violation of a user's unique
-/// field is the user's error and is not.
+/// A primary key violation (the entity id, or a history version) means a concurrent writer
+/// created the same row first: the save is retried. A violation of a user's unique field is
+/// the user's error and is not.
 fn is_key_race(e: &Error) -> bool {
-    if !e.is_unique_violation() {
-        return false;
-    }
-    let text = match e {
-        Error::Database {
-            message,
-            constraint,
-            ..
-        } => format!("{message} {}", constraint.as_deref().unwrap_or("")),
-        _ => return false,
-    };
-    text.contains("_pkey")
-        || text.contains("PRIMARY")
-        || text.contains("_history")
-        || text.contains(".id")
+    e.kind() == DbErrorKind::PrimaryKeyViolation
 }
 
-fn is_retryable_tx_error(backend: Backend, e: &Error) -> bool {
-    crate::resilience::classify(backend, e) == crate::resilience::FailureClass::Conflict
+/// A conflict the server resolved by undoing the work (deadlock, serialization failure, lock
+/// timeout, SQLite busy): the whole own transaction is run again.
+fn is_retryable_tx_error(e: &Error) -> bool {
+    e.kind().is_conflict()
+}
+
+impl Connection {
+    /// This connection's backend facts.
+    pub(crate) fn dialect(&self) -> &'static dyn Dialect {
+        crate::backend::dialect(self.backend())
+    }
 }
 
 /// Columns of an entity row, in order: system fields then user fields.
@@ -224,7 +220,6 @@ impl Connection {
             }
         }
 
-        let backend = self.backend();
         let batch = Batch {
             entity,
             schema: &schema,
@@ -235,7 +230,7 @@ impl Connection {
         };
         in_own_tx!(
             self,
-            |e: &Error| is_retryable_tx_error(backend, e) || is_key_race(e),
+            |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
             {
                 match self.write_batch(&batch).await {
                     Ok(saved) => saved.into_iter().map(&out).collect::<Result<Vec<R>>>(),
@@ -254,7 +249,7 @@ impl Connection {
             expected,
             audit,
         } = *b;
-        let backend = self.backend();
+        let dialect = self.dialect();
         let now = now_micros();
         let user = Value::from(audit.user_id.clone());
         // Rows are written in id order, so that concurrent batches over the same ids take
@@ -266,9 +261,7 @@ impl Connection {
         // split inserts from updates; a batch locks them up front on PostgreSQL; an expected
         // version is checked against them.
         let checking = expected.iter().any(Option::is_some);
-        let lock = backend == Backend::MySql
-            || checking
-            || (backend == Backend::Postgres && ids.len() > 1);
+        let lock = checking || dialect.lock_batch_up_front(ids.len());
         let existing: HashMap<String, i64> = if lock {
             let sorted: Vec<&str> = order.iter().map(|&i| ids[i].as_str()).collect();
             self.lock_rows(entity, &sorted).await?
@@ -297,22 +290,21 @@ impl Connection {
                 .or_default()
                 .push(i);
         }
-        // MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique key, so on MySQL new rows are
-        // inserted plainly (a clash on another unique field is then an error, as it should be)
-        // and only rows that exist (locked above) go through the upsert.
-        let mysql = backend == Backend::MySql;
-        // PostgreSQL and SQLite return the stored rows from the upsert itself; MySQL has no
-        // RETURNING, so its rows are read back after.
+        // Where the upsert fires on *any* unique key (MySQL), new rows are inserted plainly (a
+        // clash on another unique field is then an error, as it should be) and only rows that
+        // exist (locked above) go through the upsert. Where the upsert cannot return the stored
+        // rows, they are read back after.
+        let split = dialect.upsert_fires_on_any_unique_key();
         let mut saved: HashMap<String, EntityMap> = HashMap::with_capacity(ids.len());
         for (fields, members) in &shapes {
-            let (update, insert): (Vec<usize>, Vec<usize>) = if mysql {
+            let (update, insert): (Vec<usize>, Vec<usize>) = if split {
                 members
                     .iter()
                     .partition(|&&i| existing.contains_key(&ids[i]))
             } else {
                 (Vec::new(), members.clone())
             };
-            for (group, plain) in [(&insert, mysql), (&update, false)] {
+            for (group, plain) in [(&insert, split), (&update, false)] {
                 // id, created_at, created_by, updated_at, updated_by, version (from the id).
                 let per_row = 6 + fields.len();
                 let per_chunk = (CHUNK_PARAMS / per_row).clamp(1, CHUNK_ROWS);
@@ -329,7 +321,7 @@ impl Connection {
                             params.push(rows[i].get(*f).cloned().unwrap_or(Value::Null));
                         }
                     }
-                    let sql = upsert_sql(backend, entity, fields, chunk.len(), schema, plain);
+                    let sql = upsert_sql(dialect, entity, fields, chunk.len(), schema, plain);
                     let out = self.query_full(&sql, params).await?;
                     for r in out.rows {
                         let m = row_to_map(r, schema)?;
@@ -343,7 +335,7 @@ impl Connection {
         let sorted_ids: Vec<String> = order.iter().map(|&i| ids[i].clone()).collect();
         self.append_history(entity, schema, &sorted_ids, now, audit, false)
             .await?;
-        if mysql {
+        if !dialect.upsert_returns_rows() {
             saved = self.fetch_by_ids(entity, schema, ids).await?;
         }
         // Same order as the input.
@@ -361,11 +353,7 @@ impl Connection {
     /// their versions. SQLite needs no row lock: a transaction there holds the database's
     /// write lock from its start.
     async fn lock_rows(&mut self, entity: &str, ids: &[&str]) -> Result<HashMap<String, i64>> {
-        let lock = if self.backend() == Backend::Sqlite {
-            ""
-        } else {
-            " FOR UPDATE"
-        };
+        let lock = self.dialect().lock_rows();
         let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
@@ -485,11 +473,7 @@ impl Connection {
         } else {
             " AND [deleted_at] IS NULL"
         };
-        let lock = if lock && self.backend() != Backend::Sqlite {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
+        let lock = if lock { self.dialect().lock_rows() } else { "" };
         let sql = format!(
             "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
             select_list(&columns(&schema)),
@@ -541,16 +525,7 @@ impl Connection {
             sql.push_str(" ORDER BY ");
             sql.push_str(o);
         }
-        match (q.limit, q.offset, self.backend()) {
-            (Some(l), Some(o), _) => sql.push_str(&format!(" LIMIT {l} OFFSET {o}")),
-            (Some(l), None, _) => sql.push_str(&format!(" LIMIT {l}")),
-            (None, Some(o), Backend::MySql) => {
-                sql.push_str(&format!(" LIMIT 18446744073709551615 OFFSET {o}"))
-            }
-            (None, Some(o), Backend::Sqlite) => sql.push_str(&format!(" LIMIT -1 OFFSET {o}")),
-            (None, Some(o), Backend::Postgres) => sql.push_str(&format!(" OFFSET {o}")),
-            (None, None, _) => {}
-        }
+        sql.push_str(&self.dialect().limit_offset(q.limit, q.offset));
         sql.push_str(&format!(" /* dal:{:x} */", schema.fingerprint()));
         let rows = self.query_rows(&sql, params).await?;
         rows.into_iter().map(|r| row_to_map(r, &schema)).collect()
@@ -609,8 +584,7 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        let backend = self.backend();
-        in_own_tx!(self, |e: &Error| is_retryable_tx_error(backend, e), {
+        in_own_tx!(self, is_retryable_tx_error, {
             self.delete_inner(entity, &schema, id, permanent, audit)
                 .await
         })
@@ -666,8 +640,7 @@ impl Connection {
         if !schema.exists {
             return Ok(false);
         }
-        let backend = self.backend();
-        in_own_tx!(self, |e: &Error| is_retryable_tx_error(backend, e), {
+        in_own_tx!(self, is_retryable_tx_error, {
             self.restore_inner(entity, &schema, id, audit).await
         })
     }
@@ -739,7 +712,7 @@ struct Batch<'a> {
 /// version is one past the highest in its history (1 for a new id; more for an id whose entity
 /// was permanently deleted); an existing row's version grows by one under its row lock.
 fn upsert_sql(
-    backend: Backend,
+    dialect: &dyn Dialect,
     entity: &str,
     fields: &[&String],
     rows: usize,
@@ -763,35 +736,15 @@ fn upsert_sql(
         "version",
     ];
     cols.extend(fields.iter().map(|f| f.as_str()));
-    let col_list = cols
-        .iter()
-        .map(|c| format!("[{c}]"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let insert = format!("INSERT INTO [{t}] ({}) VALUES {values}", column_list(&cols));
     if plain {
-        return format!("INSERT INTO [{t}] ({col_list}) VALUES {values} /* dal:{fp:x} */");
+        return format!("{insert} /* dal:{fp:x} */");
     }
     let mut updates: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
     updates.push("updated_at");
     updates.push("updated_by");
-    let set = |fmt: &dyn Fn(&str) -> String| {
-        updates
-            .iter()
-            .map(|c| fmt(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match backend {
-        Backend::MySql => format!(
-            "INSERT INTO [{t}] ({col_list}) VALUES {values} ON DUPLICATE KEY UPDATE {}, [version] = [version] + 1 /* dal:{fp:x} */",
-            set(&|c| format!("[{c}] = VALUES([{c}])"))
-        ),
-        _ => format!(
-            "INSERT INTO [{t}] ({col_list}) VALUES {values} ON CONFLICT ([id]) DO UPDATE SET {}, [version] = [{t}].[version] + 1 RETURNING {} /* dal:{fp:x} */",
-            set(&|c| format!("[{c}] = excluded.[{c}]")),
-            select_list(&columns(schema))
-        ),
-    }
+    let tail = dialect.upsert_tail(&t, &updates, &select_list(&columns(schema)));
+    format!("{insert}{tail} /* dal:{fp:x} */")
 }
 
 /// The entity as it will read back once `row` is saved: system fields filled in, each value

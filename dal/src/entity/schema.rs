@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::codec::{column_type, F64_EXACT_INT};
+use super::codec::F64_EXACT_INT;
 use super::typed::FieldType;
+use crate::backend::SystemTypes;
 use crate::connection::Connection;
-use crate::error::{Error, Result};
-use crate::sql::Backend;
+use crate::error::{DbErrorKind, Error, Result};
 use crate::value::Value;
 
 /// System columns of every entity table, in order. `version` is 1 after the first save and
@@ -254,43 +254,24 @@ impl Connection {
     }
 
     async fn table_exists(&mut self, name: &str) -> Result<bool> {
-        let sql = match self.backend() {
-            Backend::Postgres => "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
-            Backend::MySql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
-            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-        };
+        let sql = self.dialect().table_exists_sql();
         Ok(self.query_count(sql, vec![Value::from(name)]).await? > 0)
     }
 
     async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
-        let sql = match self.backend() {
-            Backend::Postgres => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
-            Backend::MySql => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
-            Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
-        };
+        let sql = self.dialect().column_exists_sql();
         let params = vec![Value::from(table), Value::from(column)];
         Ok(self.query_count(sql, params).await? > 0)
     }
 
-    fn system_column_types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
-        // (id, timestamp, short text, long text)
-        match self.backend() {
-            Backend::Postgres => ("TEXT", "TIMESTAMPTZ", "TEXT", "TEXT"),
-            Backend::MySql => ("VARCHAR(255)", "DATETIME(6)", "VARCHAR(255)", "LONGTEXT"),
-            Backend::Sqlite => ("TEXT", "TEXT", "TEXT", "TEXT"),
-        }
-    }
-
-    fn table_options(&self) -> &'static str {
-        match self.backend() {
-            Backend::MySql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-            _ => "",
-        }
-    }
-
     async fn create_tables(&mut self, entity: &str) -> Result<()> {
-        let (id, ts, short, long) = self.system_column_types();
-        let opts = self.table_options();
+        let SystemTypes {
+            id,
+            timestamp: ts,
+            short_text: short,
+            long_text: long,
+        } = self.dialect().system_types();
+        let opts = self.dialect().table_options();
         let system = format!(
             "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}, [version] BIGINT NOT NULL DEFAULT 0"
         );
@@ -357,16 +338,17 @@ impl Connection {
     /// Returns whether the caller's MySQL transaction must be reopened afterwards.
     fn start_schema_change(&mut self) -> bool {
         let in_tx = self.in_transaction();
-        if in_tx && self.backend() != Backend::MySql {
+        let transactional = self.dialect().transactional_ddl();
+        if in_tx && transactional {
             self.mark_schema_changed_in_tx();
         }
-        if in_tx && self.backend() == Backend::MySql {
+        if in_tx && !transactional {
             tracing::warn!(
                 target: "dal::entity",
                 "schema change inside a MySQL transaction: MySQL commits the statements before it implicitly; the transaction is reopened afterwards"
             );
         }
-        in_tx && self.backend() == Backend::MySql
+        in_tx && !transactional
     }
 
     /// After a schema change (successful or not).
@@ -407,45 +389,24 @@ impl Connection {
         missing: &[FieldSpec],
         widen: &[String],
     ) -> Result<()> {
-        let backend = self.backend();
+        let dialect = self.dialect();
         let conn = self;
         {
             for f in missing {
                 let Some(ty) = f.ty else { continue };
-                let col_ty = column_type(backend, ty, f.index || f.unique);
+                let col_ty = dialect.column_type(ty, f.index || f.unique);
                 for t in [table(entity_owned), history_table(entity_owned)] {
                     if !conn.column_exists(&t, &f.name).await? {
-                        let add = match backend {
-                            Backend::Postgres => format!(
-                                "ALTER TABLE [{t}] ADD COLUMN IF NOT EXISTS [{}] {col_ty}",
-                                f.name
-                            ),
-                            _ => format!("ALTER TABLE [{t}] ADD COLUMN [{}] {col_ty}", f.name),
-                        };
-                        conn.ddl(&add).await?;
+                        conn.ddl(&dialect.add_column(&t, &f.name, col_ty)).await?;
                     }
                 }
                 if f.index || f.unique {
-                    let unique = if f.unique { "UNIQUE " } else { "" };
                     let idx = index_name(entity_owned, &f.name, f.unique);
-                    let if_not = if backend == Backend::MySql {
-                        ""
-                    } else {
-                        "IF NOT EXISTS "
-                    };
-                    conn.ddl(&format!(
-                        "CREATE {unique}INDEX {if_not}[{idx}] ON [{}] ([{}])",
-                        table(entity_owned),
-                        f.name
-                    ))
-                    .await?;
+                    conn.ddl(&dialect.create_index(f.unique, &idx, &table(entity_owned), &f.name))
+                        .await?;
                 }
-                let insert = match backend {
-                    Backend::Postgres => "INSERT INTO [{m}] ([name], [type]) VALUES (?, ?) ON CONFLICT ([name]) DO NOTHING",
-                    Backend::MySql => "INSERT IGNORE INTO [{m}] ([name], [type]) VALUES (?, ?)",
-                    Backend::Sqlite => "INSERT OR IGNORE INTO [{m}] ([name], [type]) VALUES (?, ?)",
-                }
-                .replace("{m}", &meta_table(entity_owned));
+                let insert =
+                    dialect.insert_if_absent(&meta_table(entity_owned), &["name", "type"], "name");
                 conn.query_rows(
                     &insert,
                     vec![Value::from(f.name.as_str()), Value::from(ty.as_str())],
@@ -475,19 +436,8 @@ impl Connection {
             }
         }
         for t in [table(entity), history_table(entity)] {
-            match self.backend() {
-                Backend::Postgres => {
-                    self.ddl(&format!(
-                        "ALTER TABLE [{t}] ALTER COLUMN [{field}] TYPE DOUBLE PRECISION"
-                    ))
-                    .await?
-                }
-                Backend::MySql => {
-                    self.ddl(&format!("ALTER TABLE [{t}] MODIFY COLUMN [{field}] DOUBLE"))
-                        .await?
-                }
-                // SQLite stores REAL values in an INTEGER column as they are.
-                Backend::Sqlite => {}
+            if let Some(sql) = self.dialect().widen_to_float(&t, field) {
+                self.ddl(&sql).await?;
             }
         }
         self.query_rows(
@@ -515,16 +465,7 @@ fn index_name(entity: &str, field: &str, unique: bool) -> String {
     format!("dal_{:016x}_{kind}", h.finish())
 }
 
+/// "Already exists", e.g. from a concurrent creator.
 fn is_already_exists(e: &Error) -> bool {
-    match e.code() {
-        // PostgreSQL: duplicate table/column/object; unique violation in the catalogs when two
-        // sessions create the same thing at once.
-        Some("42P07") | Some("42701") | Some("42710") | Some("23505") => true,
-        // MySQL: table exists, duplicate column, duplicate key name.
-        Some("1050") | Some("1060") | Some("1061") => true,
-        _ => {
-            let m = e.to_string();
-            m.contains("duplicate column name") || m.contains("already exists")
-        }
-    }
+    e.kind() == DbErrorKind::AlreadyExists
 }

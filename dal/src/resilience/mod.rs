@@ -33,7 +33,6 @@ pub use breaker::{
     DEFAULT_MAX_OPEN_DURATION, DEFAULT_MINIMUM_CALLS, DEFAULT_OPEN_DURATION,
     DEFAULT_SUCCESS_THRESHOLD,
 };
-pub(crate) use retry::is_connection_lost_code;
 pub use retry::{
     classify, Backoff, FailureClass, RetryPolicy, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY,
     DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET,

@@ -222,28 +222,6 @@ impl FailureClass {
     }
 }
 
-/// True when a server error `code` says the session is over: the server ended the connection
-/// or is going away, so the connection is unusable and a statement in flight may or may not
-/// have taken effect. The driver-error mapping turns these into [`Error::Connection`] (keeping
-/// the code and message in its text); [`classify`] treats them as
-/// [`ConnectionLost`](FailureClass::ConnectionLost) wherever they come from.
-///
-/// - PostgreSQL (SQLSTATE): class `08` (connection exception), `57P01` admin shutdown
-///   (`pg_terminate_backend`, fast shutdown), `57P02` crash shutdown, `57P03` cannot connect now.
-/// - MySQL/MariaDB (error number): `2006` server gone away, `2013` lost connection during query,
-///   `1053` server shutdown in progress, `1927` connection killed (MariaDB), `4031` disconnected
-///   for inactivity (MySQL 8).
-pub(crate) fn is_connection_lost_code(backend: Backend, code: &str) -> bool {
-    match backend {
-        Backend::Postgres => {
-            matches!(code, "57P01" | "57P02" | "57P03")
-                || (code.len() == 5 && code.starts_with("08"))
-        }
-        Backend::MySql => matches!(code, "2006" | "2013" | "1053" | "1927" | "4031"),
-        Backend::Sqlite => false,
-    }
-}
-
 /// Classifies `error` as returned by a `backend` connection.
 ///
 /// | backend | [`Conflict`](FailureClass::Conflict) | [`ConnectionLost`](FailureClass::ConnectionLost) |
@@ -259,36 +237,38 @@ pub(crate) fn is_connection_lost_code(backend: Backend, code: &str) -> bool {
 /// ```
 /// use dal::{Backend, Error};
 /// use dal::resilience::{classify, FailureClass};
-/// let deadlock = Error::Database { code: Some("40P01".into()), message: "deadlock".into(), constraint: None };
-/// assert_eq!(classify(Backend::Postgres, &deadlock), FailureClass::Conflict);
-/// let syntax = Error::Database { code: Some("42601".into()), message: "syntax".into(), constraint: None };
-/// assert_eq!(classify(Backend::Postgres, &syntax), FailureClass::Permanent);
+/// use dal::DbErrorKind;
+/// let deadlock = Error::Database { code: Some("40P01".into()), message: "deadlock".into(), constraint: None, kind: DbErrorKind::Deadlock };
+/// let pg: Backend = "postgres".parse()?;
+/// assert_eq!(classify(pg, &deadlock), FailureClass::Conflict);
+/// let syntax = Error::Database { code: Some("42601".into()), message: "syntax".into(), constraint: None, kind: DbErrorKind::Other };
+/// assert_eq!(classify(pg, &syntax), FailureClass::Permanent);
+/// # Ok::<(), dal::Error>(())
 /// ```
 pub fn classify(backend: Backend, error: &Error) -> FailureClass {
-    let code = match error {
-        Error::Connection(_) => return FailureClass::ConnectionLost,
+    match error {
+        Error::Connection(_) => FailureClass::ConnectionLost,
         Error::Database {
-            code: Some(code), ..
-        } => code.as_str(),
-        _ => return FailureClass::Permanent,
-    };
-    if is_connection_lost_code(backend, code) {
-        return FailureClass::ConnectionLost;
-    }
-    match backend {
-        Backend::Postgres => match code {
-            "40001" | "40P01" => FailureClass::Conflict,
-            _ => FailureClass::Permanent,
-        },
-        Backend::MySql => match code {
-            "1213" | "1205" => FailureClass::Conflict,
-            _ => FailureClass::Permanent,
-        },
-        // Extended result codes keep the primary code in their low byte.
-        Backend::Sqlite => match code.parse::<u32>() {
-            Ok(n) if matches!(n & 0xFF, 5 | 6) => FailureClass::Conflict,
-            _ => FailureClass::Permanent,
-        },
+            code: Some(code),
+            message,
+            constraint,
+            kind,
+        } => {
+            // The backend's dialect holds its codes; an error built by hand with only a code
+            // is classified the same way as one the driver reported.
+            let dialect = crate::backend::dialect(backend);
+            if dialect.session_ended(code) {
+                return FailureClass::ConnectionLost;
+            }
+            let (from_code, _) = dialect.error_kind(code, message, constraint.as_deref());
+            if kind.is_conflict() || from_code.is_conflict() {
+                FailureClass::Conflict
+            } else {
+                FailureClass::Permanent
+            }
+        }
+        Error::Database { kind, .. } if kind.is_conflict() => FailureClass::Conflict,
+        _ => FailureClass::Permanent,
     }
 }
 

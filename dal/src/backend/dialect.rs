@@ -1,0 +1,155 @@
+//! [`Dialect`]: every fact that differs between PostgreSQL, MySQL/MariaDB and SQLite, behind
+//! one type per backend (implemented in `postgres.rs`, `mysql.rs`, `sqlite.rs`). Code above
+//! `backend/` asks the dialect and never names a backend.
+//!
+//! The portable SQL translator (`sql/`) keeps its own per-backend lexical rules.
+
+use crate::entity::FieldType;
+use crate::error::DbErrorKind;
+use crate::sql::Backend;
+
+/// Column types of the system columns of entity tables.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemTypes {
+    /// The entity id.
+    pub id: &'static str,
+    /// `created_at`, `updated_at`, `deleted_at`, `history_timestamp`.
+    pub timestamp: &'static str,
+    /// `created_by`, `updated_by`, `history_user_id`.
+    pub short_text: &'static str,
+    /// `history_comment`.
+    pub long_text: &'static str,
+}
+
+/// What differs between backends: identifier facts, column types, DDL, upserts and locking,
+/// paging, transactions, catalogs, error codes.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    // ---- connecting and sessions -------------------------------------------------------
+
+    /// The port used when the configuration names none (0: no network).
+    fn default_port(&self) -> u16;
+    /// True for an embedded database addressed by a file path (URLs carry a path, not a host).
+    fn is_embedded(&self) -> bool {
+        false
+    }
+    /// The statement that begins a transaction.
+    fn begin(&self) -> &'static str {
+        "BEGIN"
+    }
+
+    // ---- types and tables ---------------------------------------------------------------
+
+    /// Native column type for a logical field type. `indexed` text needs a bounded type on
+    /// MySQL.
+    fn column_type(&self, ty: FieldType, indexed: bool) -> &'static str;
+    /// Column types of the system columns.
+    fn system_types(&self) -> SystemTypes;
+    /// Suffix of `CREATE TABLE` (engine, character set).
+    fn table_options(&self) -> &'static str {
+        ""
+    }
+    /// False where DDL commits the open transaction implicitly (MySQL).
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+    /// `SELECT COUNT(*)` of tables named `?` in the current schema.
+    fn table_exists_sql(&self) -> &'static str;
+    /// `SELECT COUNT(*)` of columns named `?` (second) of the table named `?` (first).
+    fn column_exists_sql(&self) -> &'static str;
+    /// Adds a column (if not there, where the backend can say so).
+    fn add_column(&self, table: &str, column: &str, ty: &str) -> String {
+        format!("ALTER TABLE [{table}] ADD COLUMN [{column}] {ty}")
+    }
+    /// Creates an index (if not there, where the backend can say so).
+    fn create_index(&self, unique: bool, name: &str, table: &str, column: &str) -> String {
+        let unique = if unique { "UNIQUE " } else { "" };
+        format!("CREATE {unique}INDEX IF NOT EXISTS [{name}] ON [{table}] ([{column}])")
+    }
+    /// Inserts a row of `columns` unless its key exists.
+    fn insert_if_absent(&self, table: &str, columns: &[&str], key: &str) -> String;
+    /// Changes a column's type to double precision, or `None` where no change is needed
+    /// (SQLite stores REAL values in an INTEGER column as they are).
+    fn widen_to_float(&self, table: &str, column: &str) -> Option<String>;
+
+    // ---- writing and reading rows -------------------------------------------------------
+
+    /// The tail of a multi-row `INSERT` that turns it into an upsert on `id`: `updates` take
+    /// the new values, the version grows by one; where the backend can, the stored rows come
+    /// back (`returning`, a select list).
+    fn upsert_tail(&self, table: &str, updates: &[&str], returning: &str) -> String;
+    /// True when the upsert returns the stored rows (else they are read back).
+    fn upsert_returns_rows(&self) -> bool {
+        true
+    }
+    /// True when the upsert fires on any unique key, not only the id (MySQL): new rows are
+    /// then inserted plainly, so that a clash on another unique field is an error.
+    fn upsert_fires_on_any_unique_key(&self) -> bool {
+        false
+    }
+    /// Suffix of a `SELECT` that locks the rows it reads until the transaction ends.
+    fn lock_rows(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+    /// True when a batch of `rows` saves should lock the existing rows up front, in id
+    /// order (so that concurrent batches queue instead of deadlocking).
+    fn lock_batch_up_front(&self, rows: usize) -> bool;
+    /// `LIMIT`/`OFFSET` clause (with its leading space), or empty.
+    fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> String {
+        match (limit, offset) {
+            (Some(l), Some(o)) => format!(" LIMIT {l} OFFSET {o}"),
+            (Some(l), None) => format!(" LIMIT {l}"),
+            (None, Some(o)) => format!(" LIMIT {} OFFSET {o}", self.no_limit()),
+            (None, None) => String::new(),
+        }
+    }
+    /// What stands for "no limit" before an `OFFSET`.
+    fn no_limit(&self) -> &'static str;
+
+    // ---- errors -------------------------------------------------------------------------
+
+    /// What a server error code means, and the constraint it names (from the driver, or from
+    /// the message where only the message says, e.g. which unique key a MySQL duplicate hit).
+    fn error_kind(
+        &self,
+        code: &str,
+        message: &str,
+        constraint: Option<&str>,
+    ) -> (DbErrorKind, Option<String>);
+    /// True for a server error code that says the session is over (the connection is gone).
+    fn session_ended(&self, code: &str) -> bool;
+}
+
+/// The dialect of `backend`.
+pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
+    match backend {
+        Backend::Postgres => &super::postgres::PgDialect,
+        Backend::MySql => &super::mysql::MySqlDialect,
+        Backend::Sqlite => &super::sqlite::SqliteDialect,
+    }
+}
+
+/// `[a], [b], …`
+pub(crate) fn column_list(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("[{c}]"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `?, ?, …` (`n` of them).
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `ON CONFLICT (id) DO UPDATE … RETURNING …`, shared by PostgreSQL and SQLite.
+pub(crate) fn on_conflict_upsert(table: &str, updates: &[&str], returning: &str) -> String {
+    let set = updates
+        .iter()
+        .map(|c| format!("[{c}] = excluded.[{c}]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        " ON CONFLICT ([id]) DO UPDATE SET {set}, [version] = [{table}].[version] + 1 RETURNING {returning}"
+    )
+}
