@@ -112,6 +112,16 @@ pub(crate) struct Schema {
 }
 
 impl Schema {
+    /// A schema with these fields (tests of the statement builders).
+    #[cfg(test)]
+    pub(crate) fn with_fields(fields: BTreeMap<String, FieldType>) -> Self {
+        Schema {
+            exists: true,
+            fields,
+            loaded: Instant::now(),
+        }
+    }
+
     fn absent() -> Self {
         Schema {
             exists: false,

@@ -1,0 +1,131 @@
+//! Reading entities: one by id (optionally locking its row), a filtered and paged list, a
+//! count, and the history of one.
+
+use super::super::schema::{history_table, table, HISTORY_FIELDS};
+use super::{columns, row_to_map, select_list, EntityMap, Query};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+impl Connection {
+    /// With `lock`, the row is locked until the caller's transaction ends (`FOR UPDATE`;
+    /// on SQLite the transaction already holds the database's write lock).
+    pub(crate) async fn get_entity_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        include_deleted: bool,
+        lock: bool,
+    ) -> Result<Option<EntityMap>> {
+        if lock && !self.in_transaction() {
+            return Err(Error::Transaction(
+                "a locking read (for_update / get_for_update) needs an open transaction: the lock would end with the statement; use #[auto_transaction] or begin_transaction".into(),
+            ));
+        }
+        let schema = self.entity_schema(entity, false).await?;
+        if !schema.exists {
+            return Ok(None);
+        }
+        let deleted = if include_deleted {
+            ""
+        } else {
+            " AND [deleted_at] IS NULL"
+        };
+        let lock = if lock { self.dialect().lock_rows() } else { "" };
+        let sql = format!(
+            "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
+            select_list(&columns(&schema)),
+            table(entity),
+            schema.fingerprint()
+        );
+        let rows = self.query_rows(&sql, vec![Value::from(id)]).await?;
+        rows.into_iter()
+            .next()
+            .map(|r| row_to_map(r, &schema))
+            .transpose()
+    }
+
+    fn where_clause(q: &Query) -> (String, Vec<Value>) {
+        let mut parts = Vec::new();
+        if !q.include_deleted {
+            parts.push("[deleted_at] IS NULL".to_owned());
+        }
+        let mut params = Vec::new();
+        if let Some((f, p)) = &q.filter {
+            if !f.trim().is_empty() {
+                parts.push(format!("({f})"));
+                params.extend(p.iter().cloned());
+            }
+        }
+        if parts.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" WHERE {}", parts.join(" AND ")), params)
+        }
+    }
+
+    pub(crate) async fn find_entities_impl(
+        &mut self,
+        entity: &str,
+        q: &Query,
+    ) -> Result<Vec<EntityMap>> {
+        let schema = self.entity_schema(entity, false).await?;
+        if !schema.exists {
+            return Ok(Vec::new());
+        }
+        let (where_sql, params) = Self::where_clause(q);
+        let mut sql = format!(
+            "SELECT {} FROM [{}]{where_sql}",
+            select_list(&columns(&schema)),
+            table(entity)
+        );
+        if let Some(o) = q.order_by.as_deref().filter(|o| !o.trim().is_empty()) {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(o);
+        }
+        sql.push_str(&self.dialect().limit_offset(q.limit, q.offset));
+        sql.push_str(&format!(" /* dal:{:x} */", schema.fingerprint()));
+        let rows = self.query_rows(&sql, params).await?;
+        rows.into_iter().map(|r| row_to_map(r, &schema)).collect()
+    }
+
+    pub(crate) async fn count_entities_impl(&mut self, entity: &str, q: &Query) -> Result<i64> {
+        let schema = self.entity_schema(entity, false).await?;
+        if !schema.exists {
+            return Ok(0);
+        }
+        let (where_sql, params) = Self::where_clause(q);
+        let sql = format!("SELECT COUNT(*) FROM [{}]{where_sql}", table(entity));
+        self.query_count(&sql, params).await
+    }
+
+    pub(crate) async fn history_impl(
+        &mut self,
+        entity: &str,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<Vec<EntityMap>> {
+        let schema = self.entity_schema(entity, false).await?;
+        if !schema.exists {
+            return Ok(Vec::new());
+        }
+        let mut cols = columns(&schema);
+        cols.extend(HISTORY_FIELDS.iter().map(|s| (*s).to_owned()));
+        let mut params = vec![Value::from(id)];
+        let version_sql = match version {
+            Some(v) => {
+                params.push(Value::Int(v));
+                " AND [version] = ?"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "SELECT {} FROM [{}] WHERE [id] = ?{version_sql} ORDER BY [version] /* dal:{:x} */",
+            select_list(&cols),
+            history_table(entity),
+            schema.fingerprint()
+        );
+        let rows = self.query_rows(&sql, params).await?;
+        rows.into_iter().map(|r| row_to_map(r, &schema)).collect()
+    }
+}

@@ -1,0 +1,384 @@
+//! Saving a batch: inputs checked and converted before anything is written, rows locked in id
+//! order where needed, expected versions checked, one multi-row upsert per shape of row, one
+//! history row each, all in the caller's transaction or one of its own.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as Json};
+
+use super::super::codec::{from_column, to_column, Fit};
+use super::super::schema::{history_table, table, FieldSpec, Schema};
+use super::input::{plan_fields, prepare_inputs};
+use super::sql::upsert_sql;
+use super::{
+    columns, is_key_race, is_retryable_tx_error, now_micros, placeholders, row_to_map, select_list,
+    system_type, Audit, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
+};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+impl Connection {
+    /// Saves a batch (one entity is a batch of one): creates or partially updates each row,
+    /// appends one history row each, and returns the rows as stored, converted by `out`.
+    ///
+    /// Everything that can be checked is checked before the first write: names, values, the
+    /// expected versions, and — with `check` — that every row as it will be stored converts
+    /// back through `out`. `out` runs inside the transaction, so a row that still fails to
+    /// convert rolls the save back (in the caller's transaction, the error reaches the
+    /// caller before any commit).
+    pub(crate) async fn save_entities_impl<R, F>(
+        &mut self,
+        req: SaveRequest<'_>,
+        out: F,
+    ) -> Result<Vec<R>>
+    where
+        R: Send,
+        F: Fn(EntityMap) -> Result<R> + Send + Sync,
+    {
+        let entity = req.entity;
+        super::super::schema::validate_entity_name(entity)?;
+        if req.inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, rows) = prepare_inputs(req.inputs)?;
+        let expected = req.expected;
+        if !expected.is_empty() && expected.len() != ids.len() {
+            return Err(Error::Internal(
+                "expected versions do not match the batch".into(),
+            ));
+        }
+
+        // Schema first: new fields and widenings are decided from the whole batch.
+        let schema = self.entity_schema(entity, true).await?;
+        let (specs, widen) = plan_fields(entity, &schema, &rows, req.declared)?;
+        let schema = self.ensure_fields(entity, &specs, &widen).await?;
+
+        // Convert every value before writing anything: bad input never leaves partial writes.
+        let mut converted: Vec<BTreeMap<String, Value>> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut out = BTreeMap::new();
+            for (k, v) in row {
+                let ty = match schema.fields.get(k) {
+                    Some(t) => *t,
+                    None if v.is_null() => continue,
+                    None => return Err(Error::Internal(format!("field {k} has no column"))),
+                };
+                match to_column(k, ty, v)? {
+                    Fit::Value(val) => out.insert(k.clone(), val),
+                    Fit::Widen => {
+                        return Err(Error::Entity(format!(
+                            "field {k:?} changed type while saving; retry the save"
+                        )))
+                    }
+                };
+            }
+            converted.push(out);
+        }
+        if req.check {
+            for (i, row) in converted.iter().enumerate() {
+                let version = expected.get(i).copied().flatten().unwrap_or(0) + 1;
+                out(simulate_stored(&schema, &ids[i], row, req.audit, version)?)?;
+            }
+        }
+
+        let batch = Batch {
+            entity,
+            schema: &schema,
+            ids: &ids,
+            rows: &converted,
+            expected: &expected,
+            audit: req.audit,
+        };
+        in_own_tx!(
+            self,
+            |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
+            {
+                match self.write_batch(&batch).await {
+                    Ok(saved) => saved.into_iter().map(&out).collect::<Result<Vec<R>>>(),
+                    Err(e) => Err(e),
+                }
+            }
+        )
+    }
+
+    async fn write_batch(&mut self, b: &Batch<'_>) -> Result<Vec<EntityMap>> {
+        let now = now_micros();
+        // Rows are written in id order, so that concurrent batches over the same ids take
+        // their row locks in the same order and cannot deadlock each other.
+        let mut order: Vec<usize> = (0..b.ids.len()).collect();
+        order.sort_by(|x, y| b.ids[*x].cmp(&b.ids[*y]));
+        let existing = self.lock_and_check_versions(b, &order).await?;
+        let mut saved = self.upsert_rows(b, &order, &existing, now).await?;
+        let sorted_ids: Vec<String> = order.iter().map(|&i| b.ids[i].clone()).collect();
+        self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
+            .await?;
+        if !self.dialect().upsert_returns_rows() {
+            saved = self.fetch_by_ids(b.entity, b.schema, b.ids).await?;
+        }
+        // Same order as the input.
+        let mut out = Vec::with_capacity(b.ids.len());
+        for id in b.ids {
+            match saved.remove(id) {
+                Some(m) => out.push(m),
+                None => return Err(Error::Internal(format!("saved entity {id} not found"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows that exist, locked in id order (`order`) with their versions, where needed:
+    /// to split inserts from updates (MySQL), to queue concurrent batches (PostgreSQL), or to
+    /// check the versions the save expects — a mismatch is a [`Error::Conflict`] before
+    /// anything is written.
+    async fn lock_and_check_versions(
+        &mut self,
+        b: &Batch<'_>,
+        order: &[usize],
+    ) -> Result<HashMap<String, i64>> {
+        let checking = b.expected.iter().any(Option::is_some);
+        if !checking && !self.dialect().lock_batch_up_front(b.ids.len()) {
+            return Ok(HashMap::new());
+        }
+        let sorted: Vec<&str> = order.iter().map(|&i| b.ids[i].as_str()).collect();
+        let existing = self.lock_rows(b.entity, &sorted).await?;
+        for (i, want) in b.expected.iter().enumerate() {
+            if let Some(want) = *want {
+                let actual = existing.get(&b.ids[i]).copied().unwrap_or(0);
+                if actual != want {
+                    return Err(Error::Conflict {
+                        entity: b.entity.to_owned(),
+                        id: b.ids[i].clone(),
+                        expected: want,
+                        actual,
+                    });
+                }
+            }
+        }
+        Ok(existing)
+    }
+
+    /// One multi-row upsert per set of fields (in chunks), rows in `order`. Where the upsert
+    /// fires on *any* unique key (MySQL), new rows are inserted plainly (a clash on another
+    /// unique field is then an error, as it should be) and only rows that exist (locked) go
+    /// through the upsert. Returns the stored rows where the upsert returns them.
+    async fn upsert_rows(
+        &mut self,
+        b: &Batch<'_>,
+        order: &[usize],
+        existing: &HashMap<String, i64>,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, EntityMap>> {
+        let dialect = self.dialect();
+        let user = Value::from(b.audit.user_id.clone());
+        let mut shapes: BTreeMap<Vec<&String>, Vec<usize>> = BTreeMap::new();
+        for &i in order {
+            shapes
+                .entry(b.rows[i].keys().collect::<Vec<&String>>())
+                .or_default()
+                .push(i);
+        }
+        let split = dialect.upsert_fires_on_any_unique_key();
+        let mut saved: HashMap<String, EntityMap> = HashMap::with_capacity(b.ids.len());
+        for (fields, members) in &shapes {
+            let (update, insert): (Vec<usize>, Vec<usize>) = if split {
+                members
+                    .iter()
+                    .partition(|&&i| existing.contains_key(&b.ids[i]))
+            } else {
+                (Vec::new(), members.clone())
+            };
+            for (group, plain) in [(&insert, split), (&update, false)] {
+                // id, created_at, created_by, updated_at, updated_by, version (from the id).
+                let per_row = 6 + fields.len();
+                let per_chunk = (CHUNK_PARAMS / per_row).clamp(1, CHUNK_ROWS);
+                for chunk in group.chunks(per_chunk) {
+                    let mut params = Vec::with_capacity(chunk.len() * per_row);
+                    for &i in chunk {
+                        let id = Value::from(b.ids[i].as_str());
+                        params.extend([id.clone(), Value::Timestamp(now), user.clone()]);
+                        params.extend([Value::Timestamp(now), user.clone(), id]);
+                        for f in fields {
+                            params.push(b.rows[i].get(*f).cloned().unwrap_or(Value::Null));
+                        }
+                    }
+                    let sql = upsert_sql(dialect, b.entity, fields, chunk.len(), b.schema, plain);
+                    for r in self.query_full(&sql, params).await?.rows {
+                        let m = row_to_map(r, b.schema)?;
+                        if let Some(Json::String(id)) = m.get("id") {
+                            saved.insert(id.clone(), m);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Locks the rows among `ids` (given in the order to lock them) that exist, and returns
+    /// their versions. SQLite needs no row lock: a transaction there holds the database's
+    /// write lock from its start.
+    async fn lock_rows(&mut self, entity: &str, ids: &[&str]) -> Result<HashMap<String, i64>> {
+        let lock = self.dialect().lock_rows();
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK_ROWS * 2) {
+            let sql = format!(
+                "SELECT [id], [version] FROM [{}] WHERE [id] IN ({}) ORDER BY [id]{lock}",
+                table(entity),
+                placeholders(chunk.len())
+            );
+            let params = chunk.iter().map(|id| Value::from(*id)).collect();
+            for r in self.query_rows(&sql, params).await? {
+                found.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Appends one history row per id, copying the row as it is now (with its version).
+    /// `deleting`: the snapshot records the deletion (for permanent deletes: the row is about
+    /// to go, so its deletion is the next version).
+    pub(super) async fn append_history(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        ids: &[String],
+        now: DateTime<Utc>,
+        audit: &Audit,
+        deleting: bool,
+    ) -> Result<u64> {
+        let cols = columns(schema);
+        let h = history_table(entity);
+        let t = table(entity);
+        let source: Vec<String> = cols
+            .iter()
+            .map(|c| match c.as_str() {
+                "deleted_at" if deleting => "COALESCE([src].[deleted_at], ?)".to_owned(),
+                "version" if deleting => "[src].[version] + 1".to_owned(),
+                _ => format!("[src].[{c}]"),
+            })
+            .collect();
+        let mut inserted = 0;
+        for chunk in ids.chunks(CHUNK_ROWS * 2) {
+            let sql = format!(
+                "INSERT INTO [{h}] ({}, [history_timestamp], [history_user_id], [history_comment]) \
+                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id] /* dal:{:x} */",
+                select_list(&cols),
+                source.join(", "),
+                placeholders(chunk.len()),
+                schema.fingerprint()
+            );
+            let mut params = Vec::with_capacity(chunk.len() + 4);
+            if deleting {
+                params.push(Value::Timestamp(now));
+            }
+            params.push(Value::Timestamp(now));
+            params.push(Value::from(audit.user_id.clone()));
+            params.push(Value::from(audit.comment.clone()));
+            params.extend(chunk.iter().map(|id| Value::from(id.as_str())));
+            inserted += self.query_full(&sql, params).await?.rows_affected;
+        }
+        Ok(inserted)
+    }
+
+    async fn fetch_by_ids(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        ids: &[String],
+    ) -> Result<HashMap<String, EntityMap>> {
+        let cols = columns(schema);
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK_ROWS * 2) {
+            let sql = format!(
+                "SELECT {} FROM [{}] WHERE [id] IN ({}) /* dal:{:x} */",
+                select_list(&cols),
+                table(entity),
+                placeholders(chunk.len()),
+                schema.fingerprint()
+            );
+            let rows = self
+                .query_rows(
+                    &sql,
+                    chunk.iter().map(|id| Value::from(id.as_str())).collect(),
+                )
+                .await?;
+            for r in rows {
+                let m = row_to_map(r, schema)?;
+                if let Some(Json::String(id)) = m.get("id") {
+                    let id = id.clone();
+                    out.insert(id, m);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What to save: the entity, its inputs, who and why, and the fields a typed entity declares.
+pub(crate) struct SaveRequest<'a> {
+    pub entity: &'a str,
+    pub inputs: Vec<EntityMap>,
+    /// Per input, the version the stored entity must be at (0: it must not exist), or empty.
+    pub expected: Vec<Option<i64>>,
+    pub audit: &'a Audit,
+    pub declared: &'a [FieldSpec],
+    /// Check before writing that every row, as it will be stored, converts through `out`.
+    pub check: bool,
+}
+
+impl<'a> SaveRequest<'a> {
+    /// A dynamic save of `inputs`.
+    pub(crate) fn new(entity: &'a str, inputs: Vec<EntityMap>, audit: &'a Audit) -> Self {
+        SaveRequest {
+            entity,
+            inputs,
+            expected: Vec::new(),
+            audit,
+            declared: &[],
+            check: false,
+        }
+    }
+}
+
+/// One batch, validated and converted, ready to write.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    entity: &'a str,
+    schema: &'a Schema,
+    ids: &'a [String],
+    rows: &'a [BTreeMap<String, Value>],
+    expected: &'a [Option<i64>],
+    audit: &'a Audit,
+}
+
+/// The entity as it will read back once `row` is saved: system fields filled in, each value
+/// through the same conversion a read uses.
+fn simulate_stored(
+    schema: &Schema,
+    id: &str,
+    row: &BTreeMap<String, Value>,
+    audit: &Audit,
+    version: i64,
+) -> Result<EntityMap> {
+    let now = Value::Timestamp(now_micros());
+    let user = Value::from(audit.user_id.clone());
+    let mut m = Map::new();
+    for (col, v) in [
+        ("id", Value::from(id)),
+        ("created_at", now.clone()),
+        ("created_by", user.clone()),
+        ("updated_at", now),
+        ("updated_by", user),
+        ("deleted_at", Value::Null),
+        ("version", Value::Int(version)),
+    ] {
+        m.insert(col.to_owned(), from_column(system_type(col), v)?);
+    }
+    for (name, ty) in &schema.fields {
+        let v = row.get(name).cloned().unwrap_or(Value::Null);
+        m.insert(name.clone(), from_column(*ty, v)?);
+    }
+    Ok(m)
+}

@@ -1,0 +1,93 @@
+//! The statements of the save path, as pure functions of the schema and the dialect.
+
+use super::super::schema::{history_table, table, Schema};
+use super::{columns, select_list};
+use crate::backend::{column_list, Dialect};
+
+/// The multi-row upsert of `rows` rows with `fields` (after the system columns). A new row's
+/// version is one past the highest in its history (1 for a new id; more for an id whose entity
+/// was permanently deleted); an existing row's version grows by one under its row lock.
+pub(super) fn upsert_sql(
+    dialect: &dyn Dialect,
+    entity: &str,
+    fields: &[&String],
+    rows: usize,
+    schema: &Schema,
+    plain: bool,
+) -> String {
+    let t = table(entity);
+    let h = history_table(entity);
+    let fp = schema.fingerprint();
+    let one = format!(
+        "(?, ?, ?, ?, ?, (SELECT COALESCE(MAX([h].[version]), 0) + 1 FROM [{h}] [h] WHERE [h].[id] = ?){})",
+        ", ?".repeat(fields.len())
+    );
+    let values = vec![one; rows].join(", ");
+    let mut cols: Vec<&str> = vec![
+        "id",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "version",
+    ];
+    cols.extend(fields.iter().map(|f| f.as_str()));
+    let insert = format!("INSERT INTO [{t}] ({}) VALUES {values}", column_list(&cols));
+    if plain {
+        return format!("{insert} /* dal:{fp:x} */");
+    }
+    let mut updates: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+    updates.push("updated_at");
+    updates.push("updated_by");
+    let tail = dialect.upsert_tail(&t, &updates, &select_list(&columns(schema)));
+    format!("{insert}{tail} /* dal:{fp:x} */")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::entity::FieldType;
+    use crate::sql::{translate, Backend};
+
+    fn schema() -> Schema {
+        Schema::with_fields(BTreeMap::from([
+            ("age".to_owned(), FieldType::Int),
+            ("name".to_owned(), FieldType::Text),
+        ]))
+    }
+
+    #[test]
+    fn upserts_bump_the_version_and_return_rows_where_the_backend_can() {
+        let name = "name".to_owned();
+        let fields = [&name];
+        for backend in Backend::ALL {
+            let d = crate::backend::dialect(backend);
+            let sql = upsert_sql(d, "users", &fields, 2, &schema(), false);
+            // Two rows of 6 system parameters and one field each.
+            assert_eq!(translate(&sql, backend).unwrap().placeholders, 14, "{sql}");
+            assert!(sql.contains("COALESCE(MAX([h].[version]), 0) + 1 FROM [users_history]"));
+            match backend {
+                Backend::MySql => {
+                    assert!(sql.contains("ON DUPLICATE KEY UPDATE [name] = VALUES([name])"));
+                    assert!(sql.contains("[version] = [version] + 1"));
+                    assert!(!sql.contains("RETURNING"));
+                }
+                _ => {
+                    assert!(
+                        sql.contains("ON CONFLICT ([id]) DO UPDATE SET [name] = excluded.[name]")
+                    );
+                    assert!(sql.contains("[version] = [users].[version] + 1"));
+                    assert!(sql.contains("RETURNING [id], "));
+                }
+            }
+            let plain = upsert_sql(d, "users", &fields, 1, &schema(), true);
+            assert!(
+                plain.starts_with("INSERT INTO [users] ([id], [created_at]"),
+                "{plain}"
+            );
+            assert!(!plain.contains("ON CONFLICT") && !plain.contains("ON DUPLICATE"));
+        }
+    }
+}
