@@ -1,0 +1,258 @@
+//! PostgreSQL through `sqlx-postgres`.
+//!
+//! Parameters are encoded to the types the *server* inferred when it prepared the statement
+//! (like tokio-postgres does), so an `i64` compares with an `INTEGER` column, a `NULL` fits any
+//! column, and text parses into `UUID`/`TIMESTAMPTZ`/`JSONB` parameters.
+//!
+//! `params` turns values into the server's parameter types, `numeric` is the binary NUMERIC
+//! form, `dialect` holds PostgreSQL's facts for the layers above.
+
+mod dialect;
+mod numeric;
+mod params;
+
+pub(crate) use dialect::PgDialect;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use futures_util::TryStreamExt;
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow, PgTypeInfo, PgValueRef};
+use sqlx::{
+    Arguments, AssertSqlSafe, ConnectOptions, Connection, Decode, Either, Executor, Postgres,
+    Row as _, SqlSafeStr, Statement, ValueRef,
+};
+
+use super::{
+    column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
+};
+use crate::config::DatabaseConfig;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::sql::Backend;
+use crate::value::Value;
+
+use numeric::decode_numeric;
+use params::{oid, to_pg, type_oid};
+
+/// How long a cancel request may take (connect + `pg_cancel_backend`).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct PgDriver {
+    options: Arc<PgConnectOptions>,
+}
+
+impl PgDriver {
+    pub(crate) fn new(config: &DatabaseConfig) -> Self {
+        let mut o = PgConnectOptions::new_without_pgpass()
+            .host(config.get_host())
+            .port(config.effective_port(Backend::Postgres))
+            .username(config.get_user().unwrap_or("postgres"))
+            .database(config.database())
+            .application_name("dal")
+            .statement_cache_capacity(512);
+        if let Some(pw) = config.password_secret() {
+            o = o.password(pw);
+        }
+        PgDriver {
+            options: Arc::new(o.disable_statement_logging()),
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for PgDriver {
+    async fn connect(&self) -> Result<Box<dyn RawConn>> {
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(map_sqlx_error)?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(Box::new(PgConn {
+            conn,
+            cancel: Arc::new(PgCancel {
+                options: self.options.clone(),
+                pid,
+            }),
+        }))
+    }
+}
+
+struct PgConn {
+    conn: PgConnection,
+    cancel: Arc<PgCancel>,
+}
+
+struct PgCancel {
+    options: Arc<PgConnectOptions>,
+    pid: i32,
+}
+
+#[async_trait]
+impl CancelToken for PgCancel {
+    async fn cancel(&self) -> Result<()> {
+        let work = async {
+            let mut c = PgConnection::connect_with(&self.options)
+                .await
+                .map_err(map_sqlx_error)?;
+            sqlx::query("SELECT pg_cancel_backend($1)")
+                .bind(self.pid)
+                .execute(&mut c)
+                .await
+                .map_err(map_sqlx_error)?;
+            let _ = c.close().await;
+            Ok(())
+        };
+        tokio::time::timeout(CANCEL_TIMEOUT, work)
+            .await
+            .map_err(|_| Error::Connection("cancel request timed out".into()))?
+    }
+}
+
+#[async_trait]
+impl RawConn for PgConn {
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+        let sql: Arc<str> = Arc::from(sql);
+        // Prepared once per connection (sqlx caches by SQL text); on later calls this is a
+        // cache lookup with no round trip. It tells us the parameter types the server chose.
+        let stmt = (&mut self.conn)
+            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
+            .await
+            .map_err(map_sqlx_error)?;
+        let types: &[PgTypeInfo] = match stmt.parameters() {
+            Some(Either::Left(t)) => t,
+            _ => &[],
+        };
+        if types.len() != params.len() {
+            return Err(Error::ParameterCount {
+                expected: types.len(),
+                given: params.len(),
+            });
+        }
+        let mut args = PgArguments::default();
+        for (i, (v, t)) in params.iter().zip(types).enumerate() {
+            let p =
+                to_pg(v, t).map_err(|m| Error::Conversion(format!("parameter ${}: {m}", i + 1)))?;
+            args.add(p).map_err(|e| Error::Conversion(e.to_string()))?;
+        }
+        let mut out = QueryOutput::default();
+        let mut columns: Option<Arc<[String]>> = None;
+        let mut stream = (&mut self.conn).fetch_many(sqlx::query_with(AssertSqlSafe(sql), args));
+        while let Some(item) = stream.try_next().await.map_err(map_sqlx_error)? {
+            match item {
+                Either::Left(done) => out.rows_affected += done.rows_affected(),
+                Either::Right(row) => {
+                    let cols = columns.get_or_insert_with(|| column_names(row.columns()));
+                    out.rows.push(decode_row(&row, cols.clone())?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<()> {
+        self.conn
+            .execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .map(|_| ())
+            .map_err(map_sqlx_error)
+    }
+
+    fn cancel_token(&self) -> Arc<dyn CancelToken> {
+        self.cancel.clone()
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        self.conn.ping().await.map_err(map_sqlx_error)
+    }
+
+    async fn close(self: Box<Self>) {
+        let _ = self.conn.close().await;
+    }
+}
+
+// ---- results -----------------------------------------------------------------------------
+
+fn decode_row(row: &PgRow, columns: Arc<[String]>) -> Result<Row> {
+    let mut values = Vec::with_capacity(columns.len());
+    for i in 0..columns.len() {
+        let raw = row.try_get_raw(i).map_err(map_sqlx_error)?;
+        values.push(
+            decode_value(raw)
+                .map_err(|e| Error::Conversion(format!("column {:?}: {e}", columns[i])))?,
+        );
+    }
+    Ok(Row::new(columns, values))
+}
+
+fn dec<'r, T: Decode<'r, Postgres>>(
+    v: PgValueRef<'r>,
+) -> std::result::Result<T, sqlx::error::BoxDynError> {
+    T::decode(v)
+}
+
+fn decode_value(v: PgValueRef<'_>) -> std::result::Result<Value, sqlx::error::BoxDynError> {
+    use oid::*;
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let t = type_oid(&v.type_info());
+    if v.format() == sqlx::postgres::PgValueFormat::Text {
+        // Only simple-protocol results are text; decode what we know from the text form.
+        let s = v.as_str()?;
+        return Ok(match t {
+            BOOL => Value::Bool(s == "t"),
+            INT2 | INT4 | INT8 | OID => s
+                .parse()
+                .map(Value::Int)
+                .unwrap_or_else(|_| Value::Text(s.into())),
+            FLOAT4 | FLOAT8 => s
+                .parse()
+                .map(Value::Float)
+                .unwrap_or_else(|_| Value::Text(s.into())),
+            NUMERIC => decimal_text_to_value(s),
+            JSON | JSONB => Value::Json(serde_json::from_str(s)?),
+            _ => Value::Text(s.to_owned()),
+        });
+    }
+    Ok(match t {
+        BOOL => Value::Bool(dec(v)?),
+        INT2 => Value::Int(i64::from(dec::<i16>(v)?)),
+        INT4 => Value::Int(i64::from(dec::<i32>(v)?)),
+        INT8 => Value::Int(dec(v)?),
+        OID => Value::Int(i64::from(dec::<Oid>(v)?.0)),
+        FLOAT4 => Value::Float(f64::from(dec::<f32>(v)?)),
+        FLOAT8 => Value::Float(dec(v)?),
+        NUMERIC => {
+            let s = decode_numeric(v.as_bytes()?).ok_or("malformed NUMERIC")?;
+            decimal_text_to_value(&s)
+        }
+        BYTEA => Value::Bytes(dec(v)?),
+        JSON | JSONB => Value::Json(dec::<sqlx::types::Json<serde_json::Value>>(v)?.0),
+        UUID => Value::Uuid(dec(v)?),
+        DATE => Value::Date(dec(v)?),
+        TIME => Value::Time(dec(v)?),
+        TIMESTAMP => Value::Timestamp(dec::<NaiveDateTime>(v)?.and_utc()),
+        TIMESTAMPTZ => Value::Timestamp(dec(v)?),
+        BOOL_ARRAY => Value::Json(serde_json::json!(dec::<Vec<Option<bool>>>(v)?)),
+        INT2_ARRAY => Value::Json(serde_json::json!(dec::<Vec<Option<i16>>>(v)?)),
+        INT4_ARRAY => Value::Json(serde_json::json!(dec::<Vec<Option<i32>>>(v)?)),
+        INT8_ARRAY => Value::Json(serde_json::json!(dec::<Vec<Option<i64>>>(v)?)),
+        FLOAT8_ARRAY => Value::Json(serde_json::json!(dec::<Vec<Option<f64>>>(v)?)),
+        TEXT_ARRAY | VARCHAR_ARRAY => {
+            Value::Json(serde_json::json!(dec::<Vec<Option<String>>>(v)?))
+        }
+        _ => {
+            let bytes = v.as_bytes()?;
+            match std::str::from_utf8(bytes) {
+                Ok(s) => Value::Text(s.to_owned()),
+                Err(_) => Value::Bytes(bytes.to_vec()),
+            }
+        }
+    })
+}
