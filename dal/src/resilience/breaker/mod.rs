@@ -326,10 +326,5 @@ fn forget_trial(inner: &mut Inner) {
     }
 }
 
-/// Calls and failures over a sliding window, in [`BUCKETS`] time buckets. Each bucket is one
-/// atomic word: the bucket's number in time (24 bits) and its calls and failures (20 bits each,
-/// saturating at about a million per bucket), updated with a compare-and-swap loop. A bucket
-/// whose number is not recent counts as empty and is reset by the next call that lands in it.
-
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,10 @@ use tokio::time::Instant;
 /// Time buckets of the sliding window.
 pub(super) const BUCKETS: u64 = 10;
 
+/// Calls and failures over a sliding window, in [`BUCKETS`] time buckets. Each bucket is one
+/// atomic word: the bucket's number in time (24 bits) and its calls and failures (20 bits each,
+/// saturating at about a million per bucket), updated with a compare-and-swap loop. A bucket
+/// whose number is not recent counts as empty and is reset by the next call that lands in it.
 #[derive(Debug)]
 pub(super) struct Window {
     epoch: Instant,
