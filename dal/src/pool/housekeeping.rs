@@ -239,41 +239,6 @@ impl PoolInner {
         }
     }
 
-    /// Logs (once each) the connections held longer than `threshold`.
-    fn report_leaks(&self, threshold: Duration) {
-        let now = Instant::now();
-        let reports: Vec<_> = match self.state.lock() {
-            Ok(mut s) => s
-                .lent
-                .iter_mut()
-                .filter(|r| !r.reported && now.saturating_duration_since(r.since) >= threshold)
-                .map(|r| {
-                    r.reported = true;
-                    r.report(&self.hash, &self.alias, now)
-                })
-                .collect(),
-            Err(_) => return,
-        };
-        for r in reports {
-            self.stats.leaks_detected.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "metrics")]
-            self.facade.leak();
-            tracing::warn!(
-                target: "dal::pool::leak",
-                alias = %r.alias,
-                hash = %r.hash,
-                held_ms = r.held_for.as_millis() as u64,
-                threshold_ms = threshold.as_millis() as u64,
-                location = %r.location,
-                backtrace = r.backtrace.as_deref().unwrap_or("(set DAL_LEAK_BACKTRACE=1 for a backtrace)"),
-                "possible connection leak: a connection of pool {} has been held for {:.1?}, acquired at {}",
-                r.alias,
-                r.held_for,
-                r.location
-            );
-        }
-    }
-
     /// Closes idle connections past their lifetime, and those idle too long above `min`.
     fn reap(&self, tuning: &super::PoolTuning) {
         let now = Instant::now();

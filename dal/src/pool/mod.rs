@@ -26,84 +26,44 @@
 //! being opened is uncounted by another, and a connection being validated is closed by a third,
 //! so an acquisition future dropped at any await point loses neither a permit nor a connection.
 //!
-//! One file per concern: [`stats`] (counters and histograms), [`leak`] (who holds what),
+//! One file per concern: [`acquire`] (permit, idle checkout, opening), [`registry`] (open
+//! pools by hash and credential), [`home`] (which runtime may use a connection),
 //! [`housekeeping`] (the background task: leaks, idle reaping, max lifetime, minimum size),
-//! [`health`], [`observe`] (per-query hook: metrics, tracing span, slow-query log),
-//! [`export`] (Prometheus text, `metrics` facade), [`manager`] (the public face).
+//! [`health`], [`manager`] (the public face); what the pool reports (counters, snapshots,
+//! per-query hook, leak reports, export) is in [`observability`].
 
-use std::collections::HashMap;
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backend::{driver_for, Driver, RawConn};
 use crate::config::{CredentialTag, DatabaseConfig};
-use crate::error::{Error, Result, TimeoutKind};
+use crate::error::{Error, Result};
 use crate::sql::Backend;
 
-mod export;
+mod acquire;
 mod health;
+mod home;
 mod housekeeping;
-mod leak;
 mod manager;
-mod observe;
-mod stats;
+mod observability;
+mod registry;
 
 pub use housekeeping::PoolTuning;
-pub use leak::LeakReport;
 pub(crate) use manager::close_pools;
-pub use manager::{PoolManager, PoolMetrics, PoolStatus, ScalingAdvice};
-pub(crate) use observe::QueryEvent;
-pub use stats::Percentiles;
+pub use manager::PoolManager;
+pub(crate) use observability::QueryEvent;
+pub use observability::{LeakReport, Percentiles, PoolMetrics, PoolStatus, ScalingAdvice};
+pub(crate) use registry::{
+    pool_for, registered_groups, registered_pool_for, registered_pools, registered_pools_with_hash,
+    unregister,
+};
 
+use home::{current_runtime, Home};
 use housekeeping::TuningCell;
-use leak::{LendRecord, Lent, NOT_LENT};
-use stats::{StatementsSeen, Stats};
-
-/// Where a connection's socket is registered, which says where it may be used.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Home {
-    /// Not bound to any runtime (SQLite: its own worker thread).
-    Free,
-    /// The library's runtime ([`crate::blocking`]): it lives as long as the process and its
-    /// worker thread always drives its I/O, so the socket works from any runtime and from
-    /// blocking code.
-    Library,
-    /// A user's runtime: its I/O driver runs only while that runtime does (a current-thread
-    /// runtime only inside `block_on`, any runtime only until it is dropped), so the socket is
-    /// used on that runtime only.
-    Runtime(tokio::runtime::Id),
-    /// Opened outside any runtime: cannot happen for a runtime-bound driver (a socket needs a
-    /// reactor), and never lent if it does.
-    Unknown,
-}
-
-impl Home {
-    /// The home of a connection opened here now by `driver`.
-    fn here(driver: &dyn Driver) -> Home {
-        if !driver.runtime_bound() {
-            return Home::Free;
-        }
-        match current_runtime() {
-            Some(id) if Some(id) == crate::blocking::library_runtime_id() => Home::Library,
-            Some(id) => Home::Runtime(id),
-            None => Home::Unknown,
-        }
-    }
-
-    /// True when the connection can be used by a task running on runtime `here` (`None`: no
-    /// runtime).
-    fn usable_on(self, here: Option<tokio::runtime::Id>) -> bool {
-        match self {
-            Home::Free | Home::Library => true,
-            Home::Runtime(id) => here == Some(id),
-            Home::Unknown => false,
-        }
-    }
-}
+use observability::{Lent, StatementsSeen, Stats};
 
 /// A physical connection with what the pool knows about it.
 pub(crate) struct PooledRaw {
@@ -113,7 +73,7 @@ pub(crate) struct PooledRaw {
     created_at: Instant,
     /// When it was last put back in the pool.
     idle_since: Instant,
-    /// Its slot in the pool's lend records while lent, [`NOT_LENT`] otherwise.
+    /// Its slot in the pool's lend records while lent, `NOT_LENT` otherwise.
     lend: usize,
     /// Statements it ran: the approximate prepared-statement cache behind the hit/miss metrics.
     pub(crate) seen: StatementsSeen,
@@ -182,119 +142,7 @@ pub(crate) struct PoolInner {
     /// Last health-check result and when it was taken.
     health: Mutex<Option<(Instant, bool)>>,
     #[cfg(feature = "metrics")]
-    facade: export::Facade,
-}
-
-/// Open pools by configuration hash, each hash with one pool per credential (in creation
-/// order). Almost always one.
-type Registry = HashMap<String, Vec<Arc<PoolInner>>>;
-
-fn registry() -> &'static RwLock<Registry> {
-    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
-/// The open pool for `config`, exactly (same hash and same password; created, not yet
-/// connected, if there is none).
-pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
-    let hash = config.hash();
-    let credential = config.credential_tag();
-    if let Ok(map) = registry().read() {
-        if let Some(p) = find_exact(&map, &hash, credential, backend)? {
-            return Ok(p);
-        }
-    }
-    let mut map = registry()
-        .write()
-        .map_err(|_| Error::Internal("pool registry poisoned".into()))?;
-    if let Some(p) = find_exact(&map, &hash, credential, backend)? {
-        return Ok(p);
-    }
-    let pool = Arc::new(PoolInner::new(hash.clone(), backend, config)?);
-    map.entry(hash).or_default().push(pool.clone());
-    Ok(pool)
-}
-
-/// The pool registered for `hash` and `credential`, after checking that no pool of another
-/// backend has this hash.
-fn find_exact(
-    map: &Registry,
-    hash: &str,
-    credential: CredentialTag,
-    backend: Backend,
-) -> Result<Option<Arc<PoolInner>>> {
-    let Some(pools) = map.get(hash) else {
-        return Ok(None);
-    };
-    if let Some(p) = pools.iter().find(|p| p.backend != backend) {
-        return Err(Error::Config(format!(
-            "a {} pool already exists for this configuration (alias {}); use a different alias for a {} database",
-            p.backend.as_str(),
-            p.alias,
-            backend.as_str()
-        )));
-    }
-    Ok(pools.iter().find(|p| p.credential == credential).cloned())
-}
-
-/// Every open pool.
-pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
-    registry()
-        .read()
-        .map(|m| m.values().flatten().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// Every open pool, grouped by configuration hash (groups in no particular order, pools of a
-/// group in creation order).
-pub(crate) fn registered_groups() -> Vec<Vec<Arc<PoolInner>>> {
-    registry()
-        .read()
-        .map(|m| m.values().filter(|v| !v.is_empty()).cloned().collect())
-        .unwrap_or_default()
-}
-
-/// The open pools with configuration hash `hash` (several when configurations differ only in
-/// their password), in creation order.
-pub(crate) fn registered_pools_with_hash(hash: &str) -> Vec<Arc<PoolInner>> {
-    registry()
-        .read()
-        .ok()
-        .and_then(|m| m.get(hash).cloned())
-        .unwrap_or_default()
-}
-
-/// The open pool for exactly one configuration (its hash and its password's tag), if any.
-/// Creates nothing.
-pub(crate) fn registered_pool_for(hash: &str, credential: CredentialTag) -> Option<Arc<PoolInner>> {
-    registry().read().ok().and_then(|m| {
-        m.get(hash)
-            .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
-    })
-}
-
-/// Removes `pool` from the registry (if it is still registered).
-pub(crate) fn unregister(pool: &Arc<PoolInner>) {
-    if let Ok(mut m) = registry().write() {
-        if let Some(v) = m.get_mut(&pool.hash) {
-            v.retain(|p| !Arc::ptr_eq(p, pool));
-            if v.is_empty() {
-                m.remove(&pool.hash);
-            }
-        }
-    }
-}
-
-fn current_runtime() -> Option<tokio::runtime::Id> {
-    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
-}
-
-/// True for the timeouts that mean "no connection in time" (what `timeout_rate()` counts).
-fn is_acquisition_timeout(e: &Error) -> bool {
-    matches!(
-        e.timeout_kind(),
-        Some(TimeoutKind::Acquire | TimeoutKind::PoolCreation | TimeoutKind::ConnectionCreation)
-    )
+    facade: observability::Facade,
 }
 
 /// Returns the permit to the semaphore when dropped, unless disarmed: keeps the count right when
@@ -385,7 +233,7 @@ impl PoolInner {
         let alias = config.get_alias().to_owned();
         Ok(PoolInner {
             #[cfg(feature = "metrics")]
-            facade: export::Facade::new(&alias, backend.as_str(), &hash),
+            facade: observability::Facade::new(&alias, backend.as_str(), &hash),
             tuning: TuningCell::new(housekeeping::tuning_for(&hash)),
             hash,
             credential: config.credential_tag(),
@@ -427,268 +275,6 @@ impl PoolInner {
         if self.is_closed() {
             self.returned.notify_waiters();
         }
-    }
-
-    /// Gets a connection within the acquisition timeout, recording `location` as the place
-    /// that holds it (for leak reports).
-    pub(crate) async fn acquire(
-        self: &Arc<Self>,
-        location: &'static Location<'static>,
-    ) -> Result<PooledRaw> {
-        housekeeping::ensure_running(self);
-        let start = Instant::now();
-        let limit = self.config.get_connection_acquisition_timeout();
-        let result = self.acquire_inner(start, limit).await;
-        let end = Instant::now();
-        match result {
-            Ok(mut conn) => {
-                let waited = end.saturating_duration_since(start);
-                self.stats.window.record(end, false);
-                self.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
-                self.stats.wait.record(waited);
-                let now = self.in_use.fetch_add(1, Ordering::AcqRel) + 1;
-                self.stats.peak_in_use.fetch_max(now, Ordering::Relaxed);
-                self.lend(&mut conn, end, location);
-                #[cfg(feature = "metrics")]
-                self.facade.acquired(waited);
-                Ok(conn)
-            }
-            Err(e) => {
-                self.stats.window.record(end, is_acquisition_timeout(&e));
-                self.stats.record_error(&e);
-                #[cfg(feature = "metrics")]
-                self.facade.error(&e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Takes a permit and a connection (idle or new) within `limit` from `start`. Records no
-    /// statistics: [`acquire`](Self::acquire) and the health probe do that (or not).
-    async fn acquire_inner(&self, start: Instant, limit: Duration) -> Result<PooledRaw> {
-        if self.is_closed() {
-            return Err(self.closed_error());
-        }
-        let here = current_runtime();
-        if self.driver.runtime_bound()
-            && here.is_some()
-            && here == crate::blocking::library_runtime_id()
-        {
-            // Used from blocking code: from now on open connections where blocking code and
-            // every runtime can use them.
-            self.open_on_library.store(true, Ordering::Relaxed);
-        }
-        let acquire_timeout = || Error::timeout(TimeoutKind::Acquire, limit, start.elapsed());
-
-        // First use: set the pool up (open `min` connections) under pool_creation_timeout,
-        // itself inside the acquisition deadline.
-        if !self.initialized.initialized() {
-            let creation = self.config.get_pool_creation_timeout();
-            let bound = creation.min(limit);
-            match tokio::time::timeout(bound, self.initialized.get_or_try_init(|| self.warm_up()))
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) if creation <= limit => {
-                    return Err(Error::timeout(
-                        TimeoutKind::PoolCreation,
-                        creation,
-                        start.elapsed(),
-                    ))
-                }
-                Err(_) => return Err(acquire_timeout()),
-            }
-        }
-
-        // Fast path: a free permit, no queue. Otherwise wait in line (FIFO).
-        match self.semaphore.try_acquire() {
-            Ok(p) => p.forget(),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                self.waiting.fetch_add(1, Ordering::Relaxed);
-                let _waiting = WaitingGuard(&self.waiting);
-                let remaining = limit.saturating_sub(start.elapsed());
-                match tokio::time::timeout(remaining, self.semaphore.acquire()).await {
-                    Ok(Ok(p)) => p.forget(),
-                    Ok(Err(_)) => return Err(self.closed_error()),
-                    Err(_) => return Err(acquire_timeout()),
-                }
-            }
-        }
-        let mut guard = PermitGuard {
-            pool: self,
-            armed: true,
-        };
-        if self.is_closed() {
-            return Err(self.closed_error());
-        }
-
-        let tuning = self.tuning.get();
-        while let Some(conn) = self.pop_idle() {
-            if !conn.home.usable_on(here) {
-                // Its socket belongs to another user runtime (maybe finished, maybe not being
-                // driven now): not usable here. Replace it with one every runtime can use.
-                self.open_on_library.store(true, Ordering::Relaxed);
-                self.close_conn(conn, CloseReason::RuntimeMismatch);
-                continue;
-            }
-            if tuning
-                .max_lifetime
-                .is_some_and(|l| start.saturating_duration_since(conn.created_at) >= l)
-            {
-                self.close_conn(conn, CloseReason::Lifetime);
-                continue;
-            }
-            let idle_for = start.saturating_duration_since(conn.idle_since);
-            if tuning.validate_after_idle.is_some_and(|v| idle_for >= v) {
-                // Idle for long: one round trip to make sure the server still knows it.
-                let mut held = CloseOnDrop {
-                    pool: self,
-                    conn: Some(conn),
-                };
-                let remaining = limit.saturating_sub(start.elapsed());
-                let ping = held.conn()?.raw.ping();
-                let alive = matches!(tokio::time::timeout(remaining, ping).await, Ok(Ok(())));
-                if !alive {
-                    if let Some(c) = held.take() {
-                        self.close_conn(c, CloseReason::Validation);
-                    }
-                    if start.elapsed() >= limit {
-                        return Err(acquire_timeout());
-                    }
-                    continue;
-                }
-                if let Some(c) = held.take() {
-                    guard.armed = false;
-                    return Ok(c);
-                }
-                continue;
-            }
-            guard.armed = false;
-            return Ok(conn);
-        }
-
-        let remaining = limit.saturating_sub(start.elapsed());
-        let conn = self.open_within(remaining, start, limit).await?;
-        guard.armed = false;
-        Ok(conn)
-    }
-
-    fn closed_error(&self) -> Error {
-        Error::PoolClosed(format!(
-            "the pool of {} is closed or closing (close_pool was called): it lends no more connections",
-            self.alias
-        ))
-    }
-
-    fn pop_idle(&self) -> Option<PooledRaw> {
-        self.state.lock().ok().and_then(|mut s| s.idle.pop())
-    }
-
-    /// Records who holds `conn` from now on.
-    fn lend(&self, conn: &mut PooledRaw, at: Instant, location: &'static Location<'static>) {
-        let rec = LendRecord::new(at, location);
-        if let Ok(mut s) = self.state.lock() {
-            conn.lend = s.lent.insert(rec);
-        }
-    }
-
-    /// Forgets the lend record of `conn`; logs when it had been reported as a leak.
-    fn unlend(&self, state: &mut State, conn: &mut PooledRaw) {
-        if conn.lend == NOT_LENT {
-            return;
-        }
-        if let Some(rec) = state.lent.remove(conn.lend) {
-            if rec.reported {
-                tracing::info!(
-                    target: "dal::pool::leak",
-                    alias = %self.alias,
-                    held_ms = rec.since.elapsed().as_millis() as u64,
-                    location = %rec.location,
-                    "previously reported leaked connection was returned"
-                );
-            }
-        }
-        conn.lend = NOT_LENT;
-    }
-
-    async fn warm_up(&self) -> Result<()> {
-        for _ in 0..self.min {
-            // Bounded by connection_creation_timeout here, and by the caller's
-            // pool_creation_timeout around the whole warm-up.
-            let conn = self
-                .open_within(Duration::MAX, Instant::now(), Duration::MAX)
-                .await?;
-            self.push_idle(conn);
-        }
-        Ok(())
-    }
-
-    /// Opens a connection, bounded by `connection_creation_timeout` and by `remaining` (what is
-    /// left of the caller's acquisition deadline `limit` that started at `start`).
-    async fn open_within(
-        &self,
-        remaining: Duration,
-        start: Instant,
-        limit: Duration,
-    ) -> Result<PooledRaw> {
-        let creation = self.config.get_connection_creation_timeout();
-        let bound = creation.min(remaining);
-        self.size.fetch_add(1, Ordering::SeqCst);
-        let mut size_guard = SizeGuard {
-            pool: self,
-            armed: true,
-        };
-        let (raw, home) = match tokio::time::timeout(bound, self.connect()).await {
-            Ok(Ok(opened)) => opened,
-            Ok(Err(e)) => return Err(e),
-            Err(_) if creation < remaining => {
-                return Err(Error::timeout(
-                    TimeoutKind::ConnectionCreation,
-                    creation,
-                    start.elapsed(),
-                ))
-            }
-            Err(_) => return Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
-        };
-        size_guard.armed = false;
-        self.stats.created.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        self.facade.created();
-        let now = Instant::now();
-        Ok(PooledRaw {
-            raw,
-            home,
-            created_at: now,
-            idle_since: now,
-            lend: NOT_LENT,
-            seen: StatementsSeen::default(),
-        })
-    }
-
-    /// Opens one physical connection and says where its socket lives: on the library's runtime
-    /// once the pool is in that mode ([`open_on_library`](Self::open_on_library)), on the
-    /// current runtime otherwise (and if the library's runtime cannot be started).
-    async fn connect(&self) -> Result<(Box<dyn RawConn>, Home)> {
-        if self.driver.runtime_bound() && self.open_on_library.load(Ordering::Relaxed) {
-            let library = crate::blocking::library_runtime_id();
-            if library.is_none() || current_runtime() != library {
-                if let Ok(rt) = crate::blocking::library_runtime() {
-                    let driver = self.driver.clone();
-                    // Aborted if we are cancelled (acquisition dropped or timed out).
-                    let mut task = AbortOnDrop(rt.spawn(async move { driver.connect().await }));
-                    return match (&mut task.0).await {
-                        Ok(opened) => opened.map(|raw| (raw, Home::Library)),
-                        Err(e) => Err(Error::Internal(format!(
-                            "the task opening a connection on the library runtime failed: {e}"
-                        ))),
-                    };
-                }
-            }
-        }
-        let raw = self.driver.connect().await?;
-        Ok((raw, Home::here(self.driver.as_ref())))
     }
 
     fn push_idle(&self, mut conn: PooledRaw) {
@@ -828,23 +414,6 @@ impl PoolInner {
         self.stats.record_breaker_transition(to);
         #[cfg(feature = "metrics")]
         self.facade.breaker(to);
-    }
-
-    /// Connections lent for at least `threshold`, with where they were acquired.
-    pub(crate) fn leaks(&self, threshold: Duration) -> Vec<LeakReport> {
-        let now = Instant::now();
-        let Ok(mut s) = self.state.lock() else {
-            return Vec::new();
-        };
-        let mut out: Vec<LeakReport> = s
-            .lent
-            .iter_mut()
-            .filter(|r| now.saturating_duration_since(r.since) >= threshold)
-            .map(|r| r.report(&self.hash, &self.alias, now))
-            .collect();
-        drop(s);
-        out.sort_by_key(|r| std::cmp::Reverse(r.held_for));
-        out
     }
 
     /// Refuses new acquisitions, waits up to `timeout` for connections in use to come back,

@@ -1,0 +1,109 @@
+//! The registry of open pools: by configuration hash, then by credential.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use super::PoolInner;
+use crate::config::{CredentialTag, DatabaseConfig};
+use crate::error::{Error, Result};
+use crate::sql::Backend;
+
+/// Open pools by configuration hash, each hash with one pool per credential (in creation
+/// order). Almost always one.
+type Registry = HashMap<String, Vec<Arc<PoolInner>>>;
+
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The open pool for `config`, exactly (same hash and same password; created, not yet
+/// connected, if there is none).
+pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
+    let hash = config.hash();
+    let credential = config.credential_tag();
+    if let Ok(map) = registry().read() {
+        if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+            return Ok(p);
+        }
+    }
+    let mut map = registry()
+        .write()
+        .map_err(|_| Error::Internal("pool registry poisoned".into()))?;
+    if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+        return Ok(p);
+    }
+    let pool = Arc::new(PoolInner::new(hash.clone(), backend, config)?);
+    map.entry(hash).or_default().push(pool.clone());
+    Ok(pool)
+}
+
+/// The pool registered for `hash` and `credential`, after checking that no pool of another
+/// backend has this hash.
+fn find_exact(
+    map: &Registry,
+    hash: &str,
+    credential: CredentialTag,
+    backend: Backend,
+) -> Result<Option<Arc<PoolInner>>> {
+    let Some(pools) = map.get(hash) else {
+        return Ok(None);
+    };
+    if let Some(p) = pools.iter().find(|p| p.backend != backend) {
+        return Err(Error::Config(format!(
+            "a {} pool already exists for this configuration (alias {}); use a different alias for a {} database",
+            p.backend.as_str(),
+            p.alias,
+            backend.as_str()
+        )));
+    }
+    Ok(pools.iter().find(|p| p.credential == credential).cloned())
+}
+
+/// Every open pool.
+pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
+    registry()
+        .read()
+        .map(|m| m.values().flatten().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Every open pool, grouped by configuration hash (groups in no particular order, pools of a
+/// group in creation order).
+pub(crate) fn registered_groups() -> Vec<Vec<Arc<PoolInner>>> {
+    registry()
+        .read()
+        .map(|m| m.values().filter(|v| !v.is_empty()).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The open pools with configuration hash `hash` (several when configurations differ only in
+/// their password), in creation order.
+pub(crate) fn registered_pools_with_hash(hash: &str) -> Vec<Arc<PoolInner>> {
+    registry()
+        .read()
+        .ok()
+        .and_then(|m| m.get(hash).cloned())
+        .unwrap_or_default()
+}
+
+/// The open pool for exactly one configuration (its hash and its password's tag), if any.
+/// Creates nothing.
+pub(crate) fn registered_pool_for(hash: &str, credential: CredentialTag) -> Option<Arc<PoolInner>> {
+    registry().read().ok().and_then(|m| {
+        m.get(hash)
+            .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
+    })
+}
+
+/// Removes `pool` from the registry (if it is still registered).
+pub(crate) fn unregister(pool: &Arc<PoolInner>) {
+    if let Ok(mut m) = registry().write() {
+        if let Some(v) = m.get_mut(&pool.hash) {
+            v.retain(|p| !Arc::ptr_eq(p, pool));
+            if v.is_empty() {
+                m.remove(&pool.hash);
+            }
+        }
+    }
+}
