@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{SemaphorePermit, TryAcquireError};
+
+use super::dropguard::DropGuard;
 use super::home::{current_runtime, Home};
 use super::observability::{StatementsSeen, NOT_LENT};
-use super::{
-    housekeeping, AbortOnDrop, CloseOnDrop, CloseReason, PermitGuard, PoolInner, PooledRaw,
-    SizeGuard, WaitingGuard,
-};
+use super::{housekeeping, CloseReason, PoolInner, PooledRaw};
 use crate::backend::RawConn;
 use crate::error::{Error, Result, TimeoutKind};
 
@@ -60,6 +60,10 @@ impl PoolInner {
 
     /// Takes a permit and a connection (idle or new) within `limit` from `start`. Records no
     /// statistics: [`acquire`](Self::acquire) and the health probe do that (or not).
+    ///
+    /// The permit travels with the connection: it is given back by `release` (or
+    /// `release_broken`, `give_back_unlent`). Until a connection is handed out, tokio's own
+    /// permit guard gives it back if this fails or is cancelled.
     pub(super) async fn acquire_inner(&self, start: Instant, limit: Duration) -> Result<PooledRaw> {
         if self.is_closed() {
             return Err(self.closed_error());
@@ -73,52 +77,72 @@ impl PoolInner {
             // every runtime can use them.
             self.open_on_library.store(true, Ordering::Relaxed);
         }
-        let acquire_timeout = || Error::timeout(TimeoutKind::Acquire, limit, start.elapsed());
-
-        // First use: set the pool up (open `min` connections) under pool_creation_timeout,
-        // itself inside the acquisition deadline.
-        if !self.initialized.initialized() {
-            let creation = self.config.get_pool_creation_timeout();
-            let bound = creation.min(limit);
-            match tokio::time::timeout(bound, self.initialized.get_or_try_init(|| self.warm_up()))
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) if creation <= limit => {
-                    return Err(Error::timeout(
-                        TimeoutKind::PoolCreation,
-                        creation,
-                        start.elapsed(),
-                    ))
-                }
-                Err(_) => return Err(acquire_timeout()),
-            }
-        }
-
-        // Fast path: a free permit, no queue. Otherwise wait in line (FIFO).
-        match self.semaphore.try_acquire() {
-            Ok(p) => p.forget(),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                self.waiting.fetch_add(1, Ordering::Relaxed);
-                let _waiting = WaitingGuard(&self.waiting);
-                let remaining = limit.saturating_sub(start.elapsed());
-                match tokio::time::timeout(remaining, self.semaphore.acquire()).await {
-                    Ok(Ok(p)) => p.forget(),
-                    Ok(Err(_)) => return Err(self.closed_error()),
-                    Err(_) => return Err(acquire_timeout()),
-                }
-            }
-        }
-        let mut guard = PermitGuard {
-            pool: self,
-            armed: true,
-        };
+        self.initialize(start, limit).await?;
+        let permit = self.take_permit(start, limit).await?;
         if self.is_closed() {
             return Err(self.closed_error());
         }
+        let conn = match self.checkout_idle(here, start, limit).await? {
+            Some(conn) => conn,
+            None => {
+                let remaining = limit.saturating_sub(start.elapsed());
+                self.open_within(remaining, start, limit).await?
+            }
+        };
+        permit.forget();
+        Ok(conn)
+    }
 
+    /// First use: sets the pool up (opens `min` connections) under `pool_creation_timeout`,
+    /// itself inside the acquisition deadline.
+    async fn initialize(&self, start: Instant, limit: Duration) -> Result<()> {
+        if self.initialized.initialized() {
+            return Ok(());
+        }
+        let creation = self.config.get_pool_creation_timeout();
+        let bound = creation.min(limit);
+        match tokio::time::timeout(bound, self.initialized.get_or_try_init(|| self.warm_up())).await
+        {
+            Ok(done) => done.map(|_| ()),
+            Err(_) if creation <= limit => Err(Error::timeout(
+                TimeoutKind::PoolCreation,
+                creation,
+                start.elapsed(),
+            )),
+            Err(_) => Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
+        }
+    }
+
+    /// A permit at once when one is free; otherwise waits in line (FIFO) until the deadline,
+    /// counted in `waiting` meanwhile.
+    async fn take_permit(&self, start: Instant, limit: Duration) -> Result<SemaphorePermit<'_>> {
+        match self.semaphore.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(TryAcquireError::Closed) => Err(self.closed_error()),
+            Err(TryAcquireError::NoPermits) => {
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let _waiting = DropGuard::new(|| {
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                });
+                let remaining = limit.saturating_sub(start.elapsed());
+                match tokio::time::timeout(remaining, self.semaphore.acquire()).await {
+                    Ok(Ok(permit)) => Ok(permit),
+                    Ok(Err(_)) => Err(self.closed_error()),
+                    Err(_) => Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
+                }
+            }
+        }
+    }
+
+    /// Pops idle connections until one is fit to lend on runtime `here`: its socket usable
+    /// here, younger than `max_lifetime`, and answering a ping if it idled longer than
+    /// `validate_after_idle`. Closes the unfit ones. `None` when the idle stack ran out.
+    async fn checkout_idle(
+        &self,
+        here: Option<tokio::runtime::Id>,
+        start: Instant,
+        limit: Duration,
+    ) -> Result<Option<PooledRaw>> {
         let tuning = self.tuning.get();
         while let Some(conn) = self.pop_idle() {
             if !conn.home.usable_on(here) {
@@ -136,38 +160,38 @@ impl PoolInner {
                 continue;
             }
             let idle_for = start.saturating_duration_since(conn.idle_since);
-            if tuning.validate_after_idle.is_some_and(|v| idle_for >= v) {
-                // Idle for long: one round trip to make sure the server still knows it.
-                let mut held = CloseOnDrop {
-                    pool: self,
-                    conn: Some(conn),
-                };
-                let remaining = limit.saturating_sub(start.elapsed());
-                let ping = held.conn()?.raw.ping();
-                let alive = matches!(tokio::time::timeout(remaining, ping).await, Ok(Ok(())));
-                if !alive {
-                    if let Some(c) = held.take() {
-                        self.close_conn(c, CloseReason::Validation);
-                    }
-                    if start.elapsed() >= limit {
-                        return Err(acquire_timeout());
-                    }
-                    continue;
-                }
-                if let Some(c) = held.take() {
-                    guard.armed = false;
-                    return Ok(c);
-                }
-                continue;
+            if tuning.validate_after_idle.is_none_or(|v| idle_for < v) {
+                // Idled briefly: lent without a round trip.
+                return Ok(Some(conn));
             }
-            guard.armed = false;
-            return Ok(conn);
+            let remaining = limit.saturating_sub(start.elapsed());
+            if let Some(conn) = self.validate(conn, remaining).await {
+                return Ok(Some(conn));
+            }
+            if start.elapsed() >= limit {
+                return Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed()));
+            }
         }
+        Ok(None)
+    }
 
-        let remaining = limit.saturating_sub(start.elapsed());
-        let conn = self.open_within(remaining, start, limit).await?;
-        guard.armed = false;
-        Ok(conn)
+    /// One round trip to make sure the server still knows a connection that idled long: the
+    /// connection if it answered within `within`; otherwise it is closed and `None` returned.
+    async fn validate(&self, mut conn: PooledRaw, within: Duration) -> Option<PooledRaw> {
+        // Cancelled mid-ping, the connection's protocol state is unknown: it is dropped with
+        // this future (which closes its socket; the server cleans up) and uncounted here.
+        let dropped = DropGuard::new(|| self.uncount_dropped());
+        let alive = matches!(
+            tokio::time::timeout(within, conn.raw.ping()).await,
+            Ok(Ok(()))
+        );
+        dropped.disarm();
+        if alive {
+            Some(conn)
+        } else {
+            self.close_conn(conn, CloseReason::Validation);
+            None
+        }
     }
 
     fn closed_error(&self) -> Error {
@@ -204,10 +228,11 @@ impl PoolInner {
         let creation = self.config.get_connection_creation_timeout();
         let bound = creation.min(remaining);
         self.size.fetch_add(1, Ordering::SeqCst);
-        let mut size_guard = SizeGuard {
-            pool: self,
-            armed: true,
-        };
+        // Counted from now on; uncounted if opening fails or this future is dropped.
+        let counted = DropGuard::new(|| {
+            self.size.fetch_sub(1, Ordering::SeqCst);
+            self.wake_closer();
+        });
         let (raw, home) = match tokio::time::timeout(bound, self.connect()).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(e),
@@ -220,7 +245,7 @@ impl PoolInner {
             }
             Err(_) => return Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
         };
-        size_guard.armed = false;
+        counted.disarm();
         self.stats.created.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.facade.created();
@@ -244,9 +269,12 @@ impl PoolInner {
             if library.is_none() || current_runtime() != library {
                 if let Ok(rt) = crate::blocking::library_runtime() {
                     let driver = self.driver.clone();
-                    // Aborted if we are cancelled (acquisition dropped or timed out).
-                    let mut task = AbortOnDrop(rt.spawn(async move { driver.connect().await }));
-                    return match (&mut task.0).await {
+                    let task = rt.spawn(async move { driver.connect().await });
+                    // Aborted if we are cancelled (acquisition dropped or timed out); a no-op
+                    // once it has finished.
+                    let abort = task.abort_handle();
+                    let _abort = DropGuard::new(move || abort.abort());
+                    return match task.await {
                         Ok(opened) => opened.map(|raw| (raw, Home::Library)),
                         Err(e) => Err(Error::Internal(format!(
                             "the task opening a connection on the library runtime failed: {e}"

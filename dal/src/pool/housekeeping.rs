@@ -7,11 +7,12 @@
 //! respawned by the next acquisition if its runtime shut down.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::{CloseReason, PermitGuard, PoolInner, PooledRaw};
+use super::dropguard::DropGuard;
+use super::{CloseReason, PoolInner, PooledRaw};
 
 /// Tuning of a pool's background work and connection recycling. Every field has a default;
 /// `None` switches the behaviour off.
@@ -166,16 +167,6 @@ impl TuningCell {
     }
 }
 
-/// Clears the pool's "housekeeper running" flag when the task ends, however it ends (including
-/// its runtime shutting down and dropping it), so the next acquisition starts a new one.
-struct RunningFlag(Arc<AtomicBool>);
-
-impl Drop for RunningFlag {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
 /// Starts the housekeeper on the current runtime unless one is running. One atomic load when
 /// it is.
 pub(crate) fn ensure_running(pool: &Arc<PoolInner>) {
@@ -192,10 +183,13 @@ pub(crate) fn ensure_running(pool: &Arc<PoolInner>) {
     {
         return;
     }
-    let flag = RunningFlag(pool.housekeeper.clone());
+    // Clears the flag when the task ends, however it ends (including its runtime shutting
+    // down and dropping it), so that the next acquisition starts a new one.
+    let flag = pool.housekeeper.clone();
+    let running = DropGuard::new(move || flag.store(false, Ordering::Release));
     let weak = Arc::downgrade(pool);
     handle.spawn(async move {
-        let _flag = flag;
+        let _running = running;
         run(weak).await;
     });
 }
@@ -281,21 +275,14 @@ impl PoolInner {
     /// failures), one at a time, without ever exceeding `max`: each opening holds a permit.
     async fn top_up(&self) {
         while self.initialized.initialized() && !self.is_closed() && self.size() < self.min {
-            let Ok(permit) = self.semaphore.try_acquire() else {
+            // Held while opening, given back when dropped: a connection being opened counts
+            // against `max` like one in use.
+            let Ok(_permit) = self.semaphore.try_acquire() else {
                 return;
-            };
-            permit.forget();
-            let mut guard = PermitGuard {
-                pool: self,
-                armed: true,
             };
             let creation = self.config.get_connection_creation_timeout();
             match self.open_within(creation, Instant::now(), creation).await {
-                Ok(conn) => {
-                    self.push_idle(conn);
-                    guard.armed = false;
-                    self.semaphore.add_permits(1);
-                }
+                Ok(conn) => self.push_idle(conn),
                 Err(e) => {
                     tracing::debug!(target: "dal::pool", alias = %self.alias, error = %e,
                         "could not reopen a connection up to the pool minimum");

@@ -22,9 +22,12 @@
 //! connection is pinged only after it idled longer than [`PoolTuning::validate_after_idle`],
 //! and connections that failed are closed instead of being put back.
 //!
-//! Cancellation safety: the permit taken by a waiter is returned by a drop guard, a connection
-//! being opened is uncounted by another, and a connection being validated is closed by a third,
-//! so an acquisition future dropped at any await point loses neither a permit nor a connection.
+//! Cancellation safety: an acquisition future may be dropped at any await point and loses
+//! neither a permit nor a connection. The permit of a caller is tokio's own RAII permit until a
+//! connection is handed out; everything else that must be undone on cancellation — a connection
+//! counted while it is being opened, a caller counted as waiting, a connection in the middle of
+//! a validation ping (dropped, and so closed, with the future) — is undone by one generic
+//! [`DropGuard`](dropguard::DropGuard), disarmed once the change is meant to last.
 //!
 //! One file per concern: [`acquire`] (permit, idle checkout, opening), [`registry`] (open
 //! pools by hash and credential), [`home`] (which runtime may use a connection),
@@ -44,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::sql::Backend;
 
 mod acquire;
+mod dropguard;
 mod health;
 mod home;
 mod housekeeping;
@@ -143,82 +147,6 @@ pub(crate) struct PoolInner {
     health: Mutex<Option<(Instant, bool)>>,
     #[cfg(feature = "metrics")]
     facade: observability::Facade,
-}
-
-/// Returns the permit to the semaphore when dropped, unless disarmed: keeps the count right when
-/// an acquisition future is cancelled between taking the permit and handing out a connection.
-struct PermitGuard<'a> {
-    pool: &'a PoolInner,
-    armed: bool,
-}
-
-impl Drop for PermitGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.pool.semaphore.add_permits(1);
-        }
-    }
-}
-
-/// Decrements `size` when dropped, unless disarmed: a connection being created is counted, and
-/// stays counted only if creation succeeds and nobody cancelled us.
-struct SizeGuard<'a> {
-    pool: &'a PoolInner,
-    armed: bool,
-}
-
-impl Drop for SizeGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.pool.size.fetch_sub(1, Ordering::SeqCst);
-            self.pool.wake_closer();
-        }
-    }
-}
-
-/// Closes the connection it holds when dropped (a validation or health ping was cancelled:
-/// the connection's protocol state is unknown).
-struct CloseOnDrop<'a> {
-    pool: &'a PoolInner,
-    conn: Option<PooledRaw>,
-}
-
-impl CloseOnDrop<'_> {
-    fn conn(&mut self) -> Result<&mut PooledRaw> {
-        self.conn
-            .as_mut()
-            .ok_or_else(|| Error::Internal("connection already taken".into()))
-    }
-
-    fn take(mut self) -> Option<PooledRaw> {
-        self.conn.take()
-    }
-}
-
-impl Drop for CloseOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            self.pool.close_conn(c, CloseReason::Discard);
-        }
-    }
-}
-
-/// Aborts the task when dropped (a no-op once it has finished).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Counts a caller waiting for a permit while it waits.
-struct WaitingGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl PoolInner {
@@ -345,19 +273,7 @@ impl PoolInner {
     /// library's for connections living there, the current one for the others when it is their
     /// own) and uncounts it. Counts why.
     fn close_conn(&self, conn: PooledRaw, reason: CloseReason) {
-        let counter = match reason {
-            CloseReason::Discard => &self.stats.discarded,
-            CloseReason::RuntimeMismatch => &self.stats.discarded_runtime_mismatch,
-            CloseReason::Validation => {
-                self.stats.failed_validation.fetch_add(1, Ordering::Relaxed);
-                &self.stats.discarded
-            }
-            CloseReason::Idle => &self.stats.reaped,
-            CloseReason::Lifetime => &self.stats.retired,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        self.facade.closed(reason);
+        self.count_close(reason);
         let current = tokio::runtime::Handle::try_current().ok();
         let closer = match conn.home {
             Home::Library => crate::blocking::library_runtime()
@@ -385,6 +301,32 @@ impl PoolInner {
                 drop(conn);
             }
         }
+        self.wake_closer();
+    }
+
+    /// Counts one connection closed for `reason` (statistics and metrics facade).
+    fn count_close(&self, reason: CloseReason) {
+        let counter = match reason {
+            CloseReason::Discard => &self.stats.discarded,
+            CloseReason::RuntimeMismatch => &self.stats.discarded_runtime_mismatch,
+            CloseReason::Validation => {
+                self.stats.failed_validation.fetch_add(1, Ordering::Relaxed);
+                &self.stats.discarded
+            }
+            CloseReason::Idle => &self.stats.reaped,
+            CloseReason::Lifetime => &self.stats.retired,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.closed(reason);
+    }
+
+    /// Uncounts a connection dropped where it stood by a future cancelled in the middle of a
+    /// round trip on it (its protocol state unknown): the drop closes its socket and the server
+    /// cleans up, as for any connection closed without a runtime to drive a polite close.
+    fn uncount_dropped(&self) {
+        self.count_close(CloseReason::Discard);
+        self.size.fetch_sub(1, Ordering::SeqCst);
         self.wake_closer();
     }
 
