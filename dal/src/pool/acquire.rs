@@ -202,7 +202,7 @@ impl PoolInner {
     }
 
     fn pop_idle(&self) -> Option<PooledRaw> {
-        self.state.lock().ok().and_then(|mut s| s.idle.pop())
+        self.state().idle.pop()
     }
 
     async fn warm_up(&self) -> Result<()> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dropguard::DropGuard;
-use super::PoolInner;
+use super::{recover, PoolInner};
 
 /// How long a health result is reused.
 pub(crate) const HEALTH_CACHE: Duration = Duration::from_secs(1);
@@ -21,21 +21,19 @@ impl PoolInner {
             return ok;
         }
         let ok = self.probe().await;
-        if let Ok(mut h) = self.health.lock() {
-            *h = Some((Instant::now(), ok));
-        }
+        *recover(self.health.lock()) = Some((Instant::now(), ok));
         ok
     }
 
     fn cached_health(&self) -> Option<bool> {
-        let h = self.health.lock().ok()?;
-        h.filter(|(at, _)| at.elapsed() < HEALTH_CACHE)
+        recover(self.health.lock())
+            .filter(|(at, _)| at.elapsed() < HEALTH_CACHE)
             .map(|(_, ok)| ok)
     }
 
     /// Last health result, whatever its age.
     pub(crate) fn last_health(&self) -> Option<bool> {
-        self.health.lock().ok().and_then(|h| h.map(|(_, ok)| ok))
+        recover(self.health.lock()).map(|(_, ok)| ok)
     }
 
     async fn probe(&self) -> bool {

@@ -237,7 +237,8 @@ impl PoolInner {
     fn reap(&self, tuning: &super::PoolTuning) {
         let now = Instant::now();
         let mut out: Vec<(PooledRaw, CloseReason)> = Vec::new();
-        if let Ok(mut s) = self.state.lock() {
+        {
+            let mut s = self.state();
             let mut keep_above = self.size().saturating_sub(self.min);
             // Oldest idle first: the stack is pushed and popped at its end.
             let mut i = 0;

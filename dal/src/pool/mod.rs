@@ -36,7 +36,7 @@
 //! per-query hook, leak reports, export) is in [`observability`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LockResult, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
@@ -69,6 +69,13 @@ use home::{current_runtime, Home};
 use housekeeping::TuningCell;
 use observability::{Lent, StatementsSeen, Stats};
 
+/// The guard of a lock, also when a thread panicked while holding it. Only for locks whose data
+/// a panic cannot leave half-updated (each says why where it is declared): a poisoned lock is
+/// never read as "nothing there".
+fn recover<G>(locked: LockResult<G>) -> G {
+    locked.unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A physical connection with what the pool knows about it.
 pub(crate) struct PooledRaw {
     pub raw: Box<dyn RawConn>,
@@ -84,6 +91,12 @@ pub(crate) struct PooledRaw {
 }
 
 /// The idle stack and the lend records, under one lock held for a few instructions.
+///
+/// Poisoning: every change under the lock is a single `push`, `pop`, `remove` or `drain` on
+/// the idle stack or the lend slab, or a flag set on one record, and no user code (not even
+/// logging) runs under it; a panic while it is held cannot leave it half-updated, so a
+/// poisoned lock is recovered ([`recover`]) — never read as "no idle connection", which
+/// would make the pool open connection after connection.
 struct State {
     idle: Vec<PooledRaw>,
     lent: Lent,
@@ -143,7 +156,8 @@ pub(crate) struct PoolInner {
     pub(crate) tuning: TuningCell,
     /// True while a housekeeping task runs for this pool.
     housekeeper: Arc<AtomicBool>,
-    /// Last health-check result and when it was taken.
+    /// Last health-check result and when it was taken. Poisoning: the value is replaced
+    /// whole, never half-written, so a poisoned lock is recovered.
     health: Mutex<Option<(Instant, bool)>>,
     #[cfg(feature = "metrics")]
     facade: observability::Facade,
@@ -205,12 +219,14 @@ impl PoolInner {
         }
     }
 
+    /// The idle stack and lend records (see [`State`] for why a poisoned lock is recovered).
+    fn state(&self) -> MutexGuard<'_, State> {
+        recover(self.state.lock())
+    }
+
     fn push_idle(&self, mut conn: PooledRaw) {
         conn.idle_since = Instant::now();
-        match self.state.lock() {
-            Ok(mut s) => s.idle.push(conn),
-            Err(_) => self.close_conn(conn, CloseReason::Discard),
-        }
+        self.state().idle.push(conn);
         self.wake_closer();
     }
 
@@ -225,24 +241,34 @@ impl PoolInner {
             .tuning
             .max_lifetime()
             .is_some_and(|l| now.saturating_duration_since(conn.created_at) >= l);
-        if let Ok(mut s) = self.state.lock() {
-            self.unlend(&mut s, &mut conn);
-            if !expired && !self.is_closed() {
-                conn.idle_since = now;
-                s.idle.push(conn);
-                drop(s);
+        let mut state = self.state();
+        let reported = Self::unlend(&mut state, &mut conn);
+        let to_close = if !expired && !self.is_closed() {
+            conn.idle_since = now;
+            state.idle.push(conn);
+            None
+        } else {
+            Some(conn)
+        };
+        drop(state);
+        if let Some(rec) = reported {
+            self.log_returned_leak(&rec);
+        }
+        match to_close {
+            None => {
                 self.semaphore.add_permits(1);
                 self.wake_closer();
-                return;
+            }
+            Some(conn) => {
+                let reason = if expired {
+                    CloseReason::Lifetime
+                } else {
+                    CloseReason::Discard
+                };
+                self.close_conn(conn, reason);
+                self.semaphore.add_permits(1);
             }
         }
-        let reason = if expired {
-            CloseReason::Lifetime
-        } else {
-            CloseReason::Discard
-        };
-        self.close_conn(conn, reason);
-        self.semaphore.add_permits(1);
     }
 
     /// Closes a connection that must not be reused, and gives its permit back.
@@ -251,8 +277,9 @@ impl PoolInner {
         self.stats.releases.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.facade.released();
-        if let Ok(mut s) = self.state.lock() {
-            self.unlend(&mut s, &mut conn);
+        let reported = Self::unlend(&mut self.state(), &mut conn);
+        if let Some(rec) = reported {
+            self.log_returned_leak(&rec);
         }
         self.close_conn(conn, CloseReason::Discard);
         self.semaphore.add_permits(1);
@@ -343,7 +370,7 @@ impl PoolInner {
     }
 
     pub(crate) fn idle_count(&self) -> usize {
-        self.state.lock().map(|s| s.idle.len()).unwrap_or(0)
+        self.state().idle.len()
     }
 
     pub(crate) fn bounds(&self) -> (usize, usize) {
@@ -370,11 +397,7 @@ impl PoolInner {
             let notified = self.returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let idle: Vec<PooledRaw> = self
-                .state
-                .lock()
-                .map(|mut s| s.idle.drain(..).collect())
-                .unwrap_or_default();
+            let idle: Vec<PooledRaw> = self.state().idle.drain(..).collect();
             for c in idle {
                 self.stats.discarded.fetch_add(1, Ordering::Relaxed);
                 self.size.fetch_sub(1, Ordering::SeqCst);
@@ -401,5 +424,38 @@ impl PoolInner {
             // The notification is the fast path; the short poll is a backstop.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), notified).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_poisoned_state_lock_still_lends_the_idle_connection() -> Result<()> {
+        let config = DatabaseConfig::from_url("sqlite::memory:")?
+            .alias("poisoned-state-lock")
+            .pool_size(1, 1);
+        let hash = config.hash();
+        let pool = Arc::new(PoolInner::new(hash, Backend::Sqlite, &config)?);
+        let conn = pool.acquire(Location::caller()).await?;
+        pool.release(conn);
+        let holder = pool.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = holder.state.lock();
+            panic!("poisoning the pool's state lock on purpose");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(pool.state.is_poisoned());
+        // Still one idle connection, lent again: no second connection is opened.
+        assert_eq!(pool.idle_count(), 1);
+        let conn = pool.acquire(Location::caller()).await?;
+        assert_eq!(pool.stats.created.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.leaks(Duration::ZERO).len(), 1);
+        pool.release(conn);
+        assert_eq!(pool.idle_count(), 1);
+        pool.close(Duration::from_secs(5)).await
     }
 }

@@ -1,9 +1,9 @@
 //! The registry of open pools: by configuration hash, then by credential.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::PoolInner;
+use super::{recover, PoolInner};
 use crate::config::{CredentialTag, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::sql::Backend;
@@ -12,9 +12,21 @@ use crate::sql::Backend;
 /// order). Almost always one.
 type Registry = HashMap<String, Vec<Arc<PoolInner>>>;
 
+/// The registry's lock. Poisoning: every change made under the write lock is one `push`,
+/// `retain` or `remove` (a new pool is built before it is inserted), so a panic while the lock
+/// was held cannot have left the map half-updated; a poisoned lock is recovered, never read as
+/// "no pools".
 fn registry() -> &'static RwLock<Registry> {
     static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
+}
+
+fn read() -> RwLockReadGuard<'static, Registry> {
+    recover(registry().read())
+}
+
+fn write() -> RwLockWriteGuard<'static, Registry> {
+    recover(registry().write())
 }
 
 /// The open pool for `config`, exactly (same hash and same password; created, not yet
@@ -22,14 +34,10 @@ fn registry() -> &'static RwLock<Registry> {
 pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
     let hash = config.hash();
     let credential = config.credential_tag();
-    if let Ok(map) = registry().read() {
-        if let Some(p) = find_exact(&map, &hash, credential, backend)? {
-            return Ok(p);
-        }
+    if let Some(p) = find_exact(&read(), &hash, credential, backend)? {
+        return Ok(p);
     }
-    let mut map = registry()
-        .write()
-        .map_err(|_| Error::Internal("pool registry poisoned".into()))?;
+    let mut map = write();
     if let Some(p) = find_exact(&map, &hash, credential, backend)? {
         return Ok(p);
     }
@@ -62,48 +70,36 @@ fn find_exact(
 
 /// Every open pool.
 pub(crate) fn registered_pools() -> Vec<Arc<PoolInner>> {
-    registry()
-        .read()
-        .map(|m| m.values().flatten().cloned().collect())
-        .unwrap_or_default()
+    read().values().flatten().cloned().collect()
 }
 
 /// Every open pool, grouped by configuration hash (groups in no particular order, pools of a
 /// group in creation order).
 pub(crate) fn registered_groups() -> Vec<Vec<Arc<PoolInner>>> {
-    registry()
-        .read()
-        .map(|m| m.values().filter(|v| !v.is_empty()).cloned().collect())
-        .unwrap_or_default()
+    read().values().filter(|v| !v.is_empty()).cloned().collect()
 }
 
 /// The open pools with configuration hash `hash` (several when configurations differ only in
 /// their password), in creation order.
 pub(crate) fn registered_pools_with_hash(hash: &str) -> Vec<Arc<PoolInner>> {
-    registry()
-        .read()
-        .ok()
-        .and_then(|m| m.get(hash).cloned())
-        .unwrap_or_default()
+    read().get(hash).cloned().unwrap_or_default()
 }
 
 /// The open pool for exactly one configuration (its hash and its password's tag), if any.
 /// Creates nothing.
 pub(crate) fn registered_pool_for(hash: &str, credential: CredentialTag) -> Option<Arc<PoolInner>> {
-    registry().read().ok().and_then(|m| {
-        m.get(hash)
-            .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
-    })
+    read()
+        .get(hash)
+        .and_then(|v| v.iter().find(|p| p.credential == credential).cloned())
 }
 
 /// Removes `pool` from the registry (if it is still registered).
 pub(crate) fn unregister(pool: &Arc<PoolInner>) {
-    if let Ok(mut m) = registry().write() {
-        if let Some(v) = m.get_mut(&pool.hash) {
-            v.retain(|p| !Arc::ptr_eq(p, pool));
-            if v.is_empty() {
-                m.remove(&pool.hash);
-            }
+    let mut map = write();
+    if let Some(v) = map.get_mut(&pool.hash) {
+        v.retain(|p| !Arc::ptr_eq(p, pool));
+        if v.is_empty() {
+            map.remove(&pool.hash);
         }
     }
 }

@@ -85,13 +85,11 @@ fn snap(group: &[Arc<PoolInner>]) -> Option<Snap> {
     let s = PoolStatus::of_group(group)?;
     let mut tags: HashMap<(String, String), TagStats> = HashMap::new();
     for p in group {
-        if let Ok(t) = p.stats.tags.lock() {
-            for (k, v) in t.iter() {
-                let e = tags.entry(k.clone()).or_default();
-                e.queries += v.queries;
-                e.errors += v.errors;
-                e.seconds += v.seconds;
-            }
+        for (k, v) in p.stats.tags().iter() {
+            let e = tags.entry(k.clone()).or_default();
+            e.queries += v.queries;
+            e.errors += v.errors;
+            e.seconds += v.seconds;
         }
     }
     // Unhealthy if any pool failed its last check; healthy if some passed and none failed.

@@ -158,43 +158,41 @@ impl PoolInner {
         location: &'static Location<'static>,
     ) {
         let rec = LendRecord::new(at, location);
-        if let Ok(mut s) = self.state.lock() {
-            conn.lend = s.lent.insert(rec);
-        }
+        conn.lend = self.state().lent.insert(rec);
     }
 
-    /// Forgets the lend record of `conn`; logs when it had been reported as a leak.
-    pub(in crate::pool) fn unlend(&self, state: &mut State, conn: &mut PooledRaw) {
-        if conn.lend == NOT_LENT {
-            return;
+    /// Forgets the lend record of `conn` (called under the state lock). Returns the record when
+    /// it had been reported as a leak, to be logged by
+    /// [`log_returned_leak`](Self::log_returned_leak) once the lock is released.
+    pub(in crate::pool) fn unlend(state: &mut State, conn: &mut PooledRaw) -> Option<LendRecord> {
+        let lend = std::mem::replace(&mut conn.lend, NOT_LENT);
+        if lend == NOT_LENT {
+            return None;
         }
-        if let Some(rec) = state.lent.remove(conn.lend) {
-            if rec.reported {
-                tracing::info!(
-                    target: "dal::pool::leak",
-                    alias = %self.alias,
-                    held_ms = rec.since.elapsed().as_millis() as u64,
-                    location = %rec.location,
-                    "previously reported leaked connection was returned"
-                );
-            }
-        }
-        conn.lend = NOT_LENT;
+        state.lent.remove(lend).filter(|rec| rec.reported)
+    }
+
+    /// Logs that a connection reported as leaked came back after all.
+    pub(in crate::pool) fn log_returned_leak(&self, rec: &LendRecord) {
+        tracing::info!(
+            target: "dal::pool::leak",
+            alias = %self.alias,
+            held_ms = rec.since.elapsed().as_millis() as u64,
+            location = %rec.location,
+            "previously reported leaked connection was returned"
+        );
     }
 
     /// Connections lent for at least `threshold`, with where they were acquired.
     pub(crate) fn leaks(&self, threshold: Duration) -> Vec<LeakReport> {
         let now = Instant::now();
-        let Ok(mut s) = self.state.lock() else {
-            return Vec::new();
-        };
-        let mut out: Vec<LeakReport> = s
+        let mut out: Vec<LeakReport> = self
+            .state()
             .lent
             .iter_mut()
             .filter(|r| now.saturating_duration_since(r.since) >= threshold)
             .map(|r| r.report(&self.hash, &self.alias, now))
             .collect();
-        drop(s);
         out.sort_by_key(|r| std::cmp::Reverse(r.held_for));
         out
     }
@@ -202,18 +200,16 @@ impl PoolInner {
     /// Logs (once each) the connections held longer than `threshold`.
     pub(in crate::pool) fn report_leaks(&self, threshold: Duration) {
         let now = Instant::now();
-        let reports: Vec<_> = match self.state.lock() {
-            Ok(mut s) => s
-                .lent
-                .iter_mut()
-                .filter(|r| !r.reported && now.saturating_duration_since(r.since) >= threshold)
-                .map(|r| {
-                    r.reported = true;
-                    r.report(&self.hash, &self.alias, now)
-                })
-                .collect(),
-            Err(_) => return,
-        };
+        let reports: Vec<_> = self
+            .state()
+            .lent
+            .iter_mut()
+            .filter(|r| !r.reported && now.saturating_duration_since(r.since) >= threshold)
+            .map(|r| {
+                r.reported = true;
+                r.report(&self.hash, &self.alias, now)
+            })
+            .collect();
         for r in reports {
             self.stats.leaks_detected.fetch_add(1, Ordering::Relaxed);
             #[cfg(feature = "metrics")]

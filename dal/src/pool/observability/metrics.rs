@@ -282,10 +282,8 @@ impl PoolMetrics {
             for k in TIMEOUT_KINDS {
                 *m.timeouts.entry(k).or_insert(0) += load(&s.timeouts[timeout_index(k)]);
             }
-            if let Ok(errors) = s.errors.lock() {
-                for (k, v) in errors.iter() {
-                    *m.errors.entry((*k).to_owned()).or_insert(0) += *v;
-                }
+            for (k, v) in s.errors().iter() {
+                *m.errors.entry((*k).to_owned()).or_insert(0) += *v;
             }
             m.queries += load(&s.queries);
             m.slow_queries += load(&s.slow_queries);
