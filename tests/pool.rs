@@ -437,6 +437,26 @@ async fn a_connection_past_its_max_lifetime_is_closed_when_given_back_and_replac
 }
 
 #[tokio::test]
+async fn tuning_is_held_by_the_pool_and_remembered_by_its_database_across_close() {
+    each_backend("pool_tuning_owner", |db| async move {
+        let tuning = PoolTuning::default().idle_timeout(Some(Duration::from_secs(42)));
+        // Set before any connection: the database creates its pool (unconnected) to hold it.
+        db.set_pool_tuning(tuning);
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        db.async_connection().await?.execute("SELECT 1", ()).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        // Nothing is kept by hash once the pool is closed ...
+        db.close(Duration::from_secs(5)).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), PoolTuning::default());
+        // ... but the database gives the pool it creates next the tuning it was given.
+        db.async_connection().await?.execute("SELECT 1", ()).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn close_pool_refuses_new_acquisitions_waits_for_connections_in_use_then_closes_all() {
     each_backend_with(
         "pool_close",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::observability::prometheus_text;
 use super::{
-    housekeeping, registered_groups, registered_pools, registered_pools_with_hash, unregister,
-    LeakReport, PoolInner, PoolMetrics, PoolStatus, PoolTuning,
+    registered_groups, registered_pools, registered_pools_with_hash, unregister, LeakReport,
+    PoolInner, PoolMetrics, PoolStatus, PoolTuning,
 };
 use crate::error::Result;
 
@@ -141,18 +141,27 @@ impl PoolManager {
         all
     }
 
-    /// Sets the housekeeping and recycling tuning of the pools with configuration hash `hash`:
-    /// at once for those open (every one of them, whatever its password), and for any pool
-    /// later created for that hash.
+    /// Sets the housekeeping and recycling tuning of the open pools with configuration hash
+    /// `hash` (every one of them, whatever its password), at once.
+    ///
+    /// Tuning is held by each pool, not by the hash: a pool created later for that hash starts
+    /// from the tuning of an open pool with the same hash, else from the tuning last given to
+    /// the [`Database`](crate::Database) that creates it
+    /// ([`Database::set_pool_tuning`](crate::Database::set_pool_tuning), which also creates its
+    /// pool, without connecting, so that it always takes effect), else from the defaults. Once every
+    /// pool of a hash is closed, nothing of this call remains.
     pub fn set_pool_tuning(hash: &str, tuning: PoolTuning) {
-        housekeeping::set_tuning(hash, tuning);
+        for pool in registered_pools_with_hash(hash) {
+            pool.tuning.set(tuning);
+        }
     }
 
-    /// The tuning in effect (or to be) for the pools with configuration hash `hash`.
+    /// The tuning of the open pools with configuration hash `hash` (they share it), or the
+    /// defaults when none is open.
     pub fn pool_tuning(hash: &str) -> PoolTuning {
         registered_pools_with_hash(hash)
             .first()
-            .map_or_else(|| housekeeping::tuning_for(hash), |p| p.tuning.get())
+            .map_or_else(PoolTuning::default, |p| p.tuning.get())
     }
 
     /// Every open pool's metrics in the Prometheus text exposition format (version 0.0.4):

@@ -54,8 +54,9 @@ mod housekeeping;
 mod manager;
 mod observability;
 mod registry;
+mod schema_cache;
+mod tuning;
 
-pub use housekeeping::PoolTuning;
 pub(crate) use manager::close_pools;
 pub use manager::PoolManager;
 pub(crate) use observability::QueryEvent;
@@ -64,10 +65,12 @@ pub(crate) use registry::{
     pool_for, registered_groups, registered_pool_for, registered_pools, registered_pools_with_hash,
     unregister,
 };
+pub(crate) use schema_cache::SchemaCache;
+pub use tuning::PoolTuning;
 
 use home::{current_runtime, Home};
-use housekeeping::TuningCell;
 use observability::{Lent, StatementsSeen, Stats};
+use tuning::TuningCell;
 
 /// The guard of a lock, also when a thread panicked while holding it. Only for locks whose data
 /// a panic cannot leave half-updated (each says why where it is declared): a poisoned lock is
@@ -153,7 +156,10 @@ pub(crate) struct PoolInner {
     pub stats: Stats,
     /// Circuit breaker and connection-loss tracking (see [`crate::resilience`]).
     pub(crate) resilience: crate::resilience::PoolResilience,
+    /// Housekeeping and recycling settings: this pool's own (see [`PoolTuning`]).
     pub(crate) tuning: TuningCell,
+    /// The entity layer's schemas of this pool's database (see [`SchemaCache`]).
+    pub(crate) schema_cache: Arc<SchemaCache>,
     /// True while a housekeeping task runs for this pool.
     housekeeper: Arc<AtomicBool>,
     /// Last health-check result and when it was taken. Poisoning: the value is replaced
@@ -164,7 +170,12 @@ pub(crate) struct PoolInner {
 }
 
 impl PoolInner {
-    fn new(hash: String, backend: Backend, config: &DatabaseConfig) -> Result<Self> {
+    fn new(
+        hash: String,
+        backend: Backend,
+        config: &DatabaseConfig,
+        tuning: PoolTuning,
+    ) -> Result<Self> {
         let (min, max) = config.get_pool_size();
         if max == 0 || min > max {
             return Err(Error::Config(format!(
@@ -176,7 +187,8 @@ impl PoolInner {
         Ok(PoolInner {
             #[cfg(feature = "metrics")]
             facade: observability::Facade::new(&alias, backend.as_str(), &hash),
-            tuning: TuningCell::new(housekeeping::tuning_for(&hash)),
+            tuning: TuningCell::new(tuning),
+            schema_cache: Arc::default(),
             hash,
             credential: config.credential_tag(),
             alias,
@@ -439,7 +451,12 @@ mod tests {
             .alias("poisoned-state-lock")
             .pool_size(1, 1);
         let hash = config.hash();
-        let pool = Arc::new(PoolInner::new(hash, Backend::Sqlite, &config)?);
+        let pool = Arc::new(PoolInner::new(
+            hash,
+            Backend::Sqlite,
+            &config,
+            PoolTuning::default(),
+        )?);
         let conn = pool.acquire(Location::caller()).await?;
         pool.release(conn);
         let holder = pool.clone();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{recover, PoolInner};
+use super::{recover, PoolInner, PoolTuning};
 use crate::config::{CredentialTag, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::sql::Backend;
@@ -31,7 +31,14 @@ fn write() -> RwLockWriteGuard<'static, Registry> {
 
 /// The open pool for `config`, exactly (same hash and same password; created, not yet
 /// connected, if there is none).
-pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<PoolInner>> {
+///
+/// A pool created here starts with the tuning of an open pool with the same hash (they share
+/// it), else with `tuning`, else with the defaults.
+pub(crate) fn pool_for(
+    backend: Backend,
+    config: &DatabaseConfig,
+    tuning: Option<PoolTuning>,
+) -> Result<Arc<PoolInner>> {
     let hash = config.hash();
     let credential = config.credential_tag();
     if let Some(p) = find_exact(&read(), &hash, credential, backend)? {
@@ -41,7 +48,13 @@ pub(crate) fn pool_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<
     if let Some(p) = find_exact(&map, &hash, credential, backend)? {
         return Ok(p);
     }
-    let pool = Arc::new(PoolInner::new(hash.clone(), backend, config)?);
+    let tuning = map
+        .get(&hash)
+        .and_then(|pools| pools.first())
+        .map(|sibling| sibling.tuning.get())
+        .or(tuning)
+        .unwrap_or_default();
+    let pool = Arc::new(PoolInner::new(hash.clone(), backend, config, tuning)?);
     map.entry(hash).or_default().push(pool.clone());
     Ok(pool)
 }
@@ -101,5 +114,37 @@ pub(crate) fn unregister(pool: &Arc<PoolInner>) {
         if v.is_empty() {
             map.remove(&pool.hash);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_new_pool_takes_the_tuning_of_an_open_pool_with_its_hash() -> Result<()> {
+        let config = DatabaseConfig::from_url("sqlite::memory:")?.alias("registry-sibling-tuning");
+        let mine = PoolTuning::default().idle_timeout(Some(Duration::from_secs(7)));
+        let theirs = PoolTuning::default().idle_timeout(Some(Duration::from_secs(9)));
+        let first = pool_for(Backend::Sqlite, &config, Some(mine))?;
+        assert_eq!(first.tuning.get(), mine);
+        // Same hash, another password: a separate pool that shares the first one's tuning,
+        // whatever its own database was given.
+        let sibling = pool_for(Backend::Sqlite, &config.clone().password("x"), Some(theirs))?;
+        assert!(!Arc::ptr_eq(&first, &sibling));
+        assert_eq!(sibling.tuning.get(), mine);
+        // The same configuration finds the same pool.
+        assert!(Arc::ptr_eq(
+            &first,
+            &pool_for(Backend::Sqlite, &config, None)?
+        ));
+        unregister(&first);
+        unregister(&sibling);
+        let alone = pool_for(Backend::Sqlite, &config, None)?;
+        assert_eq!(alone.tuning.get(), PoolTuning::default());
+        unregister(&alone);
+        Ok(())
     }
 }
