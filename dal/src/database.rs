@@ -155,7 +155,8 @@ impl Database {
         match pool.acquire(location).await {
             Ok(raw) => Ok(Connection::new(pool, raw)),
             Err(e) => {
-                crate::resilience::record_acquire_failure(&pool, &e);
+                let (_, max) = pool.bounds();
+                crate::resilience::record_acquire_failure(&pool, &e, pool.in_use() >= max);
                 Err(e)
             }
         }

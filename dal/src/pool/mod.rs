@@ -44,6 +44,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::backend::{driver_for, Driver, RawConn};
 use crate::config::{CredentialTag, DatabaseConfig};
 use crate::error::{Error, Result};
+use crate::resilience::{BreakerState, Guarded, PoolResilience};
 use crate::sql::Backend;
 
 mod acquire;
@@ -155,7 +156,7 @@ pub(crate) struct PoolInner {
     open_on_library: AtomicBool,
     pub stats: Stats,
     /// Circuit breaker and connection-loss tracking (see [`crate::resilience`]).
-    pub(crate) resilience: crate::resilience::PoolResilience,
+    pub(crate) resilience: PoolResilience,
     /// Housekeeping and recycling settings: this pool's own (see [`PoolTuning`]).
     pub(crate) tuning: TuningCell,
     /// The entity layer's schemas of this pool's database (see [`SchemaCache`]).
@@ -213,7 +214,7 @@ impl PoolInner {
             initialized: tokio::sync::OnceCell::new(),
             open_on_library: AtomicBool::new(false),
             stats: Stats::new(),
-            resilience: crate::resilience::PoolResilience::new(config),
+            resilience: PoolResilience::new(config),
             housekeeper: Arc::new(AtomicBool::new(false)),
             health: Mutex::new(None),
         })
@@ -389,14 +390,6 @@ impl PoolInner {
         (self.min, self.max)
     }
 
-    /// Records a circuit-breaker state change (`closed`, `open`, `half_open`) for metrics.
-    pub(crate) fn record_breaker_transition(&self, to: &str) {
-        // Logged by the resilience layer; counted here.
-        self.stats.record_breaker_transition(to);
-        #[cfg(feature = "metrics")]
-        self.facade.breaker(to);
-    }
-
     /// Refuses new acquisitions, waits up to `timeout` for connections in use to come back,
     /// then closes everything. Returns once no connection of this pool is open, or with an
     /// error saying how many were still in use (those are closed when given back).
@@ -436,6 +429,28 @@ impl PoolInner {
             // The notification is the fast path; the short poll is a backstop.
             let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), notified).await;
         }
+    }
+}
+
+/// The pool as the resilience layer sees it (which keeps `resilience` free of `pool`).
+impl Guarded for PoolInner {
+    fn resilience(&self) -> &PoolResilience {
+        &self.resilience
+    }
+
+    fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn breaker_transition(&self, to: BreakerState) {
+        // Logged by the resilience layer; counted here.
+        self.stats.record_breaker_transition(to.as_str());
+        #[cfg(feature = "metrics")]
+        self.facade.breaker(to.as_str());
     }
 }
 
