@@ -1,6 +1,7 @@
 //! The registry of open pools: by configuration hash, then by credential.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{recover, PoolInner, PoolTuning};
@@ -41,11 +42,15 @@ pub(crate) fn pool_for(
 ) -> Result<Arc<PoolInner>> {
     let hash = config.hash();
     let credential = config.credential_tag();
-    if let Some(p) = find_exact(&read(), &hash, credential, backend)? {
+    let found = find_exact(&read(), &hash, credential, backend)?;
+    if let Some(p) = found {
+        warn_if_settings_differ(&p, config);
         return Ok(p);
     }
     let mut map = write();
     if let Some(p) = find_exact(&map, &hash, credential, backend)? {
+        drop(map);
+        warn_if_settings_differ(&p, config);
         return Ok(p);
     }
     let tuning = map
@@ -57,6 +62,42 @@ pub(crate) fn pool_for(
     let pool = Arc::new(PoolInner::new(hash.clone(), backend, config, tuning)?);
     map.entry(hash).or_default().push(pool.clone());
     Ok(pool)
+}
+
+/// Warns (target `dal::pool`) when `config` joins `pool` — same hash, same credentials — with a
+/// retry policy or circuit-breaker settings other than the pool's: they are not part of the
+/// hash, and the pool keeps those of the configuration that created it.
+fn warn_if_settings_differ(pool: &PoolInner, config: &DatabaseConfig) {
+    let kept = &pool.config;
+    if config.get_retry_policy() != kept.get_retry_policy() {
+        warn_kept(
+            pool,
+            "retry policy",
+            kept.get_retry_policy(),
+            config.get_retry_policy(),
+        );
+    }
+    if config.get_circuit_breaker() != kept.get_circuit_breaker() {
+        warn_kept(
+            pool,
+            "circuit breaker",
+            kept.get_circuit_breaker(),
+            config.get_circuit_breaker(),
+        );
+    }
+}
+
+fn warn_kept(pool: &PoolInner, setting: &str, kept: &dyn fmt::Debug, ignored: &dyn fmt::Debug) {
+    tracing::warn!(
+        target: "dal::pool",
+        alias = %pool.alias,
+        hash = %pool.hash,
+        setting,
+        "a database joins the existing pool {} (same configuration hash and credentials) with \
+         another {setting}: the pool keeps {kept:?} and ignores {ignored:?} ({setting} is not \
+         part of the configuration hash; give the database another alias for a pool of its own)",
+        pool.alias
+    );
 }
 
 /// The pool registered for `hash` and `credential`, after checking that no pool of another
