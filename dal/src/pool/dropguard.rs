@@ -4,14 +4,9 @@
 //! The pool's cancellation safety rests on it. A future may be dropped at any `.await`; state
 //! changed before that await (a connection counted in `size`, a caller counted as waiting, a
 //! permit taken for a probe, …) is put back by a guard created right after the change and
-//! disarmed once the operation has reached the point where the change is meant to last.
-//!
-//! ```ignore
-//! pool.size.fetch_add(1, Ordering::SeqCst);
-//! let counted = DropGuard::new(|| pool.size.fetch_sub(1, Ordering::SeqCst));
-//! let conn = connect().await?; // an error or a cancellation here uncounts it
-//! counted.disarm();            // opened: it stays counted
-//! ```
+//! disarmed once the operation has reached the point where the change is meant to last
+//! (see `open_within` in `acquire.rs`: a connection is counted in `size` before it is opened,
+//! and uncounted by the guard if opening fails or the future is dropped).
 
 /// Runs `on_drop` when dropped, unless [`disarm`](Self::disarm)ed. Also runs during a panic's
 /// unwinding, like any `Drop`.
