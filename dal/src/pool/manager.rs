@@ -26,7 +26,7 @@ use crate::error::Result;
 ///   report one entry (one series) per hash, summed over its pools (see [`PoolMetrics`]);
 /// * [`health_check_all_pools`](Self::health_check_all_pools) reports a hash healthy only if
 ///   every pool with that hash is;
-/// * [`set_pool_tuning`](Self::set_pool_tuning) applies to every pool with that hash.
+/// * [`set_pool_tuning`](Self::set_pool_tuning) applies to every open pool with that hash.
 ///
 /// With one pool per hash (the usual case) all of this is simply that pool. To see or close
 /// exactly the pool of one [`Database`](crate::Database), use its own methods

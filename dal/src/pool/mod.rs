@@ -29,11 +29,18 @@
 //! a validation ping (dropped, and so closed, with the future) — is undone by one generic
 //! [`DropGuard`](dropguard::DropGuard), disarmed once the change is meant to last.
 //!
-//! One file per concern: [`acquire`] (permit, idle checkout, opening), [`registry`] (open
-//! pools by hash and credential), [`home`] (which runtime may use a connection),
-//! [`housekeeping`] (the background task: leaks, idle reaping, max lifetime, minimum size),
-//! [`health`], [`manager`] (the public face); what the pool reports (counters, snapshots,
-//! per-query hook, leak reports, export) is in [`observability`].
+//! Poisoned locks: every lock of the pool guards data that a panic cannot leave half-updated
+//! (each declaration says why), so a poisoned lock is recovered, never read as "nothing there".
+//!
+//! State the pool owns (not global maps keyed by hash): its [`PoolTuning`] and the entity
+//! layer's [`SchemaCache`] of its database.
+//!
+//! One file per concern: this one is the pool itself (its state, giving back and closing);
+//! [`acquire`] (permit, idle checkout, opening), [`registry`] (open pools by hash and
+//! credential), [`home`] (which runtime may use a connection), [`dropguard`], [`tuning`],
+//! [`schema_cache`], [`housekeeping`] (the background task: leaks, idle reaping, max lifetime,
+//! minimum size), [`health`], [`manager`] (the public face); what the pool reports (counters,
+//! snapshots, per-query hook, leak reports, export) is in [`observability`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LockResult, Mutex, MutexGuard, PoisonError};
@@ -134,6 +141,9 @@ pub(crate) struct PoolInner {
     credential: CredentialTag,
     pub alias: String,
     pub backend: Backend,
+    /// The configuration of the database that created the pool. Its settings outside the
+    /// hash (retry policy, breaker, slow-query threshold, parameter logging) apply to every
+    /// database that joins (see [`DatabaseConfig::hash`]).
     pub config: DatabaseConfig,
     driver: Arc<dyn Driver>,
     min: usize,
