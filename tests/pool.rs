@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::logs::Captured;
 use common::{each_backend, each_backend_with, eventually, fresh_table};
 use dal::prelude::*;
-use dal::PoolTuning;
+use dal::{BreakerConfig, PoolTuning, RetryPolicy};
 
 fn metrics(db: &Database) -> PoolMetrics {
     db.pool_metrics().expect("the pool exists")
@@ -434,6 +434,82 @@ async fn a_connection_past_its_max_lifetime_is_closed_when_given_back_and_replac
             Ok(())
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn tuning_is_held_by_the_pool_and_remembered_by_its_database_across_close() {
+    each_backend("pool_tuning_owner", |db| async move {
+        let tuning = PoolTuning::default().idle_timeout(Some(Duration::from_secs(42)));
+        // Set before any connection: the database creates its pool (unconnected) to hold it.
+        db.set_pool_tuning(tuning);
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        db.async_connection().await?.execute("SELECT 1", ()).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        // Nothing is kept by hash once the pool is closed ...
+        db.close(Duration::from_secs(5)).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), PoolTuning::default());
+        // ... but the database gives the pool it creates next the tuning it was given.
+        db.async_connection().await?.execute("SELECT 1", ()).await?;
+        assert_eq!(PoolManager::pool_tuning(db.hash()), tuning);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn joining_a_pool_with_another_retry_policy_or_breaker_warns_which_the_pool_keeps() {
+    let logs = Captured::default();
+    // current_thread runtime: the warning is logged on this thread, under this subscriber.
+    let _guard = logs.install(tracing::Level::WARN);
+    each_backend("pool_join_warn", |db| {
+        let logs = logs.clone();
+        async move {
+            let alias = db.config().get_alias().to_owned();
+            let joins = || -> Vec<String> {
+                logs.lines_with(&alias)
+                    .into_iter()
+                    .filter(|l| l.contains("dal::pool") && l.contains("joins the existing pool"))
+                    .collect()
+            };
+            db.async_connection().await?.execute("SELECT 1", ()).await?;
+            // The same settings join silently.
+            let same = Database::new(db.backend(), db.config().clone());
+            same.async_connection().await?;
+            assert!(joins().is_empty(), "{:?}", joins());
+            // Another retry policy and breaker: the same pool, one warning per setting, each
+            // naming the value the pool keeps.
+            let other = Database::new(
+                db.backend(),
+                db.config()
+                    .clone()
+                    .retry_policy(RetryPolicy::none())
+                    .circuit_breaker(BreakerConfig::disabled()),
+            );
+            other.async_connection().await?;
+            assert_eq!(metrics(&db).acquisitions, 3);
+            let warned = joins();
+            assert_eq!(warned.len(), 2, "{warned:?}");
+            let kept_retry = format!("keeps {:?}", db.config().get_retry_policy());
+            let kept_breaker = format!("keeps {:?}", db.config().get_circuit_breaker());
+            assert!(
+                warned
+                    .iter()
+                    .any(|l| l.contains("another retry policy") && l.contains(&kept_retry)),
+                "{warned:?}"
+            );
+            assert!(
+                warned
+                    .iter()
+                    .any(|l| l.contains("another circuit breaker") && l.contains(&kept_breaker)),
+                "{warned:?}"
+            );
+            // A database already in the pool does not warn again.
+            other.async_connection().await?;
+            assert_eq!(joins().len(), 2);
+            Ok(())
+        }
+    })
     .await;
 }
 

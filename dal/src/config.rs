@@ -1,7 +1,6 @@
 //! [`DatabaseConfig`]: where a database is and how long to wait for it.
 
 use std::fmt;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -9,6 +8,11 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::resilience::{BreakerConfig, RetryPolicy};
 use crate::sql::Backend;
+
+mod credentials;
+
+pub(crate) use credentials::CredentialTag;
+use credentials::{hmac_sha256, process_key, Secret};
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,79 +26,6 @@ pub const DEFAULT_CONNECTION_CREATION_TIMEOUT: Duration = Duration::from_secs(15
 pub const DEFAULT_POOL_SIZE: (usize, usize) = (1, 20);
 /// Default `slow_query_threshold`: statements slower than 2 s are logged at WARN.
 pub const DEFAULT_SLOW_QUERY_THRESHOLD: Duration = Duration::from_secs(2);
-
-/// A password that never prints.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct Secret(Option<String>);
-
-impl Secret {
-    pub(crate) fn expose(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(_) => f.write_str("\"***\""),
-            None => f.write_str("None"),
-        }
-    }
-}
-
-/// Which credentials a configuration carries, as a keyed digest: HMAC-SHA256 of the password
-/// under a random key drawn once per process and held only in memory. Pools are keyed by the
-/// configuration [`hash`](DatabaseConfig::hash) *and* this tag, so two configurations that
-/// differ only in their password never share connections. The tag never prints (its `Debug`
-/// shows nothing of it), is never logged or exported, and means nothing outside this process.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct CredentialTag([u8; 32]);
-
-impl fmt::Debug for CredentialTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CredentialTag(..)")
-    }
-}
-
-/// The per-process HMAC key: 256 bits from two v4 UUIDs (244 random bits from `uuid`'s
-/// OS-seeded CSPRNG, already a dependency), drawn on first use, never stored elsewhere.
-fn process_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        key
-    })
-}
-
-/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under `key`, fed to the hash piece by
-/// piece so the password is never copied into a buffer of ours.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut ipad = [0x36u8; BLOCK];
-    let mut opad = [0x5cu8; BLOCK];
-    for i in 0..BLOCK {
-        ipad[i] ^= k[i];
-        opad[i] ^= k[i];
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for p in parts {
-        inner.update(p);
-    }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner);
-    outer.finalize().into()
-}
 
 /// Where a database is and how long to wait for it.
 ///
@@ -124,7 +55,8 @@ pub struct DatabaseConfig {
     query_execution_timeout: Duration,
     connection_creation_timeout: Duration,
     pool_size: (usize, usize),
-    // Observability only: not part of `hash()` (they do not change what the pool connects to).
+    // Not part of `hash()` (they do not change what the pool connects to): a pool keeps those
+    // of the configuration that created it; see `hash()`.
     slow_query_threshold: Duration,
     log_parameter_values: bool,
     retry_policy: RetryPolicy,
@@ -332,7 +264,8 @@ impl DatabaseConfig {
     }
     /// Statements slower than this are logged at WARN (target `dal::slow_query`) with their
     /// SQL, tags and timing (default 2 s). Not part of [`hash`](Self::hash): configurations
-    /// that differ only here share one pool, which uses the setting of the one that created it.
+    /// that differ only here share one pool, which uses the setting of the one that created it
+    /// (silently: unlike a different retry policy or breaker, this is not logged).
     pub fn slow_query_threshold(mut self, t: Duration) -> Self {
         self.slow_query_threshold = t;
         self
@@ -347,7 +280,8 @@ impl DatabaseConfig {
 
     /// How transient failures are retried (default: 3 retries, 100 ms base delay, 10 s cap,
     /// 30 s budget; see [`RetryPolicy`]). Not part of [`hash`](Self::hash): the pool takes the
-    /// policy of the configuration that created it.
+    /// policy of the configuration that created it, and a `Database` joining it with another
+    /// policy logs a WARN (target `dal::pool`) saying which policy the pool keeps.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry_policy = policy;
         self
@@ -355,8 +289,9 @@ impl DatabaseConfig {
     /// The pool's circuit breaker (default: opens when at least 50 % of at least 20 calls
     /// within 10 s failed on the infrastructure, lets a trial call through after 1 s (longer
     /// while an outage lasts, at most 30 s), closes on one successful trial; see
-    /// [`BreakerConfig`]). Not part of
-    /// [`hash`](Self::hash): the pool takes the settings of the configuration that created it.
+    /// [`BreakerConfig`]). Not part of [`hash`](Self::hash): the pool takes the settings of the
+    /// configuration that created it, and a `Database` joining it with other settings logs a
+    /// WARN (target `dal::pool`) saying which settings the pool keeps.
     pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
         self.circuit_breaker = breaker;
         self
@@ -453,15 +388,56 @@ impl DatabaseConfig {
             .unwrap_or_else(|| crate::backend::dialect(backend).default_port())
     }
 
-    /// A stable key for this configuration: the same in every process and run, built from every
-    /// setting except the password (and the observability, retry and breaker settings), so it
-    /// is safe to show in logs, metrics labels and dashboards.
+    /// A stable key for this configuration, safe to show in logs, metrics labels and
+    /// dashboards: 32 hex digits (the first 128 bits of a SHA-256), the same in every process
+    /// and run for the same settings.
     ///
-    /// The pool a [`Database`](crate::Database) uses is keyed by this hash *and* by a keyed
-    /// digest of the password held only in memory: configurations that differ only in their
-    /// password have the same `hash()` but never share a pool or a connection. Lookups that
-    /// take a hash ([`PoolManager`](crate::PoolManager)) cover every pool with that hash; see
-    /// there for what each one does when there are several.
+    /// **What it covers**, each exactly as set (no default filled in, nothing normalised):
+    /// [`database`](Self::database) (name, or SQLite path), [`host`](Self::host),
+    /// [`port`](Self::port) (left unset and set to the backend's default port hash
+    /// differently), [`user`](Self::user), [`alias`](Self::alias), [`env`](Self::env), the four
+    /// timeouts ([`connection_acquisition_timeout`](Self::connection_acquisition_timeout),
+    /// [`pool_creation_timeout`](Self::pool_creation_timeout),
+    /// [`query_execution_timeout`](Self::query_execution_timeout),
+    /// [`connection_creation_timeout`](Self::connection_creation_timeout)) and
+    /// [`pool_size`](Self::pool_size) (min and max).
+    ///
+    /// **What it leaves out:**
+    ///
+    /// * The **password**, so that the hash can be shown. Pools are nevertheless separated by
+    ///   credentials: the pool a [`Database`](crate::Database) uses is keyed by this hash *and*
+    ///   by a keyed digest of the password held only in memory, so configurations that differ
+    ///   only in their password have the same `hash()` but never share a pool or a connection.
+    ///   Lookups that take a hash ([`PoolManager`](crate::PoolManager)) cover every pool with
+    ///   that hash; see there for what each one does when there are several.
+    /// * The **backend**: the same settings used for two backends give one hash, and the second
+    ///   backend's pool is refused with [`Error::Config`] (give it another alias).
+    /// * The **slow-query threshold** ([`slow_query_threshold`](Self::slow_query_threshold)),
+    ///   **parameter logging** ([`log_parameter_values`](Self::log_parameter_values)), the
+    ///   **retry policy** ([`retry_policy`](Self::retry_policy)) and the **circuit breaker**
+    ///   ([`circuit_breaker`](Self::circuit_breaker)). Configurations that differ only in these
+    ///   share one pool, which keeps the settings of the configuration that created it. A
+    ///   `Database` joining a pool whose retry policy or breaker settings differ from its own
+    ///   logs a WARN (target `dal::pool`) naming the setting and the value the pool keeps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dal::{DatabaseConfig, RetryPolicy};
+    /// let base = DatabaseConfig::new("app").host("db1").user("app");
+    /// // Covered: where the pool connects, how it waits, how big it is.
+    /// assert_ne!(base.hash(), base.clone().port(5432).hash());
+    /// assert_ne!(base.hash(), base.clone().pool_size(1, 5).hash());
+    /// // Not covered: the password (pools are still separated by it) ...
+    /// assert_eq!(base.hash(), base.clone().password("secret").hash());
+    /// // ... nor observability, retry and breaker settings (the pool keeps its creator's).
+    /// let tuned = base
+    ///     .clone()
+    ///     .slow_query_threshold(Duration::from_millis(10))
+    ///     .log_parameter_values(true)
+    ///     .retry_policy(RetryPolicy::none())
+    ///     .circuit_breaker(dal::BreakerConfig::disabled());
+    /// assert_eq!(base.hash(), tuned.hash());
+    /// ```
     pub fn hash(&self) -> String {
         let canonical = format!(
             "v1|db={}|host={}|port={:?}|user={:?}|alias={:?}|env={}|acq={}|pool={}|query={}|conn={}|size={}-{}",
@@ -594,32 +570,6 @@ mod tests {
         assert!(!e.to_string().contains("topsecret"), "{e}");
         assert!(DatabaseConfig::from_url("postgres://h:5432/db?bogus=1").is_err());
         assert!(DatabaseConfig::from_url("no-scheme").is_err());
-    }
-
-    #[test]
-    fn hmac_sha256_matches_rfc_4231() {
-        let hex = |d: [u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        // Test case 1: 20-byte key.
-        assert_eq!(
-            hex(hmac_sha256(&[0x0b; 20], &[b"Hi There"])),
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        );
-        // Test case 2, message fed in two parts.
-        assert_eq!(
-            hex(hmac_sha256(
-                b"Jefe",
-                &[b"what do ya want ", b"for nothing?"]
-            )),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        // Test case 6: a key longer than the block is hashed first.
-        assert_eq!(
-            hex(hmac_sha256(
-                &[0xaa; 131],
-                &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
-            )),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
     }
 
     #[test]

@@ -288,8 +288,9 @@ impl Connection {
         result
     }
 
-    pub(crate) fn pool_hash(&self) -> &str {
-        &self.pool.hash
+    /// The entity schema cache of this connection's pool.
+    pub(crate) fn schema_cache(&self) -> &Arc<crate::pool::SchemaCache> {
+        &self.pool.schema_cache
     }
 
     /// The pool's retry policy (statements and the entity layer's own transactions).

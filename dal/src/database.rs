@@ -44,8 +44,17 @@ struct DbInner {
     /// With `hash`, the key of this database's pool (a keyed digest of the password; never
     /// shown).
     credential: CredentialTag,
-    /// The pool last used, so the registry is consulted only when it was closed.
-    pool: Mutex<Option<Arc<PoolInner>>>,
+    /// The pool last used, so the registry is consulted only when it was closed, and the
+    /// tuning last set through this database.
+    pool: Mutex<PoolSlot>,
+}
+
+#[derive(Default)]
+struct PoolSlot {
+    pool: Option<Arc<PoolInner>>,
+    /// Given to a pool this database creates when no open pool shares its hash (see
+    /// [`PoolManager::set_pool_tuning`]).
+    tuning: Option<PoolTuning>,
 }
 
 impl std::fmt::Debug for Database {
@@ -81,7 +90,7 @@ impl Database {
                 config,
                 hash,
                 credential,
-                pool: Mutex::new(None),
+                pool: Mutex::default(),
             }),
         }
     }
@@ -118,11 +127,11 @@ impl Database {
             .pool
             .lock()
             .map_err(|_| crate::Error::Internal("database pool slot poisoned".into()))?;
-        match slot.as_ref() {
+        match slot.pool.as_ref() {
             Some(p) if !p.is_closed() => Ok(p.clone()),
             _ => {
-                let p = pool_for(self.inner.backend, &self.inner.config)?;
-                *slot = Some(p.clone());
+                let p = pool_for(self.inner.backend, &self.inner.config, slot.tuning)?;
+                slot.pool = Some(p.clone());
                 Ok(p)
             }
         }
@@ -146,7 +155,8 @@ impl Database {
         match pool.acquire(location).await {
             Ok(raw) => Ok(Connection::new(pool, raw)),
             Err(e) => {
-                crate::resilience::record_acquire_failure(&pool, &e);
+                let (_, max) = pool.bounds();
+                crate::resilience::record_acquire_failure(&pool, &e, pool.in_use() >= max);
                 Err(e)
             }
         }
@@ -241,10 +251,17 @@ impl Database {
     }
 
     /// Sets the housekeeping tuning (leak threshold, idle timeout, max lifetime, validation)
-    /// of this database's pool; see [`PoolManager::set_pool_tuning`]. Tuning belongs to the
-    /// configuration hash: pools whose configurations differ only in their password (same
-    /// database) get it too.
+    /// of this database's pool, creating the pool (without connecting) if it does not exist
+    /// yet; see [`PoolManager::set_pool_tuning`]. Pools whose configurations differ only in
+    /// their password (same hash, same database) get it too. The database remembers it: a
+    /// pool it creates after this one was closed starts with it (unless an open pool with the
+    /// same hash has its own).
     pub fn set_pool_tuning(&self, tuning: PoolTuning) {
+        if let Ok(mut slot) = self.inner.pool.lock() {
+            slot.tuning = Some(tuning);
+        }
+        // A configuration error (bad pool size) surfaces on first use; tuning stays remembered.
+        let _ = self.pool();
         PoolManager::set_pool_tuning(&self.inner.hash, tuning);
     }
 

@@ -10,11 +10,11 @@
 //!   reopened. Statements the caller ran before the schema change are committed by MySQL itself
 //!   (the documented MySQL caveat); metadata and table never disagree.
 //!
-//! The schema cache is per pool (configuration hash) and entity, revalidated after a short TTL
+//! The schema cache is per pool (held by the pool) and entity, revalidated after a short TTL
 //! so that changes made by other processes are seen.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::F64_EXACT_INT;
@@ -22,6 +22,7 @@ use super::typed::FieldType;
 use crate::backend::SystemTypes;
 use crate::connection::Connection;
 use crate::error::{DbErrorKind, Error, Result};
+use crate::pool::SchemaCache;
 use crate::value::Value;
 
 /// System columns of every entity table, in order. `version` is 1 after the first save and
@@ -153,30 +154,23 @@ pub(crate) struct FieldSpec {
     pub unique: bool,
 }
 
-type CacheKey = (String, String);
-
-fn cache() -> &'static Mutex<HashMap<CacheKey, Arc<Schema>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Arc<Schema>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
+/// Where an entity's schema is cached: its name in the cache of the connection's pool.
+struct CacheKey {
+    cache: Arc<SchemaCache>,
+    entity: String,
 }
 
 fn cache_get(key: &CacheKey) -> Option<Arc<Schema>> {
-    let map = cache().lock().ok()?;
-    map.get(key)
-        .filter(|s| s.loaded.elapsed() < CACHE_TTL)
-        .cloned()
+    key.cache.get::<Schema>(&key.entity, CACHE_TTL)
 }
 
 fn cache_put(key: CacheKey, schema: Arc<Schema>) {
-    if let Ok(mut map) = cache().lock() {
-        map.insert(key, schema);
-    }
+    let loaded = schema.loaded;
+    key.cache.put(key.entity, schema, loaded);
 }
 
-pub(crate) fn cache_forget(key: &CacheKey) {
-    if let Ok(mut map) = cache().lock() {
-        map.remove(key);
-    }
+fn cache_forget(key: &CacheKey) {
+    key.cache.forget(&key.entity);
 }
 
 pub(crate) fn table(entity: &str) -> String {
@@ -191,7 +185,10 @@ pub(crate) fn history_table(entity: &str) -> String {
 
 impl Connection {
     fn schema_key(&self, entity: &str) -> CacheKey {
-        (self.pool_hash().to_owned(), entity.to_owned())
+        CacheKey {
+            cache: self.schema_cache().clone(),
+            entity: entity.to_owned(),
+        }
     }
 
     /// The schema of `entity`, from cache or the database. With `create`, missing tables are

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{CloseOnDrop, PermitGuard, PoolInner};
+use super::dropguard::DropGuard;
+use super::{recover, PoolInner};
 
 /// How long a health result is reused.
 pub(crate) const HEALTH_CACHE: Duration = Duration::from_secs(1);
@@ -20,21 +21,19 @@ impl PoolInner {
             return ok;
         }
         let ok = self.probe().await;
-        if let Ok(mut h) = self.health.lock() {
-            *h = Some((Instant::now(), ok));
-        }
+        *recover(self.health.lock()) = Some((Instant::now(), ok));
         ok
     }
 
     fn cached_health(&self) -> Option<bool> {
-        let h = self.health.lock().ok()?;
-        h.filter(|(at, _)| at.elapsed() < HEALTH_CACHE)
+        recover(self.health.lock())
+            .filter(|(at, _)| at.elapsed() < HEALTH_CACHE)
             .map(|(_, ok)| ok)
     }
 
     /// Last health result, whatever its age.
     pub(crate) fn last_health(&self) -> Option<bool> {
-        self.health.lock().ok().and_then(|h| h.map(|(_, ok)| ok))
+        recover(self.health.lock()).map(|(_, ok)| ok)
     }
 
     async fn probe(&self) -> bool {
@@ -46,31 +45,26 @@ impl PoolInner {
             .get_connection_acquisition_timeout()
             .min(HEALTH_PROBE_TIMEOUT);
         let start = Instant::now();
-        let conn = match self.acquire_inner(start, limit).await {
+        let mut conn = match self.acquire_inner(start, limit).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(target: "dal::pool", alias = %self.alias, error = %e, "health probe failed");
                 return false;
             }
         };
-        // From here a cancelled probe closes the connection and returns the permit.
-        let mut permit = PermitGuard {
-            pool: self,
-            armed: true,
-        };
-        let mut held = CloseOnDrop {
-            pool: self,
-            conn: Some(conn),
-        };
+        // From here a cancelled probe gives the permit back and uncounts the connection,
+        // which is dropped with this future (its protocol state is unknown mid-ping).
+        let cancelled = DropGuard::new(|| {
+            self.uncount_dropped();
+            self.semaphore.add_permits(1);
+        });
         let left = limit.saturating_sub(start.elapsed());
-        let ok = match held.conn() {
-            Ok(c) => matches!(tokio::time::timeout(left, c.raw.ping()).await, Ok(Ok(()))),
-            Err(_) => false,
-        };
-        if let Some(c) = held.take() {
-            permit.armed = false;
-            self.give_back_unlent(c, ok);
-        }
+        let ok = matches!(
+            tokio::time::timeout(left, conn.raw.ping()).await,
+            Ok(Ok(()))
+        );
+        cancelled.disarm();
+        self.give_back_unlent(conn, ok);
         ok
     }
 }

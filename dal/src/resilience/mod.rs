@@ -39,7 +39,6 @@ pub use retry::{
 };
 
 use crate::error::{Error, Result, TimeoutKind};
-use crate::pool::PoolInner;
 use crate::sql::Backend;
 
 /// After a pool saw a connection loss, how long the first write of each checkout is preceded
@@ -101,16 +100,47 @@ impl PoolResilience {
     }
 }
 
+/// What the resilience layer needs from the pool it guards — its resilience state, its name,
+/// its backend, and where breaker transitions are counted — so that this module does not
+/// depend on the pool (the pool implements it and holds a [`PoolResilience`]; the dependency
+/// runs one way, `pool → resilience`). Implemented for `Arc<G>` too, so callers holding an
+/// `Arc` of the pool pass it as it is.
+pub(crate) trait Guarded {
+    /// The breaker and connection-loss tracking of the guarded pool.
+    fn resilience(&self) -> &PoolResilience;
+    /// The pool's alias, for logs and [`Error::CircuitOpen`].
+    fn alias(&self) -> &str;
+    /// The pool's backend, to classify its errors.
+    fn backend(&self) -> Backend;
+    /// Counts a breaker state change in the pool's metrics (it is logged here).
+    fn breaker_transition(&self, to: BreakerState);
+}
+
+impl<G: Guarded + ?Sized> Guarded for Arc<G> {
+    fn resilience(&self) -> &PoolResilience {
+        (**self).resilience()
+    }
+    fn alias(&self) -> &str {
+        (**self).alias()
+    }
+    fn backend(&self) -> Backend {
+        (**self).backend()
+    }
+    fn breaker_transition(&self, to: BreakerState) {
+        (**self).breaker_transition(to);
+    }
+}
+
 /// Lets a call in, or rejects it at once while the pool's breaker is open.
-pub(crate) fn admit(pool: &Arc<PoolInner>) -> Result<()> {
-    match pool.resilience.breaker.try_acquire() {
+pub(crate) fn admit(pool: &impl Guarded) -> Result<()> {
+    match pool.resilience().breaker.try_acquire() {
         Ok(None) => Ok(()),
         Ok(Some(t)) => {
             report(pool, t);
             Ok(())
         }
         Err(retry_in) => Err(Error::CircuitOpen {
-            pool: pool.alias.clone(),
+            pool: pool.alias().to_owned(),
             retry_in,
         }),
     }
@@ -124,10 +154,10 @@ pub(crate) fn is_infrastructure(backend: Backend, e: &Error) -> bool {
 /// Records the final outcome of one call (after its retries) with the pool's breaker.
 /// `connection_usable`: the connection the call ended on is still fit for use — after a query
 /// timeout, that means the server confirmed the cancellation (see [`record_error`]).
-pub(crate) fn record<T>(pool: &Arc<PoolInner>, result: &Result<T>, connection_usable: bool) {
+pub(crate) fn record<T>(pool: &impl Guarded, result: &Result<T>, connection_usable: bool) {
     match result {
         Ok(_) => {
-            if let Some(t) = pool.resilience.breaker.on_success() {
+            if let Some(t) = pool.resilience().breaker.on_success() {
                 report(pool, t);
             }
         }
@@ -138,16 +168,16 @@ pub(crate) fn record<T>(pool: &Arc<PoolInner>, result: &Result<T>, connection_us
 /// Records the end of a call that never got as far as the server (its connection was known
 /// lost and could not be replaced here): no signal, but a half-open breaker's trial place is
 /// given up.
-pub(crate) fn record_ignored(pool: &Arc<PoolInner>) {
-    pool.resilience.breaker.on_ignored();
+pub(crate) fn record_ignored(pool: &impl Guarded) {
+    pool.resilience().breaker.on_ignored();
 }
 
 /// Records a failed acquisition. Waiting in vain for a connection while every connection of
-/// the pool is lent out is back-pressure, not an infrastructure failure, and is not counted.
-pub(crate) fn record_acquire_failure(pool: &Arc<PoolInner>, e: &Error) {
-    let (_, max) = pool.bounds();
-    if e.timeout_kind() == Some(TimeoutKind::Acquire) && pool.in_use() >= max {
-        pool.resilience.breaker.on_ignored();
+/// the pool is lent out (`all_lent`) is back-pressure, not an infrastructure failure, and is
+/// not counted.
+pub(crate) fn record_acquire_failure(pool: &impl Guarded, e: &Error, all_lent: bool) {
+    if e.timeout_kind() == Some(TimeoutKind::Acquire) && all_lent {
+        pool.resilience().breaker.on_ignored();
         return;
     }
     record_error(pool, e, false);
@@ -161,18 +191,19 @@ pub(crate) fn record_acquire_failure(pool: &Arc<PoolInner>, e: &Error) {
 /// - a database error is a success: the server answered, whatever it thought of the statement;
 /// - anything raised before reaching the server (bad input, closed pool, open circuit) says
 ///   nothing.
-fn record_error(pool: &Arc<PoolInner>, e: &Error, connection_usable: bool) {
-    let breaker = &pool.resilience.breaker;
+fn record_error(pool: &impl Guarded, e: &Error, connection_usable: bool) {
+    let state = pool.resilience();
+    let backend = pool.backend();
     let answered_cancel = e.timeout_kind() == Some(TimeoutKind::Query) && connection_usable;
-    let transition = if is_infrastructure(pool.backend, e) && !answered_cancel {
-        if classify(pool.backend, e) == FailureClass::ConnectionLost {
-            pool.resilience.note_loss();
+    let transition = if is_infrastructure(backend, e) && !answered_cancel {
+        if classify(backend, e) == FailureClass::ConnectionLost {
+            state.note_loss();
         }
-        breaker.on_failure()
+        state.breaker.on_failure()
     } else if answered_cancel || matches!(e, Error::Database { .. }) {
-        breaker.on_success()
+        state.breaker.on_success()
     } else {
-        breaker.on_ignored();
+        state.breaker.on_ignored();
         None
     };
     if let Some(t) = transition {
@@ -180,20 +211,20 @@ fn record_error(pool: &Arc<PoolInner>, e: &Error, connection_usable: bool) {
     }
 }
 
-/// Logs a breaker state change and counts it in the pool's metrics.
-fn report(pool: &Arc<PoolInner>, t: Transition) {
+/// Logs a breaker state change and has the pool count it in its metrics.
+fn report(pool: &impl Guarded, t: Transition) {
     tracing::warn!(
         target: "dal::circuit_breaker",
-        alias = %pool.alias,
-        backend = pool.backend.as_str(),
+        alias = %pool.alias(),
+        backend = pool.backend().as_str(),
         from = t.from.as_str(),
         to = t.to.as_str(),
         "circuit breaker of pool {} changed from {} to {}",
-        pool.alias,
+        pool.alias(),
         t.from,
         t.to
     );
-    pool.record_breaker_transition(t.to.as_str());
+    pool.breaker_transition(t.to);
 }
 
 /// What a statement does, as far as retrying it is concerned.

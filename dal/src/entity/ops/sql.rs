@@ -49,7 +49,7 @@ mod tests {
 
     use super::*;
     use crate::entity::FieldType;
-    use crate::sql::{translate, Backend};
+    use crate::sql::translate;
 
     fn schema() -> Schema {
         Schema::with_fields(BTreeMap::from([
@@ -62,14 +62,14 @@ mod tests {
     fn upserts_bump_the_version_and_return_rows_where_the_backend_can() {
         let name = "name".to_owned();
         let fields = [&name];
-        for backend in Backend::ALL {
+        for backend in crate::sql::Backend::ALL {
             let d = crate::backend::dialect(backend);
             let sql = upsert_sql(d, "users", &fields, 2, &schema(), false);
             // Two rows of 6 system parameters and one field each.
             assert_eq!(translate(&sql, backend).unwrap().placeholders, 14, "{sql}");
             assert!(sql.contains("COALESCE(MAX([h].[version]), 0) + 1 FROM [users_history]"));
-            match backend {
-                Backend::MySql => {
+            match d.upsert_returns_rows() {
+                false => {
                     assert!(sql.contains("ON DUPLICATE KEY UPDATE [name] = VALUES([name])"));
                     assert!(sql.contains("[version] = [version] + 1"));
                     assert!(!sql.contains("RETURNING"));

@@ -4,12 +4,18 @@
 //! checkout allocates nothing) with the instant and the caller location of its acquisition
 //! (`#[track_caller]` on `Database::async_connection`). With `DAL_LEAK_BACKTRACE=1` in the
 //! environment a full backtrace is captured too — costly, meant for hunting a leak.
+//!
+//! The housekeeper reports connections held past the leak threshold once each, at WARN
+//! (target `dal::pool::leak`); [`PoolInner::leaks`] lists them on demand.
 
 use std::backtrace::Backtrace;
 use std::fmt;
 use std::panic::Location;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::pool::{PoolInner, PooledRaw, State};
 
 /// A connection held longer than a threshold, with where it was acquired.
 #[derive(Debug, Clone)]
@@ -139,6 +145,88 @@ impl LendRecord {
             file: self.location.file(),
             line: self.location.line(),
             backtrace: self.backtrace.as_ref().map(|b| b.to_string()),
+        }
+    }
+}
+
+impl PoolInner {
+    /// Records who holds `conn` from now on.
+    pub(in crate::pool) fn lend(
+        &self,
+        conn: &mut PooledRaw,
+        at: Instant,
+        location: &'static Location<'static>,
+    ) {
+        let rec = LendRecord::new(at, location);
+        conn.lend = self.state().lent.insert(rec);
+    }
+
+    /// Forgets the lend record of `conn` (called under the state lock). Returns the record when
+    /// it had been reported as a leak, to be logged by
+    /// [`log_returned_leak`](Self::log_returned_leak) once the lock is released.
+    pub(in crate::pool) fn unlend(state: &mut State, conn: &mut PooledRaw) -> Option<LendRecord> {
+        let lend = std::mem::replace(&mut conn.lend, NOT_LENT);
+        if lend == NOT_LENT {
+            return None;
+        }
+        state.lent.remove(lend).filter(|rec| rec.reported)
+    }
+
+    /// Logs that a connection reported as leaked came back after all.
+    pub(in crate::pool) fn log_returned_leak(&self, rec: &LendRecord) {
+        tracing::info!(
+            target: "dal::pool::leak",
+            alias = %self.alias,
+            held_ms = rec.since.elapsed().as_millis() as u64,
+            location = %rec.location,
+            "previously reported leaked connection was returned"
+        );
+    }
+
+    /// Connections lent for at least `threshold`, with where they were acquired.
+    pub(crate) fn leaks(&self, threshold: Duration) -> Vec<LeakReport> {
+        let now = Instant::now();
+        let mut out: Vec<LeakReport> = self
+            .state()
+            .lent
+            .iter_mut()
+            .filter(|r| now.saturating_duration_since(r.since) >= threshold)
+            .map(|r| r.report(&self.hash, &self.alias, now))
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.held_for));
+        out
+    }
+
+    /// Logs (once each) the connections held longer than `threshold`.
+    pub(in crate::pool) fn report_leaks(&self, threshold: Duration) {
+        let now = Instant::now();
+        let reports: Vec<_> = self
+            .state()
+            .lent
+            .iter_mut()
+            .filter(|r| !r.reported && now.saturating_duration_since(r.since) >= threshold)
+            .map(|r| {
+                r.reported = true;
+                r.report(&self.hash, &self.alias, now)
+            })
+            .collect();
+        for r in reports {
+            self.stats.leaks_detected.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            self.facade.leak();
+            tracing::warn!(
+                target: "dal::pool::leak",
+                alias = %r.alias,
+                hash = %r.hash,
+                held_ms = r.held_for.as_millis() as u64,
+                threshold_ms = threshold.as_millis() as u64,
+                location = %r.location,
+                backtrace = r.backtrace.as_deref().unwrap_or("(set DAL_LEAK_BACKTRACE=1 for a backtrace)"),
+                "possible connection leak: a connection of pool {} has been held for {:.1?}, acquired at {}",
+                r.alias,
+                r.held_for,
+                r.location
+            );
         }
     }
 }

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::manager::{PoolMetrics, PoolStatus, ScalingAdvice};
-use super::stats::Percentiles;
-use super::PoolInner;
+use super::metrics::{PoolMetrics, PoolStatus, ScalingAdvice};
+use super::stats::{Percentiles, TagStats};
+use crate::pool::PoolInner;
 
 /// Escapes a label value per the exposition format: backslash, double quote, newline.
 fn escape(v: &str) -> String {
@@ -43,7 +43,7 @@ struct Snap {
     labels: String,
     m: PoolMetrics,
     s: PoolStatus,
-    tags: Vec<((String, String), super::stats::TagStats)>,
+    tags: Vec<((String, String), TagStats)>,
     healthy: Option<bool>,
 }
 
@@ -83,15 +83,13 @@ impl<'a> Family<'a> {
 fn snap(group: &[Arc<PoolInner>]) -> Option<Snap> {
     let m = PoolMetrics::of_group(group)?;
     let s = PoolStatus::of_group(group)?;
-    let mut tags: HashMap<(String, String), super::stats::TagStats> = HashMap::new();
+    let mut tags: HashMap<(String, String), TagStats> = HashMap::new();
     for p in group {
-        if let Ok(t) = p.stats.tags.lock() {
-            for (k, v) in t.iter() {
-                let e = tags.entry(k.clone()).or_default();
-                e.queries += v.queries;
-                e.errors += v.errors;
-                e.seconds += v.seconds;
-            }
+        for (k, v) in p.stats.tags().iter() {
+            let e = tags.entry(k.clone()).or_default();
+            e.queries += v.queries;
+            e.errors += v.errors;
+            e.seconds += v.seconds;
         }
     }
     // Unhealthy if any pool failed its last check; healthy if some passed and none failed.
@@ -115,14 +113,25 @@ fn snap(group: &[Arc<PoolInner>]) -> Option<Snap> {
     })
 }
 
+/// Reads a value of one snapshot for one family.
+type Get<T, V> = fn(&T) -> V;
+
 /// The exposition of every pool, given grouped by hash.
 pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
     let mut snaps: Vec<Snap> = groups.iter().filter_map(|g| snap(g)).collect();
     snaps.sort_by(|a, b| a.m.alias.cmp(&b.m.alias).then(a.m.hash.cmp(&b.m.hash)));
     let mut out = String::with_capacity(4096 + snaps.len() * 4096);
-    let o = &mut out;
+    counters(&mut out, &snaps);
+    closed_and_labelled(&mut out, &snaps);
+    gauges(&mut out, &snaps);
+    advice_and_health(&mut out, &snaps);
+    summaries(&mut out, &snaps);
+    tagged(&mut out, &snaps);
+    out
+}
 
-    type Get<T, V> = fn(&T) -> V;
+/// Plain counters (and the window gauge) read from [`PoolMetrics`].
+fn counters(o: &mut String, snaps: &[Snap]) {
     let counters: [(&'static str, &str, Get<PoolMetrics, u64>); 10] = [
         (
             "dal_pool_acquisitions_total",
@@ -178,18 +187,21 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
             "gauge"
         };
         let mut f = Family::new(o, name, kind, help);
-        for s in &snaps {
+        for s in snaps {
             f.sample("", &s.labels, &[], get(&s.m) as f64);
         }
     }
+}
 
+/// Counters with a label of their own: closes by reason, timeouts by kind, errors by category, breaker transitions by state entered.
+fn closed_and_labelled(o: &mut String, snaps: &[Snap]) {
     let mut f = Family::new(
         o,
         "dal_pool_connections_closed_total",
         "counter",
         "Physical connections closed, by reason (discarded: broken, dirty, failed validation or pool closing; runtime_mismatch: opened on one runtime, needed by blocking code or another runtime; idle: reaped after idle_timeout; lifetime: past max_lifetime).",
     );
-    for s in &snaps {
+    for s in snaps {
         for (reason, v) in [
             ("discarded", s.m.connections_discarded),
             (
@@ -209,7 +221,7 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         "counter",
         "Timeouts, by kind.",
     );
-    for s in &snaps {
+    for s in snaps {
         let mut kinds: Vec<_> = s.m.timeouts.iter().collect();
         kinds.sort_by_key(|(k, _)| k.as_str());
         for (k, v) in kinds {
@@ -223,7 +235,7 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         "counter",
         "Errors, by category.",
     );
-    for s in &snaps {
+    for s in snaps {
         let mut cats: Vec<_> = s.m.errors.iter().collect();
         cats.sort();
         for (c, v) in cats {
@@ -237,14 +249,17 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         "counter",
         "Circuit-breaker state changes, by the state entered.",
     );
-    for s in &snaps {
+    for s in snaps {
         let mut t: Vec<_> = s.m.breaker_transitions.iter().collect();
         t.sort();
         for (to, v) in t {
             f.sample("", &s.labels, &[("to", to)], *v as f64);
         }
     }
+}
 
+/// Sizes, bounds and the timeout rate.
+fn gauges(o: &mut String, snaps: &[Snap]) {
     let gauges: [(&'static str, &str, Get<Snap, f64>); 8] = [
         (
             "dal_pool_size",
@@ -281,18 +296,21 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
     ];
     for (name, help, get) in gauges {
         let mut f = Family::new(o, name, "gauge", help);
-        for s in &snaps {
+        for s in snaps {
             f.sample("", &s.labels, &[], get(s));
         }
     }
+}
 
+/// The scaling advice (one-hot) and the last health check.
+fn advice_and_health(o: &mut String, snaps: &[Snap]) {
     let mut f = Family::new(
         o,
         "dal_pool_scaling_advice",
         "gauge",
         "The seed's reading of the timeout rate: 1 for the current advice, 0 for the others.",
     );
-    for s in &snaps {
+    for s in snaps {
         let now = s.m.scaling_advice();
         for a in ScalingAdvice::ALL {
             f.sample(
@@ -310,19 +328,22 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         "gauge",
         "Result of the last health check (1 healthy, 0 not); absent before the first check.",
     );
-    for s in &snaps {
+    for s in snaps {
         if let Some(h) = s.healthy {
             f.sample("", &s.labels, &[], f64::from(u8::from(h)));
         }
     }
+}
 
+/// Wait-time and query-duration summaries.
+fn summaries(o: &mut String, snaps: &[Snap]) {
     let mut f = Family::new(
         o,
         "dal_pool_acquire_wait_seconds",
         "summary",
         "Time callers waited for a connection.",
     );
-    for s in &snaps {
+    for s in snaps {
         f.summary(&s.labels, &s.m.wait_time);
     }
     let mut f = Family::new(
@@ -331,11 +352,14 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
         "summary",
         "Statement durations.",
     );
-    for s in &snaps {
+    for s in snaps {
         f.summary(&s.labels, &s.m.query_duration);
     }
+}
 
-    let tagged: [(&'static str, &str, Get<super::stats::TagStats, f64>); 3] = [
+/// Per-tag statement counts, errors and time.
+fn tagged(o: &mut String, snaps: &[Snap]) {
+    let tagged: [(&'static str, &str, Get<TagStats, f64>); 3] = [
         (
             "dal_tagged_queries_total",
             "Statements by tag (key and value given with .tag()).",
@@ -354,140 +378,11 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
     ];
     for (name, help, get) in tagged {
         let mut f = Family::new(o, name, "counter", help);
-        for s in &snaps {
+        for s in snaps {
             let mut tags: Vec<_> = s.tags.iter().collect();
             tags.sort_by(|a, b| a.0.cmp(&b.0));
             for ((k, v), t) in tags {
                 f.sample("", &s.labels, &[("tag_key", k), ("tag_value", v)], get(t));
-            }
-        }
-    }
-    out
-}
-
-#[cfg(feature = "metrics")]
-pub(crate) use facade::Facade;
-
-#[cfg(feature = "metrics")]
-mod facade {
-    //! The `metrics` crate facade: handles registered once per pool (install the recorder
-    //! before the first use of a pool), so the hot path is a call on a handle.
-
-    use std::time::Duration;
-
-    use metrics::{Counter, Gauge, Histogram, Label};
-
-    use super::super::CloseReason;
-    use crate::backend::QueryOutput;
-    use crate::error::{Error, Result};
-
-    pub(crate) struct Facade {
-        labels: Vec<Label>,
-        acquisitions: Counter,
-        releases: Counter,
-        created: Counter,
-        in_use: Gauge,
-        wait: Histogram,
-        queries: Counter,
-        query_time: Histogram,
-        leaks: Counter,
-    }
-
-    impl Facade {
-        pub(crate) fn new(alias: &str, backend: &'static str, hash: &str) -> Self {
-            let labels = vec![
-                Label::new("alias", alias.to_owned()),
-                Label::new("backend", backend),
-                Label::new("hash", hash.to_owned()),
-            ];
-            Facade {
-                acquisitions: metrics::counter!("dal_pool_acquisitions_total", labels.clone()),
-                releases: metrics::counter!("dal_pool_releases_total", labels.clone()),
-                created: metrics::counter!("dal_pool_connections_created_total", labels.clone()),
-                in_use: metrics::gauge!("dal_pool_in_use", labels.clone()),
-                wait: metrics::histogram!("dal_pool_acquire_wait_seconds", labels.clone()),
-                queries: metrics::counter!("dal_queries_total", labels.clone()),
-                query_time: metrics::histogram!("dal_query_duration_seconds", labels.clone()),
-                leaks: metrics::counter!("dal_pool_leaks_detected_total", labels.clone()),
-                labels,
-            }
-        }
-
-        fn with(&self, k: &'static str, v: impl Into<String>) -> Vec<Label> {
-            let mut l = self.labels.clone();
-            l.push(Label::new(k, v.into()));
-            l
-        }
-
-        pub(crate) fn acquired(&self, waited: Duration) {
-            self.acquisitions.increment(1);
-            self.in_use.increment(1.0);
-            self.wait.record(waited.as_secs_f64());
-        }
-
-        pub(crate) fn released(&self) {
-            self.releases.increment(1);
-            self.in_use.decrement(1.0);
-        }
-
-        /// Refreshed by the housekeeper every round.
-        pub(crate) fn gauges(&self, size: usize, idle: usize, waiting: usize) {
-            metrics::gauge!("dal_pool_size", self.labels.clone()).set(size as f64);
-            metrics::gauge!("dal_pool_idle", self.labels.clone()).set(idle as f64);
-            metrics::gauge!("dal_pool_waiting", self.labels.clone()).set(waiting as f64);
-        }
-
-        pub(crate) fn created(&self) {
-            self.created.increment(1);
-        }
-
-        pub(crate) fn closed(&self, reason: CloseReason) {
-            let r = match reason {
-                CloseReason::Discard | CloseReason::Validation => "discarded",
-                CloseReason::RuntimeMismatch => "runtime_mismatch",
-                CloseReason::Idle => "idle",
-                CloseReason::Lifetime => "lifetime",
-            };
-            metrics::counter!("dal_pool_connections_closed_total", self.with("reason", r))
-                .increment(1);
-        }
-
-        pub(crate) fn error(&self, e: &Error) {
-            if let Some(k) = e.timeout_kind() {
-                metrics::counter!("dal_pool_timeouts_total", self.with("kind", k.as_str()))
-                    .increment(1);
-            }
-            metrics::counter!("dal_pool_errors_total", self.with("category", e.category()))
-                .increment(1);
-        }
-
-        pub(crate) fn leak(&self) {
-            self.leaks.increment(1);
-        }
-
-        pub(crate) fn breaker(&self, to: &str) {
-            metrics::counter!(
-                "dal_circuit_breaker_transitions_total",
-                self.with("to", to.to_owned())
-            )
-            .increment(1);
-        }
-
-        pub(crate) fn query(
-            &self,
-            elapsed: Duration,
-            result: &Result<QueryOutput>,
-            tags: &[(String, String)],
-        ) {
-            self.queries.increment(1);
-            self.query_time.record(elapsed.as_secs_f64());
-            if let Err(e) = result {
-                self.error(e);
-            }
-            for (k, v) in tags {
-                let mut l = self.with("tag_key", k.clone());
-                l.push(Label::new("tag_value", v.clone()));
-                metrics::counter!("dal_tagged_queries_total", l).increment(1);
             }
         }
     }

@@ -8,10 +8,11 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, TimeoutKind};
+use crate::pool::recover;
 
 /// Sub-buckets per power of two: values are kept within 1/16 (6.25 %) of their true value.
 const SUB_BITS: u32 = 4;
@@ -298,7 +299,9 @@ pub(crate) struct Stats {
     pub failed_validation: AtomicU64,
     pub peak_in_use: AtomicUsize,
     pub timeouts: [AtomicU64; 4],
-    pub errors: Mutex<HashMap<&'static str, u64>>,
+    /// Errors by category. Poisoning: each update is one counter increment, so a poisoned
+    /// lock is recovered (see [`errors`](Self::errors)).
+    errors: Mutex<HashMap<&'static str, u64>>,
     pub queries: AtomicU64,
     pub slow_queries: AtomicU64,
     pub stmt_hits: AtomicU64,
@@ -311,7 +314,9 @@ pub(crate) struct Stats {
     pub wait: Histogram,
     pub query_time: Histogram,
     pub window: RateWindow,
-    pub tags: Mutex<HashMap<(String, String), TagStats>>,
+    /// Per tag pair. Poisoning: each update is one entry's counters, so a poisoned lock is
+    /// recovered (see [`tags`](Self::tags)).
+    tags: Mutex<HashMap<(String, String), TagStats>>,
 }
 
 /// Per tag key/value pair: queries, errors, total time.
@@ -369,6 +374,16 @@ impl Stats {
         }
     }
 
+    /// Errors by category (the lock recovered if poisoned: counters are never half-updated).
+    pub(crate) fn errors(&self) -> MutexGuard<'_, HashMap<&'static str, u64>> {
+        recover(self.errors.lock())
+    }
+
+    /// Statements by tag pair (the lock recovered if poisoned, as for [`errors`](Self::errors)).
+    pub(crate) fn tags(&self) -> MutexGuard<'_, HashMap<(String, String), TagStats>> {
+        recover(self.tags.lock())
+    }
+
     pub(crate) fn record_timeout(&self, kind: TimeoutKind) {
         self.timeouts[timeout_index(kind)].fetch_add(1, Ordering::Relaxed);
     }
@@ -377,9 +392,7 @@ impl Stats {
         if let Error::Timeout { kind, .. } = e {
             self.record_timeout(*kind);
         }
-        if let Ok(mut m) = self.errors.lock() {
-            *m.entry(e.category()).or_insert(0) += 1;
-        }
+        *self.errors().entry(e.category()).or_insert(0) += 1;
     }
 
     pub(crate) fn record_breaker_transition(&self, to: &str) {
@@ -392,7 +405,7 @@ impl Stats {
     }
 
     pub(crate) fn record_tags(&self, tags: &[(String, String)], elapsed: Duration, failed: bool) {
-        let Ok(mut m) = self.tags.lock() else { return };
+        let mut m = self.tags();
         for (k, v) in tags {
             let key = (k.clone(), v.clone());
             let key = if m.contains_key(&key) || m.len() < MAX_TAG_SERIES {

@@ -6,10 +6,10 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{PoolInner, PooledRaw};
 use crate::backend::QueryOutput;
 use crate::connection::QueryOptions;
 use crate::error::Result;
+use crate::pool::{PoolInner, PooledRaw};
 use crate::value::Value;
 
 /// What `exec` observed about one statement.
