@@ -76,12 +76,23 @@
 //!
 //! An unterminated literal, quoted identifier, block comment or executable comment is an
 //! [`Error::Sql`] naming it and giving the byte offset where it starts.
+//!
+//! # Statement kind
+//!
+//! The same pass notes the keywords it meets outside literals, quoted identifiers and comments
+//! (as the backend lexes them), and tells from them what the statement does: a read, a write,
+//! a session change or transaction control ([`StatementKind`], on [`Translated::kind`]).
+//! Connections use it to decide what may be retried, when a transaction begins or ends, and
+//! when a connection is bound to its session.
 
+mod kind;
 mod lex;
 
 use std::fmt::{self, Write as _};
 
 use crate::error::{Error, Result};
+use kind::Classifier;
+pub use kind::StatementKind;
 use lex::{
     bracket_close, bracket_ident_end, executable_opener_len, is_ident_cont, is_ident_start,
     is_tag_cont, parse_digits, skip_block_comment, skip_line, skip_quoted, UNTERMINATED_BRACKET,
@@ -125,16 +136,21 @@ pub struct Translated {
     pub sql: String,
     /// How many parameters the statement expects.
     pub placeholders: usize,
+    /// What the statement does (read, write, session or transaction control), told from its
+    /// keywords by the same pass.
+    pub kind: StatementKind,
 }
 
 /// Translates portable SQL to the backend's native SQL; `placeholders` is the number of
-/// parameters the statement expects.
+/// parameters the statement expects and `kind` what the statement does (see
+/// [`StatementKind`]). One pass over the text does all three.
 ///
 /// ```
-/// # use dal::sql::{translate, Backend};
+/// # use dal::sql::{translate, Backend, StatementKind};
 /// let t = translate("SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?", Backend::Postgres)?;
 /// assert_eq!(t.sql, r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#);
 /// assert_eq!(t.placeholders, 2);
+/// assert_eq!(t.kind, StatementKind::Read);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn translate(sql: &str, backend: Backend) -> Result<Translated> {
@@ -198,6 +214,8 @@ struct Translator<'a> {
     /// MySQL: start of the executable comment (`/*!`, `/*M!`) whose content is being read as
     /// SQL; its `*/` ends it.
     executable: Option<usize>,
+    /// The statement's keywords, as this pass meets them outside literals and comments.
+    kind: Classifier<'a>,
 }
 
 impl<'a> Translator<'a> {
@@ -215,6 +233,7 @@ impl<'a> Translator<'a> {
             in_word: false,
             e_prefix: None,
             executable: None,
+            kind: Classifier::new(src),
         }
     }
 
@@ -232,8 +251,8 @@ impl<'a> Translator<'a> {
         self.copied = next;
     }
 
-    /// The single pass: token by token, rewriting what needs rewriting and counting
-    /// parameters.
+    /// The single pass: token by token, rewriting what needs rewriting, counting parameters
+    /// and noting the keywords that tell the statement's kind.
     fn run(mut self) -> Result<Translated> {
         let n = self.bytes.len();
         let mut i = 0;
@@ -253,6 +272,7 @@ impl<'a> Translator<'a> {
         Ok(Translated {
             sql: self.out,
             placeholders,
+            kind: self.kind.finish(),
         })
     }
 
@@ -291,6 +311,9 @@ impl<'a> Translator<'a> {
         } else {
             is_ident_start(b)
         };
+        if is_ident_cont(b) {
+            self.kind.word_byte(i);
+        }
         i + 1
     }
 
@@ -333,7 +356,12 @@ impl<'a> Translator<'a> {
         match executable_opener_len(self.bytes, i).filter(|_| mysql) {
             Some(len) => {
                 self.executable = Some(i);
-                Ok(i + len)
+                // The version number (`/*!50100`) is part of the opener, not a word of the SQL.
+                let mut next = i + len;
+                while self.bytes.get(next).is_some_and(u8::is_ascii_digit) {
+                    next += 1;
+                }
+                Ok(next)
             }
             None => skip_block_comment(self.bytes, i, self.backend == Backend::Postgres)
                 .ok_or_else(|| Error::sql("unterminated block comment", i)),

@@ -76,7 +76,8 @@ fn brief_example() {
         translate(sql, PG).ok(),
         Some(Translated {
             sql: r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#.to_string(),
-            placeholders: 2
+            placeholders: 2,
+            kind: StatementKind::Read,
         })
     );
 }
@@ -88,7 +89,8 @@ fn empty_and_plain() {
             translate("", b).ok(),
             Some(Translated {
                 sql: String::new(),
-                placeholders: 0
+                placeholders: 0,
+                kind: StatementKind::Write,
             })
         );
     }
