@@ -1,6 +1,6 @@
 //! The statement pipeline, one function per stage (see the diagram in the parent module):
 //!
-//! 1. translate — [`Connection::translate`]: native SQL and parameter count;
+//! 1. translate — [`Connection::translate`]: native SQL, parameter count, statement kind;
 //! 2. breaker — [`Connection::dispatch`]: admission by the pool's circuit breaker, and what
 //!    the statement does to the transaction and session state;
 //! 3. retry — [`Connection::call`] / [`Connection::retrying`]: transient failures retried,
@@ -20,10 +20,9 @@ use super::{lost_error, Connection, QueryOptions};
 use crate::backend::{CancelToken, QueryOutput};
 use crate::error::{Error, Result, TimeoutKind};
 use crate::pool::{PooledRaw, QueryEvent};
-use crate::resilience::StatementKind;
 use crate::resilience::{self, classify, FailureClass};
 use crate::row::Row;
-use crate::sql::{self, Translated};
+use crate::sql::{self, StatementKind, Translated};
 use crate::value::Value;
 
 /// The promise: a statement's timeout error never comes later than this past its deadline,
@@ -112,7 +111,7 @@ impl Connection {
     }
 
     /// Stage 1, translate: portable SQL to the backend's SQL, with the number of parameters
-    /// the statement expects.
+    /// the statement expects and its [`StatementKind`], in one pass.
     fn translate(&self, sql: &str) -> Result<Translated> {
         sql::translate(sql, self.backend())
     }
@@ -126,16 +125,16 @@ impl Connection {
         params: &[Value],
         opts: &QueryOptions,
     ) -> Result<QueryOutput> {
-        let kind = resilience::statement_kind(&statement.sql);
-        if !matches!(kind, StatementKind::Transaction { ends: true }) {
+        let kind = statement.kind;
+        if !kind.ends_transaction() {
             resilience::admit(&self.pool)?;
         }
         let was_in_tx = self.in_tx;
-        self.track(&statement.sql, kind);
+        self.track(kind);
         // Never retried: anything inside a transaction, transaction control, session changes.
         let retry =
             !was_in_tx && !self.in_tx && matches!(kind, StatementKind::Read | StatementKind::Write);
-        let read = kind == StatementKind::Read;
+        let read = kind.is_read();
         self.call(Op::Query(&statement.sql, params), opts, retry, read)
             .await
     }

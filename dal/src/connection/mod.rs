@@ -5,7 +5,8 @@
 //! ```text
 //!  execute / query_* ──► run
 //!                             ▼
-//!  1. translate     translate (sql::translate): native SQL, placeholder count
+//!  1. translate     translate (sql::translate): native SQL, placeholder count,
+//!                   StatementKind
 //!                             ▼
 //!  2. breaker       dispatch: resilience::admit (an open breaker rejects; statements ending
 //!                   a transaction always pass), then track: in_tx / session_bound

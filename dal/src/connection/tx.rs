@@ -12,8 +12,7 @@ use super::exec::Op;
 use super::{Connection, QueryOptions};
 use crate::error::{Error, Result};
 use crate::resilience;
-use crate::resilience::StatementKind;
-use crate::sql::Backend;
+use crate::sql::{Backend, StatementKind};
 
 impl Connection {
     /// Begins a transaction. Nested `begin_transaction` is an error: use
@@ -92,11 +91,11 @@ impl Connection {
             .map(|_| ())
     }
 
-    /// What a statement does to this connection's state: users may write `BEGIN`/`START
-    /// TRANSACTION` and `COMMIT`/`END`/`ROLLBACK` (not `ROLLBACK TO`) as plain statements, and
-    /// a session change binds the connection to its session.
-    pub(super) fn track(&mut self, sql: &str, kind: StatementKind) {
-        track_transaction_keywords(sql, &mut self.in_tx);
+    /// What a statement of `kind` does to this connection's state: users may write
+    /// `BEGIN`/`START TRANSACTION` and `COMMIT`/`END`/`ROLLBACK` (not `ROLLBACK TO`)/`ABORT` as
+    /// plain statements, and a session change binds the connection to its session.
+    pub(super) fn track(&mut self, kind: StatementKind) {
+        track_transaction(kind, &mut self.in_tx);
         if kind == StatementKind::Session {
             self.session_bound = true;
         }
@@ -164,39 +163,53 @@ impl Connection {
     }
 }
 
-/// Keeps `in_tx` right when users write `BEGIN`/`COMMIT`/`ROLLBACK` as plain statements.
-fn track_transaction_keywords(sql: &str, in_tx: &mut bool) {
-    let head = sql.trim_start();
-    let word: String = head
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    match word.as_str() {
-        "BEGIN" => *in_tx = true,
-        "START" if head.to_ascii_uppercase().starts_with("START TRANSACTION") => *in_tx = true,
-        "COMMIT" | "END" => *in_tx = false,
-        "ROLLBACK" if !head.to_ascii_uppercase().contains(" TO ") => *in_tx = false,
-        _ => {}
+/// Keeps `in_tx` right when users write transaction control as plain statements.
+fn track_transaction(kind: StatementKind, in_tx: &mut bool) {
+    if kind.begins_transaction() {
+        *in_tx = true;
+    } else if kind.ends_transaction() {
+        *in_tx = false;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::track_transaction_keywords;
+    use super::track_transaction;
+    use crate::sql::{translate, Backend};
+
+    fn track(sql: &str, backend: Backend, in_tx: &mut bool) {
+        match translate(sql, backend) {
+            Ok(t) => track_transaction(t.kind, in_tx),
+            Err(e) => panic!("{backend}: translating {sql:?} failed: {e}"),
+        }
+    }
 
     #[test]
     fn plain_transaction_statements_update_the_flag() {
-        let mut t = false;
-        track_transaction_keywords("  begin", &mut t);
-        assert!(t);
-        track_transaction_keywords("ROLLBACK TO SAVEPOINT a", &mut t);
-        assert!(t);
-        track_transaction_keywords("commit", &mut t);
-        assert!(!t);
-        track_transaction_keywords("START TRANSACTION", &mut t);
-        assert!(t);
-        track_transaction_keywords("SELECT 1", &mut t);
-        assert!(t);
+        for b in Backend::ALL {
+            let mut t = false;
+            track("  begin", b, &mut t);
+            assert!(t, "{b}");
+            track("ROLLBACK TO SAVEPOINT a", b, &mut t);
+            assert!(t, "{b}");
+            track("commit", b, &mut t);
+            assert!(!t, "{b}");
+            track("START TRANSACTION", b, &mut t);
+            assert!(t, "{b}");
+            track("SELECT 1", b, &mut t);
+            assert!(t, "{b}");
+            // Found past comments too, and `ROLLBACK` ends the transaction.
+            track("/* undo */ ROLLBACK", b, &mut t);
+            assert!(!t, "{b}");
+            track("-- go\nSTART TRANSACTION READ WRITE", b, &mut t);
+            assert!(t, "{b}");
+            track("END", b, &mut t);
+            assert!(!t, "{b}");
+            // Neither begins nor ends one.
+            track("START SLAVE", b, &mut t);
+            assert!(!t, "{b}");
+            track("SAVEPOINT a", b, &mut t);
+            assert!(!t, "{b}");
+        }
     }
 }
