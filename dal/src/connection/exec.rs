@@ -11,7 +11,7 @@
 //! 6. observe — [`Connection::observe`]: metrics, span fields, slow-query log.
 //!
 //! [`Connection::run`] is the entry of one statement, [`Connection::run_many`] the entry of
-//! `executemany` (which still goes from stage 1 straight to stage 4).
+//! `executemany`: both go through stages 1–6.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -74,8 +74,8 @@ impl Connection {
     }
 
     /// Entry of `executemany`: translates once and validates every parameter list before
-    /// anything is sent, then runs the statement once per list inside one transaction (the
-    /// caller's, or one of its own that a failure rolls back).
+    /// anything is sent, then dispatches the statement once per list inside one transaction
+    /// (the caller's, or one of its own that a failure rolls back).
     pub(super) async fn run_many(
         &mut self,
         sql: &str,
@@ -94,7 +94,7 @@ impl Connection {
         }
         let mut rows = Vec::new();
         for params in param_lists {
-            match self.exec(Op::Query(&statement.sql, params), opts).await {
+            match self.dispatch(&statement, params, opts).await {
                 Ok(out) => rows.extend(out.rows),
                 Err(e) => {
                     if own_tx {

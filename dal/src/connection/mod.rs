@@ -1,12 +1,15 @@
 //! [`Connection`]: a pooled connection, its public API and what happens when it is dropped.
 //!
-//! Statements take one pipeline, each stage one function:
+//! Every statement, whatever method issued it, takes one pipeline, each stage one function:
 //!
 //! ```text
-//!  execute / query_* ──► run
-//!                             ▼
-//!  1. translate     translate (sql::translate): native SQL, placeholder count,
-//!                   StatementKind
+//!  execute / query_* ──► run ─┐                    executemany ──► run_many
+//!                             │                      (validates every list first, then
+//!                             │                       one dispatch per list inside a
+//!                             │                       transaction: the caller's or its own)
+//!                             ▼                                 │
+//!  1. translate     translate (sql::translate): native SQL,     │
+//!                   placeholder count, StatementKind ◄──────────┘
 //!                             ▼
 //!  2. breaker       dispatch: resilience::admit (an open breaker rejects; statements ending
 //!                   a transaction always pass), then track: in_tx / session_bound
@@ -20,8 +23,6 @@
 //!                             ▼
 //!  6. observe       observe: metrics, span fields, slow-query log, statement-cache hits
 //! ```
-//!
-//! `executemany` (`run_many`) still goes from stage 1 straight to stage 4.
 //!
 //! `begin_transaction` enters at stage 3 with its own admission; `commit_transaction`,
 //! `rollback_transaction` and the clean-up of an interrupted call enter at stage 4
