@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{each_backend, fresh_table};
+use std::time::Duration;
+
+use common::{each_backend, each_backend_with, fresh_table};
 use dal::prelude::*;
+use dal::BreakerConfig;
 
 #[tokio::test]
 async fn raw_sql_with_brackets_and_placeholders_round_trips() {
@@ -160,6 +163,47 @@ async fn executemany_is_atomic_when_a_row_fails_on_the_server() {
         assert!(!conn.in_transaction());
         Ok(())
     })
+    .await;
+}
+
+/// `executemany` takes the statement path: each run is admitted and recorded by the pool's
+/// circuit breaker like a statement from `execute` (and so is the BEGIN of its own transaction;
+/// COMMIT never is).
+#[tokio::test]
+async fn executemany_runs_are_calls_for_the_circuit_breaker() {
+    each_backend_with(
+        "many_breaker",
+        // A window long enough that no call leaves it while the test runs.
+        |c| c.circuit_breaker(BreakerConfig::default().failure_window(Duration::from_secs(3600))),
+        |db| async move {
+            let mut conn = db.async_connection().await?;
+            fresh_table(&mut conn, "raw_many_breaker").await?;
+            conn.execute("CREATE TABLE [raw_many_breaker] ([a] INTEGER)", ())
+                .await?;
+            let sql = "INSERT INTO [raw_many_breaker] ([a]) VALUES (?)";
+            // In the caller's transaction: one call per parameter list.
+            conn.begin_transaction().await?;
+            let before = db.circuit_status().recent_calls;
+            conn.executemany(sql, vec![params![1], params![2], params![3]])
+                .await?;
+            assert_eq!(db.circuit_status().recent_calls - before, 3);
+            assert!(conn.in_transaction());
+            conn.commit_transaction().await?;
+            // In its own transaction: BEGIN, then one call per parameter list.
+            let before = db.circuit_status().recent_calls;
+            conn.executemany(sql, vec![params![4], params![5]]).await?;
+            let status = db.circuit_status();
+            assert_eq!(status.recent_calls - before, 3, "{status:?}");
+            assert_eq!(status.recent_failures, 0, "{status:?}");
+            assert!(!conn.in_transaction());
+            let n: i64 = conn
+                .execute("SELECT COUNT(*) FROM [raw_many_breaker]", ())
+                .await?[0]
+                .try_get(0)?;
+            assert_eq!(n, 5);
+            Ok(())
+        },
+    )
     .await;
 }
 

@@ -76,10 +76,27 @@
 //!
 //! An unterminated literal, quoted identifier, block comment or executable comment is an
 //! [`Error::Sql`] naming it and giving the byte offset where it starts.
+//!
+//! # Statement kind
+//!
+//! The same pass notes the keywords it meets outside literals, quoted identifiers and comments
+//! (as the backend lexes them), and tells from them what the statement does: a read, a write,
+//! a session change or transaction control ([`StatementKind`], on [`Translated::kind`]).
+//! Connections use it to decide what may be retried, when a transaction begins or ends, and
+//! when a connection is bound to its session.
+
+mod kind;
+mod lex;
 
 use std::fmt::{self, Write as _};
 
 use crate::error::{Error, Result};
+use kind::Classifier;
+pub use kind::StatementKind;
+use lex::{
+    bracket_close, bracket_ident_end, executable_opener_len, is_ident_cont, is_ident_start,
+    is_tag_cont, parse_digits, skip_block_comment, skip_line, skip_quoted, UNTERMINATED_BRACKET,
+};
 
 /// The database family a statement is translated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,16 +136,21 @@ pub struct Translated {
     pub sql: String,
     /// How many parameters the statement expects.
     pub placeholders: usize,
+    /// What the statement does (read, write, session or transaction control), told from its
+    /// keywords by the same pass.
+    pub kind: StatementKind,
 }
 
 /// Translates portable SQL to the backend's native SQL; `placeholders` is the number of
-/// parameters the statement expects.
+/// parameters the statement expects and `kind` what the statement does (see
+/// [`StatementKind`]). One pass over the text does all three.
 ///
 /// ```
-/// # use dal::sql::{translate, Backend};
+/// # use dal::sql::{translate, Backend, StatementKind};
 /// let t = translate("SELECT [a] FROM [t] WHERE [b] = ? AND [c] = ?", Backend::Postgres)?;
 /// assert_eq!(t.sql, r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#);
 /// assert_eq!(t.placeholders, 2);
+/// assert_eq!(t.kind, StatementKind::Read);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn translate(sql: &str, backend: Backend) -> Result<Translated> {
@@ -167,71 +189,6 @@ pub fn quote_ident(name: &str, backend: Backend) -> Result<String> {
     Ok(out)
 }
 
-/// First byte of an unquoted identifier (keyword) per PostgreSQL/MySQL/SQLite: an ASCII letter,
-/// `_`, or any byte of a non-ASCII character.
-fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-}
-
-/// A byte that continues an unquoted identifier.
-fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
-}
-
-/// A byte of a dollar-quote tag after its first byte (identifier bytes without `$`).
-fn is_tag_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit()
-}
-
-/// If a portable quoted identifier `[name]` starts at `open` (the `[`), the index of its `]`.
-fn bracket_ident_end(src: &str, open: usize) -> Option<usize> {
-    let rest = src.get(open + 1..)?;
-    let mut chars = rest.char_indices();
-    let (_, first) = chars.next()?;
-    if !(first.is_alphabetic() || first == '_') {
-        return None;
-    }
-    for (k, c) in chars {
-        if c == ']' {
-            return Some(open + 1 + k);
-        }
-        if !(c.is_alphanumeric() || c == '_' || c == '$' || c == ' ') {
-            return None;
-        }
-    }
-    None
-}
-
-/// Message for a SQLite `[…` without its `]`.
-const UNTERMINATED_BRACKET: &str = "unterminated [...] quoted identifier";
-
-/// Index of the first `]` at or after `from` (the end of a SQLite bracket-quoted identifier,
-/// in which no character is special).
-fn bracket_close(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|&b| b == b']')
-        .map(|k| from + k)
-}
-
-/// Parses the ASCII digits starting at `start`; returns (value, end index).
-fn parse_digits(bytes: &[u8], start: usize) -> Result<(usize, usize)> {
-    let mut end = start;
-    let mut value: usize = 0;
-    while let Some(&b) = bytes.get(end) {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(usize::from(b - b'0')))
-            .ok_or_else(|| Error::sql("placeholder number too large", start.saturating_sub(1)))?;
-        end += 1;
-    }
-    Ok((value, end))
-}
-
 /// One translation: a cursor over the input with the output built so far.
 struct Translator<'a> {
     src: &'a str,
@@ -249,6 +206,16 @@ struct Translator<'a> {
     first_native: Option<usize>,
     /// PostgreSQL: highest native `$n`.
     native_max: usize,
+    /// The previous byte belongs to an unquoted identifier or keyword (so a `$` or `'` right
+    /// here is part of / glued to that word).
+    in_word: bool,
+    /// Position of an `E`/`e` that begins a word (a possible E-string prefix).
+    e_prefix: Option<usize>,
+    /// MySQL: start of the executable comment (`/*!`, `/*M!`) whose content is being read as
+    /// SQL; its `*/` ends it.
+    executable: Option<usize>,
+    /// The statement's keywords, as this pass meets them outside literals and comments.
+    kind: Classifier<'a>,
 }
 
 impl<'a> Translator<'a> {
@@ -263,6 +230,10 @@ impl<'a> Translator<'a> {
             first_portable: None,
             first_native: None,
             native_max: 0,
+            in_word: false,
+            e_prefix: None,
+            executable: None,
+            kind: Classifier::new(src),
         }
     }
 
@@ -280,147 +251,20 @@ impl<'a> Translator<'a> {
         self.copied = next;
     }
 
+    /// The single pass: token by token, rewriting what needs rewriting, counting parameters
+    /// and noting the keywords that tell the statement's kind.
     fn run(mut self) -> Result<Translated> {
-        let bytes = self.bytes;
-        let n = bytes.len();
-        let pg = self.backend == Backend::Postgres;
-        let mysql = self.backend == Backend::MySql;
-        let sqlite = self.backend == Backend::Sqlite;
+        let n = self.bytes.len();
         let mut i = 0;
-        // The previous byte belongs to an unquoted identifier or keyword (so a `$` or `'`
-        // right here is part of / glued to that word).
-        let mut in_word = false;
-        // Position of an `E`/`e` that begins a word (a possible E-string prefix).
-        let mut e_prefix: Option<usize> = None;
-        // MySQL: start of the executable comment (`/*!`, `/*M!`) whose content is being read
-        // as SQL; its `*/` ends it.
-        let mut executable: Option<usize> = None;
-
         while i < n {
-            let b = bytes[i];
-            match b {
-                b'\'' => {
-                    let e_string = pg && i > 0 && e_prefix == Some(i - 1);
-                    let backslash = mysql || e_string;
-                    let start = if e_string { i - 1 } else { i };
-                    i = skip_quoted(bytes, i, b'\'', backslash).ok_or_else(|| {
-                        let what = if e_string {
-                            "unterminated E'...' string literal"
-                        } else {
-                            "unterminated string literal"
-                        };
-                        Error::sql(what, start)
-                    })?;
-                    in_word = false;
-                }
-                b'"' => {
-                    i = skip_quoted(bytes, i, b'"', mysql).ok_or_else(|| {
-                        let what = if mysql {
-                            "unterminated string literal"
-                        } else {
-                            "unterminated quoted identifier"
-                        };
-                        Error::sql(what, i)
-                    })?;
-                    in_word = false;
-                }
-                b'`' if !pg => {
-                    i = skip_quoted(bytes, i, b'`', false)
-                        .ok_or_else(|| Error::sql("unterminated quoted identifier", i))?;
-                    in_word = false;
-                }
-                b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                    i = skip_line(bytes, i + 2, pg);
-                    in_word = false;
-                }
-                b'#' if mysql => {
-                    i = skip_line(bytes, i + 1, false);
-                    in_word = false;
-                }
-                b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                    match executable_opener_len(bytes, i).filter(|_| mysql) {
-                        Some(len) => {
-                            // The opener is copied and the content read as SQL. (A second
-                            // opener inside does the same; MySQL ends both at the first `*/`.)
-                            executable = Some(i);
-                            i += len;
-                        }
-                        None => {
-                            i = skip_block_comment(bytes, i, pg)
-                                .ok_or_else(|| Error::sql("unterminated block comment", i))?;
-                        }
-                    }
-                    in_word = false;
-                }
-                b'*' if executable.is_some() && bytes.get(i + 1) == Some(&b'/') => {
-                    executable = None;
-                    i += 2;
-                    in_word = false;
-                }
-                b'$' if pg && !in_word => {
-                    i = self.dollar(i)?;
-                    in_word = false;
-                }
-                b'?' => {
-                    i = self.question(i, in_word)?;
-                    in_word = false;
-                }
-                b'[' => {
-                    if bytes.get(i + 1) == Some(&b'[') {
-                        self.replace(i, i + 2, "[");
-                        i = if sqlite {
-                            // SQLite reads the `[` written here as the start of a bracket-quoted
-                            // identifier, so its body must not be scanned.
-                            self.sqlite_escaped_bracket(i)?
-                        } else {
-                            i + 2
-                        };
-                    } else if let Some(close) = bracket_ident_end(self.src, i) {
-                        let quote = if mysql { "`" } else { "\"" };
-                        self.flush(i);
-                        self.out.push_str(quote);
-                        self.out.push_str(&self.src[i + 1..close]);
-                        self.out.push_str(quote);
-                        i = close + 1;
-                        self.copied = i;
-                    } else if sqlite {
-                        // A native SQLite bracket-quoted identifier: copied verbatim.
-                        i = bracket_close(bytes, i + 1)
-                            .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, i))?
-                            + 1;
-                    } else {
-                        i += 1;
-                    }
-                    in_word = false;
-                }
-                b']' => {
-                    if bytes.get(i + 1) == Some(&b']') {
-                        self.replace(i, i + 2, "]");
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                    in_word = false;
-                }
-                _ => {
-                    if !in_word && (b == b'E' || b == b'e') {
-                        e_prefix = Some(i);
-                    }
-                    in_word = if in_word {
-                        is_ident_cont(b)
-                    } else {
-                        is_ident_start(b)
-                    };
-                    i += 1;
-                }
-            }
+            i = self.step(i)?;
         }
-        if let Some(start) = executable {
+        if let Some(start) = self.executable {
             return Err(Error::sql("unterminated executable comment", start));
         }
         self.flush(n);
 
-        let placeholders = if pg && self.first_portable.is_none() {
+        let placeholders = if self.backend == Backend::Postgres && self.first_portable.is_none() {
             self.native_max
         } else {
             self.count
@@ -428,7 +272,146 @@ impl<'a> Translator<'a> {
         Ok(Translated {
             sql: self.out,
             placeholders,
+            kind: self.kind.finish(),
         })
+    }
+
+    /// Reads the token starting at `i` (`i` < input length); returns the index after it.
+    fn step(&mut self, i: usize) -> Result<usize> {
+        let bytes = self.bytes;
+        let pg = self.backend == Backend::Postgres;
+        let mysql = self.backend == Backend::MySql;
+        let next = match bytes[i] {
+            quote @ (b'\'' | b'"') => self.quoted(i, quote)?,
+            b'`' if !pg => self.quoted(i, b'`')?,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => skip_line(bytes, i + 2, pg),
+            b'#' if mysql => skip_line(bytes, i + 1, false),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => self.block_comment(i)?,
+            b'*' if self.executable.is_some() && bytes.get(i + 1) == Some(&b'/') => {
+                self.executable = None;
+                i + 2
+            }
+            b'$' if pg && !self.in_word => self.dollar(i)?,
+            b'?' => self.question(i, self.in_word)?,
+            b'[' => self.open_bracket(i)?,
+            b']' => self.close_bracket(i),
+            b => return Ok(self.plain(i, b)),
+        };
+        self.in_word = false;
+        Ok(next)
+    }
+
+    /// Any other byte at `i`: part of a word (identifier, keyword, number) or punctuation.
+    fn plain(&mut self, i: usize, b: u8) -> usize {
+        if !self.in_word && (b == b'E' || b == b'e') {
+            self.e_prefix = Some(i);
+        }
+        self.in_word = if self.in_word {
+            is_ident_cont(b)
+        } else {
+            is_ident_start(b)
+        };
+        if is_ident_cont(b) {
+            self.kind.word_byte(i);
+        }
+        i + 1
+    }
+
+    /// A string literal or quoted identifier opened by `quote` at `i`, skipped following the
+    /// backend's rules; returns the index after it.
+    fn quoted(&self, i: usize, quote: u8) -> Result<usize> {
+        let mysql = self.backend == Backend::MySql;
+        match quote {
+            b'\'' => {
+                let e_string =
+                    self.backend == Backend::Postgres && i > 0 && self.e_prefix == Some(i - 1);
+                let start = if e_string { i - 1 } else { i };
+                skip_quoted(self.bytes, i, b'\'', mysql || e_string).ok_or_else(|| {
+                    let what = if e_string {
+                        "unterminated E'...' string literal"
+                    } else {
+                        "unterminated string literal"
+                    };
+                    Error::sql(what, start)
+                })
+            }
+            b'"' => skip_quoted(self.bytes, i, b'"', mysql).ok_or_else(|| {
+                let what = if mysql {
+                    "unterminated string literal"
+                } else {
+                    "unterminated quoted identifier"
+                };
+                Error::sql(what, i)
+            }),
+            _ => skip_quoted(self.bytes, i, quote, false)
+                .ok_or_else(|| Error::sql("unterminated quoted identifier", i)),
+        }
+    }
+
+    /// `/*` at `i`: a block comment, skipped, or on MySQL an executable comment, whose opener
+    /// is copied and whose content is read as SQL (a second opener inside does the same; MySQL
+    /// ends both at the first `*/`). Returns the index to continue from.
+    fn block_comment(&mut self, i: usize) -> Result<usize> {
+        let mysql = self.backend == Backend::MySql;
+        match executable_opener_len(self.bytes, i).filter(|_| mysql) {
+            Some(len) => {
+                self.executable = Some(i);
+                // The version number (`/*!50100`) is part of the opener, not a word of the SQL.
+                let mut next = i + len;
+                while self.bytes.get(next).is_some_and(u8::is_ascii_digit) {
+                    next += 1;
+                }
+                Ok(next)
+            }
+            None => skip_block_comment(self.bytes, i, self.backend == Backend::Postgres)
+                .ok_or_else(|| Error::sql("unterminated block comment", i)),
+        }
+    }
+
+    /// `[` at `i`: the portable escape `[[`, a portable quoted identifier `[name]`, a SQLite
+    /// bracket-quoted identifier, or a plain `[`. Returns the index to continue from.
+    fn open_bracket(&mut self, i: usize) -> Result<usize> {
+        let sqlite = self.backend == Backend::Sqlite;
+        if self.bytes.get(i + 1) == Some(&b'[') {
+            self.replace(i, i + 2, "[");
+            return if sqlite {
+                // SQLite reads the `[` written here as the start of a bracket-quoted
+                // identifier, so its body must not be scanned.
+                self.sqlite_escaped_bracket(i)
+            } else {
+                Ok(i + 2)
+            };
+        }
+        if let Some(close) = bracket_ident_end(self.src, i) {
+            let quote = if self.backend == Backend::MySql {
+                "`"
+            } else {
+                "\""
+            };
+            self.flush(i);
+            self.out.push_str(quote);
+            self.out.push_str(&self.src[i + 1..close]);
+            self.out.push_str(quote);
+            self.copied = close + 1;
+            return Ok(close + 1);
+        }
+        if sqlite {
+            // A native SQLite bracket-quoted identifier: copied verbatim.
+            return bracket_close(self.bytes, i + 1)
+                .map(|close| close + 1)
+                .ok_or_else(|| Error::sql(UNTERMINATED_BRACKET, i));
+        }
+        Ok(i + 1)
+    }
+
+    /// `]` at `i`: the portable escape `]]`, or a plain `]`. Returns the index after it.
+    fn close_bracket(&mut self, i: usize) -> usize {
+        if self.bytes.get(i + 1) == Some(&b']') {
+            self.replace(i, i + 2, "]");
+            i + 2
+        } else {
+            i + 1
+        }
     }
 
     /// SQLite: the portable `[[` at `open` has just been written as `[`, which SQLite takes as the
@@ -559,77 +542,6 @@ impl<'a> Translator<'a> {
             }
         }
     }
-}
-
-/// Skips a quoted token opened by `quote` at `open` (doubling the quote escapes it; with
-/// `backslash`, `\` escapes the next byte). Returns the index after the closing quote.
-fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> Option<usize> {
-    let mut j = open + 1;
-    while j < bytes.len() {
-        let b = bytes[j];
-        if b == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
-            } else {
-                return Some(j + 1);
-            }
-        } else if backslash && b == b'\\' {
-            j += 2;
-        } else {
-            j += 1;
-        }
-    }
-    None
-}
-
-/// Skips a line comment whose text starts at `from`; returns the index of the line end (or the
-/// end of input). PostgreSQL also ends it at a carriage return.
-fn skip_line(bytes: &[u8], from: usize, cr_ends: bool) -> usize {
-    let mut j = from;
-    while j < bytes.len() {
-        let b = bytes[j];
-        if b == b'\n' || (cr_ends && b == b'\r') {
-            return j;
-        }
-        j += 1;
-    }
-    bytes.len()
-}
-
-/// If a MySQL executable comment starts at `open` (`/*!`, or MariaDB's `/*M!`), the length of
-/// its opener. A version number after it (`/*!50100`) is left to be read as a number.
-fn executable_opener_len(bytes: &[u8], open: usize) -> Option<usize> {
-    let rest = bytes.get(open..)?;
-    if rest.starts_with(b"/*!") {
-        Some(3)
-    } else if rest.starts_with(b"/*M!") {
-        Some(4)
-    } else {
-        None
-    }
-}
-
-/// Skips a block comment opened at `open` (nested if `nested`); returns the index after it.
-fn skip_block_comment(bytes: &[u8], open: usize, nested: bool) -> Option<usize> {
-    let mut depth = 1usize;
-    let mut j = open + 2;
-    while j + 1 < bytes.len() {
-        match (bytes[j], bytes[j + 1]) {
-            (b'*', b'/') => {
-                depth -= 1;
-                j += 2;
-                if depth == 0 {
-                    return Some(j);
-                }
-            }
-            (b'/', b'*') if nested => {
-                depth += 1;
-                j += 2;
-            }
-            _ => j += 1,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,0 +1,337 @@
+//! The statement pipeline, one function per stage (see the diagram in the parent module):
+//!
+//! 1. translate — [`Connection::translate`]: native SQL, parameter count, statement kind;
+//! 2. breaker — [`Connection::dispatch`]: admission by the pool's circuit breaker, and what
+//!    the statement does to the transaction and session state;
+//! 3. retry — [`Connection::call`] / [`Connection::retrying`]: transient failures retried,
+//!    the final outcome recorded once with the breaker;
+//! 4. timeout — [`Connection::exec`] / [`within_deadline`]: the statement's deadline, then
+//!    the server-side cancel;
+//! 5. backend — [`send`]: the driver runs the statement;
+//! 6. observe — [`Connection::observe`]: metrics, span fields, slow-query log.
+//!
+//! [`Connection::run`] is the entry of one statement, [`Connection::run_many`] the entry of
+//! `executemany`: both go through stages 1–6.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::{lost_error, Connection, QueryOptions};
+use crate::backend::{CancelToken, QueryOutput};
+use crate::error::{Error, Result, TimeoutKind};
+use crate::pool::{PooledRaw, QueryEvent};
+use crate::resilience::{self, classify, FailureClass};
+use crate::row::Row;
+use crate::sql::{self, StatementKind, Translated};
+use crate::value::Value;
+
+/// The promise: a statement's timeout error never comes later than this past its deadline,
+/// even when the cancel request cannot be delivered.
+const TIMEOUT_ERROR_BOUND: Duration = Duration::from_secs(2);
+/// After a statement's deadline: how long delivering the cancel request and reading the
+/// statement's end may take together, before the connection is considered unusable and closed
+/// instead of reused. Counted from the deadline itself (not from when the timer's task got to
+/// run), and kept under [`TIMEOUT_ERROR_BOUND`] so that dropping the unfinished work,
+/// recording metrics and returning fit in the rest even on a loaded machine.
+const CANCEL_GRACE: Duration = TIMEOUT_ERROR_BOUND.saturating_sub(Duration::from_millis(200));
+
+/// What stage 5 sends: a statement in native SQL with its parameters (prepared and cached per
+/// connection), or a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
+#[derive(Clone, Copy)]
+pub(super) enum Op<'a> {
+    Query(&'a str, &'a [Value]),
+    Control(&'static str),
+}
+
+impl<'a> Op<'a> {
+    fn sql(self) -> &'a str {
+        match self {
+            Op::Query(sql, _) => sql,
+            Op::Control(sql) => sql,
+        }
+    }
+
+    fn params(self) -> &'a [Value] {
+        match self {
+            Op::Query(_, params) => params,
+            Op::Control(_) => &[],
+        }
+    }
+}
+
+impl Connection {
+    /// Entry of one statement: settles what an interrupted call left behind, then stages 1–6.
+    pub(crate) async fn run(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput> {
+        self.settle_abandoned().await?;
+        let statement = self.translate(sql)?;
+        check_params(&statement, params.len())?;
+        self.dispatch(&statement, params, opts).await
+    }
+
+    /// Entry of `executemany`: translates once and validates every parameter list before
+    /// anything is sent, then dispatches the statement once per list inside one transaction
+    /// (the caller's, or one of its own that a failure rolls back).
+    pub(super) async fn run_many(
+        &mut self,
+        sql: &str,
+        param_lists: &[Vec<Value>],
+        opts: &QueryOptions,
+    ) -> Result<Vec<Row>> {
+        // Validate everything before touching the server: no partial writes on bad input.
+        let statement = self.translate(sql)?;
+        for params in param_lists {
+            check_params(&statement, params.len())?;
+        }
+        self.settle_abandoned().await?;
+        let own_tx = !self.in_transaction();
+        if own_tx {
+            self.begin_transaction().await?;
+        }
+        let mut rows = Vec::new();
+        for params in param_lists {
+            match self.dispatch(&statement, params, opts).await {
+                Ok(out) => rows.extend(out.rows),
+                Err(e) => {
+                    if own_tx {
+                        let _ = self.rollback_transaction().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if own_tx {
+            self.commit_transaction().await?;
+        }
+        Ok(rows)
+    }
+
+    /// Stage 1, translate: portable SQL to the backend's SQL, with the number of parameters
+    /// the statement expects and its [`StatementKind`], in one pass.
+    fn translate(&self, sql: &str) -> Result<Translated> {
+        sql::translate(sql, self.backend())
+    }
+
+    /// Stage 2, breaker: an open breaker rejects the statement at once — except one that ends
+    /// a transaction, so that a caller can still roll back. Then the statement's kind updates
+    /// the transaction and session state and decides whether stage 3 may retry it.
+    async fn dispatch(
+        &mut self,
+        statement: &Translated,
+        params: &[Value],
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput> {
+        let kind = statement.kind;
+        if !kind.ends_transaction() {
+            resilience::admit(&self.pool)?;
+        }
+        let was_in_tx = self.in_tx;
+        self.track(kind);
+        // Never retried: anything inside a transaction, transaction control, session changes.
+        let retry =
+            !was_in_tx && !self.in_tx && matches!(kind, StatementKind::Read | StatementKind::Write);
+        let read = kind.is_read();
+        self.call(Op::Query(&statement.sql, params), opts, retry, read)
+            .await
+    }
+
+    /// Stage 3, retry: `op` with retries when `retry` allows them (see [`Self::retrying`]),
+    /// its final outcome recorded once with the pool's circuit breaker.
+    pub(super) async fn call(
+        &mut self,
+        op: Op<'_>,
+        opts: &QueryOptions,
+        retry: bool,
+        read: bool,
+    ) -> Result<QueryOutput> {
+        let result = if retry {
+            self.retrying(op, opts, read).await
+        } else if self.broken {
+            // Known lost before anything is sent (and not replaceable here): no news for the
+            // breaker.
+            resilience::record_ignored(&self.pool);
+            return Err(lost_error());
+        } else {
+            let r = self.exec(op, opts).await;
+            if let Err(e) = &r {
+                if classify(self.backend(), e) == FailureClass::ConnectionLost {
+                    self.broken = true;
+                }
+            }
+            r
+        };
+        if result.is_ok() {
+            self.verified = Some(self.pool.resilience.losses());
+        }
+        // A query timeout that left the connection usable was confirmed by the server.
+        resilience::record(&self.pool, &result, !self.broken);
+        result
+    }
+
+    /// Runs `op` outside any transaction, retrying transient failures with the pool's
+    /// [`RetryPolicy`](crate::RetryPolicy):
+    ///
+    /// - a conflict the server rolled back (deadlock, serialization failure, lock wait timeout,
+    ///   SQLite BUSY/LOCKED) is retried, read or write, on the same connection;
+    /// - a lost connection is retried on a fresh connection for reads (`read`), and for any
+    ///   statement that never left the client (the connection was found dead before sending,
+    ///   or getting a replacement failed) — but never a write that was sent: its outcome is
+    ///   unknown;
+    /// - nothing is retried on a connection bound to session state (`session_bound`).
+    async fn retrying(
+        &mut self,
+        op: Op<'_>,
+        opts: &QueryOptions,
+        read: bool,
+    ) -> Result<QueryOutput> {
+        let mut backoff = self.pool.config.get_retry_policy().backoff();
+        loop {
+            let (error, sent) = match self.ensure_live(read).await {
+                Err(e) => (e, false),
+                Ok(()) => match self.exec(op, opts).await {
+                    Ok(out) => return Ok(out),
+                    Err(e) => (e, true),
+                },
+            };
+            let class = classify(self.backend(), &error);
+            if class == FailureClass::ConnectionLost && sent {
+                self.broken = true;
+                self.pool.resilience.note_loss();
+            }
+            let again = match class {
+                FailureClass::Conflict => true,
+                FailureClass::ConnectionLost => !self.session_bound && (read || !sent),
+                _ => false,
+            };
+            if !again {
+                return Err(error);
+            }
+            let Some(delay) = backoff.next_delay() else {
+                return Err(error);
+            };
+            tracing::debug!(
+                target: "dal::retry",
+                alias = %self.pool.alias,
+                backend = self.pool.backend.as_str(),
+                retry = backoff.retries(),
+                delay_ms = delay.as_millis() as u64,
+                error = %error,
+                "retrying after a transient failure"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Stage 4, timeout: one try of `op` (stage 5) within the statement's deadline, stopped on
+    /// the server when the deadline passes, then observed (stage 6). A connection left in an
+    /// unknown state is marked broken.
+    pub(super) async fn exec(&mut self, op: Op<'_>, opts: &QueryOptions) -> Result<QueryOutput> {
+        let limit = opts
+            .timeout
+            .unwrap_or_else(|| self.pool.config.get_query_execution_timeout());
+        let token = self.raw()?.raw.cancel_token();
+        let start = Instant::now();
+        // Observability (pool/observe.rs): a DEBUG span around the statement.
+        let span = self.pool.query_span(op.sql(), opts);
+        self.busy = true;
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => return Err(Error::Internal("connection already released".into())),
+        };
+        let sent = tracing::Instrument::instrument(send(conn, op), span.clone());
+        let (result, clean) = within_deadline(sent, token.as_ref(), limit, start).await;
+        self.busy = false;
+        if !clean {
+            self.broken = true;
+        }
+        self.observe(op, opts, &span, start, &result);
+        result
+    }
+
+    /// Stage 6, observe: metrics, span fields, slow-query log, statement-cache hits — one hook.
+    fn observe(
+        &mut self,
+        op: Op<'_>,
+        opts: &QueryOptions,
+        span: &tracing::Span,
+        start: Instant,
+        result: &Result<QueryOutput>,
+    ) {
+        self.pool.observe_query(QueryEvent {
+            sql: op.sql(),
+            params: op.params(),
+            prepared: matches!(op, Op::Query(..)),
+            elapsed: start.elapsed(),
+            result,
+            opts,
+            span,
+            conn: self.conn.as_mut(),
+        });
+    }
+}
+
+/// The statement expects as many parameters as were given.
+fn check_params(statement: &Translated, given: usize) -> Result<()> {
+    if statement.placeholders != given {
+        return Err(Error::ParameterCount {
+            expected: statement.placeholders,
+            given,
+        });
+    }
+    Ok(())
+}
+
+/// Stage 4's deadline: awaits `sent` for at most `limit`. Past the deadline, asks the server
+/// to stop the statement, then lets the driver read the server's answer so the connection is
+/// left in a known state — both within [`CANCEL_GRACE`] of the deadline, so an unreachable
+/// server cannot delay the timeout error past [`TIMEOUT_ERROR_BOUND`].
+///
+/// Returns the outcome and whether the connection is still clean (fit for reuse).
+async fn within_deadline<F>(
+    sent: F,
+    token: &dyn CancelToken,
+    limit: Duration,
+    start: Instant,
+) -> (Result<QueryOutput>, bool)
+where
+    F: Future<Output = Result<QueryOutput>>,
+{
+    tokio::pin!(sent);
+    let deadline = tokio::time::Instant::now().checked_add(limit);
+    match tokio::time::timeout(limit, &mut sent).await {
+        Ok(r) => {
+            let clean = !matches!(r, Err(Error::Connection(_)));
+            (r, clean)
+        }
+        Err(_) => {
+            let grace_end = deadline
+                .and_then(|d| d.checked_add(CANCEL_GRACE))
+                .unwrap_or_else(|| tokio::time::Instant::now() + CANCEL_GRACE);
+            let settled = tokio::time::timeout_at(grace_end, async {
+                tokio::join!(token.cancel(), &mut sent)
+            })
+            .await;
+            token.reset();
+            let clean = matches!(
+                settled,
+                Ok((Ok(()), Ok(_))) | Ok((Ok(()), Err(Error::Database { .. })))
+            );
+            (
+                Err(Error::timeout(TimeoutKind::Query, limit, start.elapsed())),
+                clean,
+            )
+        }
+    }
+}
+
+/// Stage 5, backend: the driver runs `op` on the physical connection.
+async fn send(conn: &mut PooledRaw, op: Op<'_>) -> Result<QueryOutput> {
+    match op {
+        Op::Query(sql, params) => conn.raw.query(sql, params).await,
+        Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
+    }
+}

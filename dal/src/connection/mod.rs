@@ -1,0 +1,263 @@
+//! [`Connection`]: a pooled connection, its public API and what happens when it is dropped.
+//!
+//! Every statement, whatever method issued it, takes one pipeline, each stage one function:
+//!
+//! ```text
+//!  execute / query_* ──► run ─┐                    executemany ──► run_many
+//!                             │                      (validates every list first, then
+//!                             │                       one dispatch per list inside a
+//!                             │                       transaction: the caller's or its own)
+//!                             ▼                                 │
+//!  1. translate     translate (sql::translate): native SQL,     │
+//!                   placeholder count, StatementKind ◄──────────┘
+//!                             ▼
+//!  2. breaker       dispatch: resilience::admit (an open breaker rejects; statements ending
+//!                   a transaction always pass), then track: in_tx / session_bound
+//!                             ▼
+//!  3. retry         call: retrying (outside a transaction, reads and writes, ensure_live
+//!                   before each try) or once; resilience::record of the final outcome
+//!                             ▼
+//!  4. timeout       exec → within_deadline: the deadline, then the server-side cancel
+//!                             ▼
+//!  5. backend       send: RawConn::query (prepared) or RawConn::simple (control)
+//!                             ▼
+//!  6. observe       observe: metrics, span fields, slow-query log, statement-cache hits
+//! ```
+//!
+//! `begin_transaction` enters at stage 3 with its own admission; `commit_transaction`,
+//! `rollback_transaction` and the clean-up of an interrupted call enter at stage 4
+//! (module `tx`): ending a transaction is never refused and never retried.
+//!
+//! Modules: `exec` (stages 1–6), `live` (finding a live connection for stage 3), `tx`
+//! (transactions and what an interrupted call left behind), `builders` (the awaitable
+//! statement builders and options).
+
+mod builders;
+mod exec;
+mod live;
+mod tx;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::QueryOutput;
+use crate::error::{Error, Result};
+use crate::pool::{PoolInner, PooledRaw};
+use crate::row::Row;
+use crate::sql::Backend;
+use crate::value::{IntoParams, Value};
+
+pub use builders::{Execute, ExecuteMany, QueryOptions, TxScope};
+
+/// Bound for the automatic rollback of a connection dropped inside a transaction.
+const DROP_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection borrowed from the pool. Dropping it gives it back; if a transaction is still
+/// open it is rolled back first, and nobody else can borrow the connection until that is done.
+/// If the connection was dropped in the middle of a statement (its task was cancelled), it is
+/// closed rather than reused.
+pub struct Connection {
+    pool: Arc<PoolInner>,
+    conn: Option<PooledRaw>,
+    in_tx: bool,
+    /// A statement is in flight: set before awaiting the backend, cleared after. Still set at
+    /// drop time means the protocol state is unknown.
+    busy: bool,
+    /// The connection failed in a way that makes it unfit for reuse.
+    broken: bool,
+    /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
+    /// transaction is over for the user and is rolled back before the next statement.
+    abandoned: Arc<AtomicBool>,
+    /// The entity layer changed the schema inside the current transaction (PostgreSQL and
+    /// SQLite): nothing learnt about the schema may be cached until it commits.
+    schema_changed_in_tx: bool,
+    /// The pool's connection-loss count when a statement (or a ping) last succeeded on this
+    /// checkout: while it is current, a write need not be preceded by a ping even when the
+    /// pool suspects stale connections.
+    verified: Option<u64>,
+    /// The user changed session state (`SET`, `USE`, temporary tables, …): the connection is
+    /// never silently replaced by a fresh one, which would not have that state.
+    session_bound: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("alias", &self.pool.alias)
+            .field("backend", &self.pool.backend)
+            .field("in_transaction", &self.in_tx)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(pool: Arc<PoolInner>, conn: PooledRaw) -> Self {
+        Connection {
+            pool,
+            conn: Some(conn),
+            in_tx: false,
+            busy: false,
+            broken: false,
+            abandoned: Arc::new(AtomicBool::new(false)),
+            schema_changed_in_tx: false,
+            verified: None,
+            session_bound: false,
+        }
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        self.pool.backend
+    }
+
+    /// The pool's alias.
+    pub fn alias(&self) -> &str {
+        &self.pool.alias
+    }
+
+    /// Runs one statement in portable SQL (see [`crate::sql`]) and returns its rows.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut dal::Connection) -> dal::Result<()> {
+    /// use std::time::Duration;
+    /// use dal::params;
+    /// let rows = conn.execute("SELECT [name] FROM [users] WHERE [id] = ?", params![7])
+    ///     .timeout(Duration::from_secs(5))
+    ///     .tag("operation", "get_user")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn execute<P: IntoParams>(&mut self, sql: &str, params: P) -> Execute<'_> {
+        Execute::new(self, sql, params.into_params())
+    }
+
+    /// Runs one statement once per parameter list, inside one transaction (the caller's, or
+    /// one of its own), and returns all rows produced. Nothing is written if any run fails.
+    pub fn executemany(&mut self, sql: &str, param_list: Vec<Vec<Value>>) -> ExecuteMany<'_> {
+        ExecuteMany::new(self, sql, param_list)
+    }
+
+    /// Runs a statement and returns its rows and the number of rows it affected.
+    pub async fn execute_with_count(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        opts: &QueryOptions,
+    ) -> Result<(Vec<Row>, u64)> {
+        let out = self.run(sql, &params, opts).await?;
+        Ok((out.rows, out.rows_affected))
+    }
+
+    /// True while a transaction begun on this connection is open.
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx && !self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Used by `#[auto_transaction]`: a guard that, if dropped without being disarmed (panic,
+    /// cancellation), marks the transaction it began for rollback.
+    #[doc(hidden)]
+    pub fn __tx_scope(&self) -> crate::TxScope {
+        crate::TxScope::new(self.abandoned.clone())
+    }
+
+    /// Round trip to the server.
+    pub async fn ping(&mut self) -> Result<()> {
+        let conn = self.raw()?;
+        conn.raw.ping().await
+    }
+
+    /// The entity schema cache of this connection's pool.
+    pub(crate) fn schema_cache(&self) -> &Arc<crate::pool::SchemaCache> {
+        &self.pool.schema_cache
+    }
+
+    /// The pool's retry policy (statements and the entity layer's own transactions).
+    pub(crate) fn retry_policy(&self) -> crate::RetryPolicy {
+        *self.pool.config.get_retry_policy()
+    }
+
+    /// Runs portable SQL with default options and returns its rows (crate-internal shorthand).
+    pub(crate) async fn query_rows(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
+        Ok(self.run(sql, &params, &QueryOptions::default()).await?.rows)
+    }
+
+    /// Runs portable SQL and returns its rows and affected-row count.
+    pub(crate) async fn query_full(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<QueryOutput> {
+        self.run(sql, &params, &QueryOptions::default()).await
+    }
+
+    pub(crate) fn schema_changed_in_tx(&self) -> bool {
+        self.schema_changed_in_tx
+    }
+
+    pub(crate) fn mark_schema_changed_in_tx(&mut self) {
+        self.schema_changed_in_tx = true;
+    }
+
+    /// The physical connection, unless it is known lost or already given back.
+    fn raw(&mut self) -> Result<&mut PooledRaw> {
+        if self.broken {
+            return Err(lost_error());
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::Internal("connection already released".into()))
+    }
+}
+
+fn lost_error() -> Error {
+    Error::Connection("this connection was lost or left in an unknown state; get a new one".into())
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let pool = self.pool.clone();
+        if self.busy {
+            // Dropped mid-statement (the task was cancelled): stop the statement on the server,
+            // then close the connection; the server rolls back whatever it had open.
+            let token = conn.raw.cancel_token();
+            pool.release_broken(conn);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = token.cancel().await;
+                });
+            }
+            return;
+        }
+        if self.broken {
+            pool.release_broken(conn);
+            return;
+        }
+        if !self.in_tx {
+            pool.release(conn);
+            return;
+        }
+        // Open transaction: roll back before anyone else can borrow the connection. The
+        // permit stays taken until the rollback task gives the connection back.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let mut conn = conn;
+                    let ok = matches!(
+                        tokio::time::timeout(DROP_ROLLBACK_TIMEOUT, conn.raw.simple("ROLLBACK"))
+                            .await,
+                        Ok(Ok(()))
+                    );
+                    if ok {
+                        pool.release(conn);
+                    } else {
+                        pool.release_broken(conn);
+                    }
+                });
+            }
+            // No runtime to roll back on: close it; the server rolls back on disconnect.
+            Err(_) => pool.release_broken(conn),
+        }
+    }
+}
