@@ -271,8 +271,9 @@ impl DatabaseConfig {
         self
     }
     /// Whether the slow-query log shows parameter values (default `false`: they are redacted,
-    /// as they may hold personal data or secrets). Not part of [`hash`](Self::hash) (see
-    /// [`slow_query_threshold`](Self::slow_query_threshold)).
+    /// as they may hold personal data or secrets). Turning it on is part of
+    /// [`hash`](Self::hash): a configuration that keeps values redacted never shares a pool
+    /// (and so a log setting) with one that logs them.
     pub fn log_parameter_values(mut self, on: bool) -> Self {
         self.log_parameter_values = on;
         self
@@ -413,12 +414,15 @@ impl DatabaseConfig {
     /// * The **backend**: the same settings used for two backends give one hash, and the second
     ///   backend's pool is refused with [`Error::Config`] (give it another alias).
     /// * The **slow-query threshold** ([`slow_query_threshold`](Self::slow_query_threshold)),
-    ///   **parameter logging** ([`log_parameter_values`](Self::log_parameter_values)), the
-    ///   **retry policy** ([`retry_policy`](Self::retry_policy)) and the **circuit breaker**
+    ///   the **retry policy** ([`retry_policy`](Self::retry_policy)) and the **circuit breaker**
     ///   ([`circuit_breaker`](Self::circuit_breaker)). Configurations that differ only in these
     ///   share one pool, which keeps the settings of the configuration that created it. A
     ///   `Database` joining a pool whose retry policy or breaker settings differ from its own
     ///   logs a WARN (target `dal::pool`) naming the setting and the value the pool keeps.
+    ///
+    /// [`log_parameter_values(true)`](Self::log_parameter_values) *is* covered (it adds to the
+    /// hash only when on, so default configurations keep their hash): parameter values never
+    /// reach the logs of a database that asked for them to be redacted.
     ///
     /// ```
     /// use std::time::Duration;
@@ -429,17 +433,19 @@ impl DatabaseConfig {
     /// assert_ne!(base.hash(), base.clone().pool_size(1, 5).hash());
     /// // Not covered: the password (pools are still separated by it) ...
     /// assert_eq!(base.hash(), base.clone().password("secret").hash());
-    /// // ... nor observability, retry and breaker settings (the pool keeps its creator's).
+    /// // ... nor observability, retry and breaker settings (the pool keeps its creator's) ...
     /// let tuned = base
     ///     .clone()
     ///     .slow_query_threshold(Duration::from_millis(10))
-    ///     .log_parameter_values(true)
     ///     .retry_policy(RetryPolicy::none())
     ///     .circuit_breaker(dal::BreakerConfig::disabled());
     /// assert_eq!(base.hash(), tuned.hash());
+    /// // ... but logging parameter values is: redacted and logged never share a pool.
+    /// assert_ne!(base.hash(), base.clone().log_parameter_values(true).hash());
+    /// assert_eq!(base.hash(), base.clone().log_parameter_values(false).hash());
     /// ```
     pub fn hash(&self) -> String {
-        let canonical = format!(
+        let mut canonical = format!(
             "v1|db={}|host={}|port={:?}|user={:?}|alias={:?}|env={}|acq={}|pool={}|query={}|conn={}|size={}-{}",
             self.database,
             self.host,
@@ -454,6 +460,9 @@ impl DatabaseConfig {
             self.pool_size.0,
             self.pool_size.1,
         );
+        if self.log_parameter_values {
+            canonical.push_str("|log_parameter_values");
+        }
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
