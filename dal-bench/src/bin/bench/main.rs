@@ -24,6 +24,7 @@ mod bulk;
 mod contender;
 mod explain;
 mod measure;
+mod mirror;
 mod names;
 mod opts;
 mod output;
