@@ -17,10 +17,13 @@
 //! Layout: [`contender`] (the contender abstraction and the alternating rounds), [`measure`]
 //! (closed loop, checkout, acquire storm, bulk batches), [`pools`] (each pool's setup and
 //! teardown), one module per workload family ([`point_select`], [`writes`], [`reads`],
-//! [`bulk`], [`acquire`]), and the table of workloads below ([`PG_WORKLOADS`]).
+//! [`bulk`], [`acquire`]), and the table of workloads below ([`PG_WORKLOADS`]). The raw
+//! contenders that replay dal's entity save use [`mirror`]; [`setup`] checks with [`capture`]
+//! that they send what dal sends.
 
 mod acquire;
 mod bulk;
+mod capture;
 mod contender;
 mod explain;
 mod measure;
