@@ -2,6 +2,7 @@
 //! by raw sqlx on one connection (each kind in its own transaction, commit included), against a
 //! plain multi-row INSERT and against the same work as one CTE statement; then dal's own save of
 //! the same size with its client CPU and the time its statements took. Medians over `rounds`.
+//! The bench's tables are dropped afterwards (by the caller).
 
 use std::time::Instant;
 

@@ -132,7 +132,9 @@ async fn run() -> Result<()> {
         people: Arc::new(pg.people),
     };
     if o.explain_bulk {
-        return explain::explain_bulk(&o.pg_url, o.rounds).await;
+        let explained = explain::explain_bulk(&o.pg_url, o.rounds).await;
+        drop_pg_tables(&o.pg_url).await;
+        return explained;
     }
     let pgbench = pgbench_url(&ctx, &mut notes).await;
     let mut workloads = pg_workloads(&ctx, pgbench.as_deref().map_err(|why| *why)).await?;
@@ -141,10 +143,15 @@ async fn run() -> Result<()> {
     if let Some(w) = pg.plan_warning {
         notes.push(format!("WARNING: {w}."));
     }
-    if let Err(e) = setup::pg_cleanup(&o.pg_url).await {
+    drop_pg_tables(&o.pg_url).await;
+    report(&o, started, machine, workloads, notes)
+}
+
+/// Drops the bench's PostgreSQL tables (a message if that fails).
+async fn drop_pg_tables(url: &str) {
+    if let Err(e) = setup::pg_cleanup(url).await {
         eprintln!("could not drop the bench tables: {e}");
     }
-    report(&o, started, machine, workloads, notes)
 }
 
 /// pgbench's database, when pgbench is wanted, on PATH and could be set up (a note if not); or
