@@ -12,13 +12,11 @@ use dal_bench::Result;
 
 use crate::contender::{Contender, Meta, Op, Resource, Spec};
 use crate::measure::Batches;
+use crate::mirror;
 use crate::names::{DAL, SEAORM_MANY, SQLX_MULTIROW, SQLX_SAME_BULK};
 use crate::opts::Ctx;
 use crate::pools::{self, close_dal, dal_db};
-use crate::sql::{
-    bind_rows, bind_rows_as, history_sql, insert_rows_sql, leak, now_micros, upsert_sql, Person,
-    PgEntityRow, BULK_CHUNK, BULK_ROWS, DAL_HISTORY_CHUNK, DAL_UPSERT_CHUNK,
-};
+use crate::sql::{bind_rows, insert_rows_sql, leak, now_micros, Person, BULK_CHUNK, BULK_ROWS};
 use crate::tables::bulk_raw;
 
 /// Wall-clock and process CPU time of a section.
@@ -109,37 +107,18 @@ async fn bulk_sqlx_insert(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Du
     Ok(sw.stop())
 }
 
-/// Raw sqlx doing dal's statements: upserts of 1 000 rows RETURNING the stored rows (decoded),
-/// then history appends of 2 000 ids, in one transaction.
-async fn bulk_sqlx_same(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Duration, Duration)> {
-    static SQL: OnceLock<(&'static str, &'static str)> = OnceLock::new();
-    if !people.len().is_multiple_of(DAL_HISTORY_CHUNK) {
-        return Err("batch must be a multiple of 2 000 rows".into());
-    }
-    let (upsert, history) = *SQL.get_or_init(|| {
-        (
-            leak(upsert_sql("dal_bench_bulk_raw", DAL_UPSERT_CHUNK, true)),
-            leak(history_sql("dal_bench_bulk_raw", DAL_HISTORY_CHUNK)),
-        )
-    });
+/// Raw sqlx doing dal's statements in one transaction: the batch put in id order, row locks
+/// of 2 000 ids, upserts of 1 000 rows RETURNING the stored rows (decoded), then history
+/// appends of 2 000 ids.
+async fn bulk_sqlx_same(
+    pool: sqlx::PgPool,
+    mut people: Vec<Person>,
+) -> Result<(Duration, Duration)> {
     let sw = Stopwatch::start();
     let now = now_micros();
+    mirror::in_id_order(&mut people);
     let mut tx = pool.begin().await?;
-    let mut back = 0;
-    for chunk in people.chunks(DAL_UPSERT_CHUNK) {
-        let q = bind_rows_as(sqlx::query_as::<_, PgEntityRow>(upsert), chunk, now);
-        back += q.fetch_all(&mut *tx).await?.len();
-    }
-    for chunk in people.chunks(DAL_HISTORY_CHUNK) {
-        let mut q = sqlx::query(history)
-            .bind(now)
-            .bind(None::<String>)
-            .bind(None::<String>);
-        for p in chunk {
-            q = q.bind(&p.id);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    let back = mirror::save(&mut tx, "dal_bench_bulk_raw", &people, now).await?;
     tx.commit().await?;
     let e = sw.stop();
     if back != people.len() {
@@ -154,7 +133,10 @@ async fn bulk_seaorm(
     db: sea_orm::DatabaseConnection,
     people: Vec<Person>,
 ) -> Result<(Duration, Duration)> {
-    use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+    use sea_orm::{
+        ActiveValue::{NotSet, Set},
+        EntityTrait, TransactionTrait,
+    };
     let now = now_micros().fixed_offset();
     let models: Vec<Vec<bulk_raw::ActiveModel>> = people
         .chunks(BULK_CHUNK)
@@ -168,6 +150,8 @@ async fn bulk_seaorm(
                     updated_at: Set(now),
                     updated_by: Set(None),
                     deleted_at: Set(None),
+                    // Left to its default, as the raw multi-row INSERT does.
+                    version: NotSet,
                     active: Set(Some(p.active)),
                     age: Set(Some(p.age)),
                     email: Set(Some(p.email.clone())),

@@ -2,6 +2,7 @@
 //! by raw sqlx on one connection (each kind in its own transaction, commit included), against a
 //! plain multi-row INSERT and against the same work as one CTE statement; then dal's own save of
 //! the same size with its client CPU and the time its statements took. Medians over `rounds`.
+//! The bench's tables are dropped afterwards (by the caller).
 
 use std::time::Instant;
 
@@ -10,21 +11,24 @@ use dal_bench::stats::median;
 use dal_bench::Result;
 
 use crate::bulk::bulk_dal;
+use crate::mirror;
 use crate::pools::{close_dal, dal_db, sqlx_pg};
 use crate::sql::{
-    bind_rows, bind_rows_as, dal_plan_statements, history_sql, insert_rows_sql, leak, now_micros,
-    upsert_history_cte_sql, upsert_sql, Person, PgEntityRow, BULK_CHUNK, BULK_ROWS,
-    DAL_HISTORY_CHUNK, DAL_UPSERT_CHUNK,
+    bind_rows, dal_plan_statements, insert_rows_sql, leak, now_micros, Person, BULK_CHUNK,
+    BULK_ROWS, DAL_HISTORY_CHUNK, DAL_LOCK_CHUNK, DAL_UPSERT_CHUNK,
 };
 
 const TABLE: &str = "dal_bench_bulk_raw";
 
-const PHASES: [&str; 4] = [
+const PHASES: [&str; 5] = [
     "plain INSERT, 1 000 rows/stmt (the multi-row baseline)",
-    "dal: upsert ON CONFLICT .. RETURNING, 1 000 rows/stmt, rows decoded",
-    "dal: history INSERT .. SELECT (MAX(version) per id), 2 000 ids/stmt",
+    "dal: row locks SELECT id, version .. ORDER BY id FOR UPDATE, 2 000 ids/stmt (new rows: none found)",
+    "dal: upsert ON CONFLICT .. RETURNING, version = MAX(history version) + 1 per row, 1 000 rows/stmt, rows decoded",
+    "dal: history INSERT .. SELECT (copies each row, its version included), 2 000 ids/stmt",
     "not dal: upsert + history as one CTE, 1 000 rows/stmt, rows decoded",
 ];
+/// The phases that make up dal's plan.
+const DAL_PHASES: std::ops::RangeInclusive<usize> = 1..=3;
 
 /// Batches of 10 000 new people, numbered on from 50 000 000.
 struct People(u64);
@@ -36,14 +40,13 @@ impl People {
             .map(|i| Person::new(self.0 + i))
             .collect()
     }
-}
 
-/// The statements of the phases, built once.
-struct Statements {
-    insert: &'static str,
-    upsert: &'static str,
-    history: &'static str,
-    cte: &'static str,
+    /// A batch in the order dal writes it (by id), for the raw phases.
+    fn sorted_batch(&mut self) -> Vec<Person> {
+        let mut b = self.batch();
+        mirror::in_id_order(&mut b);
+        b
+    }
 }
 
 fn ms(t: Instant) -> f64 {
@@ -61,24 +64,21 @@ pub async fn explain_bulk(url: &str, rounds: usize) -> Result<()> {
 /// Milliseconds of each phase (in [`PHASES`] order), one per round.
 async fn time_phases(url: &str, rounds: usize, people: &mut People) -> Result<Vec<Vec<f64>>> {
     let pool = sqlx_pg(url, 1, false).await?;
-    let st = Statements {
-        insert: leak(insert_rows_sql(TABLE, DAL_UPSERT_CHUNK)),
-        upsert: leak(upsert_sql(TABLE, DAL_UPSERT_CHUNK, true)),
-        history: leak(history_sql(TABLE, DAL_HISTORY_CHUNK)),
-        cte: leak(upsert_history_cte_sql(TABLE, DAL_UPSERT_CHUNK)),
-    };
+    let insert = leak(insert_rows_sql(TABLE, BULK_CHUNK));
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); PHASES.len()];
     for r in 0..rounds.max(1) {
-        let rows = people.batch();
+        let rows = people.sorted_batch();
         let now = now_micros();
-        times[0].push(plain_insert(&pool, &st, &rows, now).await?);
-        // dal's upsert, then dal's history append of the same rows.
-        let rows = people.batch();
-        times[1].push(upsert(&pool, &st, &rows, now).await?);
-        times[2].push(history(&pool, &st, &rows, now).await?);
+        times[0].push(plain_insert(&pool, insert, &rows, now).await?);
+        // dal's row locks (of rows that do not exist yet, as in a save of new entities), its
+        // upserts, then its history appends of the same rows.
+        let rows = people.sorted_batch();
+        times[1].push(phase(&pool, Phase::Lock, &rows, now).await?);
+        times[2].push(phase(&pool, Phase::Upsert, &rows, now).await?);
+        times[3].push(phase(&pool, Phase::History, &rows, now).await?);
         // The same work as one statement per chunk.
-        let rows = people.batch();
-        times[3].push(cte(&pool, &st, &rows, now).await?);
+        let rows = people.sorted_batch();
+        times[4].push(phase(&pool, Phase::Cte, &rows, now).await?);
         eprintln!("  explain-bulk round {}/{}", r + 1, rounds);
     }
     pool.close().await;
@@ -87,14 +87,14 @@ async fn time_phases(url: &str, rounds: usize, people: &mut People) -> Result<Ve
 
 async fn plain_insert(
     pool: &sqlx::PgPool,
-    st: &Statements,
+    sql: &'static str,
     people: &[Person],
     now: DateTime<Utc>,
 ) -> Result<f64> {
     let t = Instant::now();
     let mut tx = pool.begin().await?;
-    for c in people.chunks(DAL_UPSERT_CHUNK) {
-        bind_rows(sqlx::query(st.insert), c, now)
+    for c in people.chunks(BULK_CHUNK) {
+        bind_rows(sqlx::query(sql), c, now)
             .execute(&mut *tx)
             .await?;
     }
@@ -102,66 +102,42 @@ async fn plain_insert(
     Ok(ms(t))
 }
 
-async fn upsert(
-    pool: &sqlx::PgPool,
-    st: &Statements,
-    people: &[Person],
-    now: DateTime<Utc>,
-) -> Result<f64> {
-    let t = Instant::now();
-    let mut tx = pool.begin().await?;
-    for c in people.chunks(DAL_UPSERT_CHUNK) {
-        bind_rows_as(sqlx::query_as::<_, PgEntityRow>(st.upsert), c, now)
-            .fetch_all(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(ms(t))
+/// A statement kind of dal's plan, or the CTE.
+#[derive(Clone, Copy)]
+enum Phase {
+    Lock,
+    Upsert,
+    History,
+    Cte,
 }
 
-async fn history(
+/// One phase over `people` in its own transaction, commit included (ms).
+async fn phase(
     pool: &sqlx::PgPool,
-    st: &Statements,
+    which: Phase,
     people: &[Person],
     now: DateTime<Utc>,
 ) -> Result<f64> {
     let t = Instant::now();
     let mut tx = pool.begin().await?;
-    for c in people.chunks(DAL_HISTORY_CHUNK) {
-        let mut q = sqlx::query(st.history)
-            .bind(now)
-            .bind(None::<String>)
-            .bind(None::<String>);
-        for p in c {
-            q = q.bind(&p.id);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    let (n, want) = match which {
+        Phase::Lock => (mirror::lock_rows(&mut tx, TABLE, people).await?, 0),
+        Phase::Upsert => (
+            mirror::upsert_rows(&mut tx, TABLE, people, now).await?,
+            people.len(),
+        ),
+        Phase::History => (
+            mirror::append_history(&mut tx, TABLE, people, now).await? as usize,
+            people.len(),
+        ),
+        Phase::Cte => (
+            mirror::save_cte(&mut tx, TABLE, people, now).await?,
+            people.len(),
+        ),
+    };
     tx.commit().await?;
-    Ok(ms(t))
-}
-
-async fn cte(
-    pool: &sqlx::PgPool,
-    st: &Statements,
-    people: &[Person],
-    now: DateTime<Utc>,
-) -> Result<f64> {
-    let t = Instant::now();
-    let mut tx = pool.begin().await?;
-    let mut back = 0;
-    for c in people.chunks(DAL_UPSERT_CHUNK) {
-        back += bind_rows_as(sqlx::query_as::<_, PgEntityRow>(st.cte), c, now)
-            .bind(now)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .fetch_all(&mut *tx)
-            .await?
-            .len();
-    }
-    tx.commit().await?;
-    if back != BULK_ROWS {
-        return Err("CTE returned the wrong count".into());
+    if n != want {
+        return Err(format!("a phase touched {n} rows, not {want}").into());
     }
     Ok(ms(t))
 }
@@ -206,8 +182,8 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         println!("| raw sqlx: {name} | {:.1} |", m(&times[i]));
     }
     println!(
-        "| raw sqlx: dal's plan (upsert RETURNING + history) | {:.1} |",
-        m(&times[1]) + m(&times[2])
+        "| raw sqlx: dal's plan (row locks + upsert RETURNING + history) | {:.1} |",
+        DAL_PHASES.map(|i| m(&times[i])).sum::<f64>()
     );
     println!("| dal `save_entities`: wall | {:.1} |", m(&dal.walls));
     println!(
@@ -223,9 +199,10 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         m(&dal.cpus)
     );
     println!(
-        "\ndal ran {:.0} statements for 10 000 rows; the raw mirror assumes {} (BEGIN, upserts of {}, history appends of {}, COMMIT).",
+        "\ndal ran {:.0} statements for 10 000 rows; the raw mirror runs {} (BEGIN, row locks of {}, upserts of {}, history appends of {}, COMMIT).",
         m(&dal.stmts),
         dal_plan_statements(BULK_ROWS),
+        DAL_LOCK_CHUNK,
         DAL_UPSERT_CHUNK,
         DAL_HISTORY_CHUNK
     );

@@ -17,13 +17,17 @@
 //! Layout: [`contender`] (the contender abstraction and the alternating rounds), [`measure`]
 //! (closed loop, checkout, acquire storm, bulk batches), [`pools`] (each pool's setup and
 //! teardown), one module per workload family ([`point_select`], [`writes`], [`reads`],
-//! [`bulk`], [`acquire`]), and the table of workloads below ([`PG_WORKLOADS`]).
+//! [`bulk`], [`acquire`]), and the table of workloads below ([`PG_WORKLOADS`]). The raw
+//! contenders that replay dal's entity save use [`mirror`]; [`setup`] checks with [`capture`]
+//! that they send what dal sends.
 
 mod acquire;
 mod bulk;
+mod capture;
 mod contender;
 mod explain;
 mod measure;
+mod mirror;
 mod names;
 mod opts;
 mod output;
@@ -43,8 +47,10 @@ use chrono::Utc;
 use dal_bench::report::{markdown_table, Machine, Report, Settings, Workload};
 use dal_bench::Result;
 
+use crate::names::PGBENCH;
 use crate::opts::{Ctx, Opts, HELP};
 use crate::output::{redact, write_outputs};
+use crate::pgbench::Pgbench;
 
 /// A PostgreSQL workload.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +80,7 @@ const PG_WORKLOADS: [(&str, &str, Pg); 9] = [
 ];
 
 impl Pg {
-    async fn run(self, ctx: &Ctx, pgbench: Option<&str>) -> Result<Workload> {
+    async fn run(self, ctx: &Ctx, pgbench: Pgbench<'_>) -> Result<Workload> {
         match self {
             Pg::PointSelect(clients) => point_select::pg(ctx, clients, pgbench).await,
             Pg::Insert => writes::insert(ctx).await,
@@ -126,41 +132,60 @@ async fn run() -> Result<()> {
         people: Arc::new(pg.people),
     };
     if o.explain_bulk {
-        return explain::explain_bulk(&o.pg_url, o.rounds).await;
+        let explained = explain::explain_bulk(&o.pg_url, o.rounds).await;
+        drop_pg_tables(&o.pg_url).await;
+        return explained;
     }
     let pgbench = pgbench_url(&ctx, &mut notes).await;
-    let mut workloads = pg_workloads(&ctx, pgbench.as_deref()).await?;
+    let mut workloads = pg_workloads(&ctx, pgbench.as_deref().map_err(|why| *why)).await?;
     workloads.extend(mysql_workloads(&ctx, &mut machine, &mut notes).await?);
     workloads.extend(sqlite_workloads(&ctx, &mut machine).await?);
     if let Some(w) = pg.plan_warning {
         notes.push(format!("WARNING: {w}."));
     }
-    if let Err(e) = setup::pg_cleanup(&o.pg_url).await {
-        eprintln!("could not drop the bench tables: {e}");
-    }
+    drop_pg_tables(&o.pg_url).await;
     report(&o, started, machine, workloads, notes)
 }
 
-/// pgbench's database, when pgbench is wanted, on PATH and could be set up (a note if not).
-async fn pgbench_url(ctx: &Ctx, notes: &mut Vec<String>) -> Option<String> {
-    if !ctx.o.pgbench || !ctx.wants("point_select") {
-        None
-    } else if pgbench::available() {
-        match pgbench::setup(&ctx.o.pg_url).await {
-            Ok(u) => Some(u),
-            Err(e) => {
-                notes.push(format!("pgbench could not be set up: {e}"));
-                None
-            }
-        }
-    } else {
-        notes.push("pgbench is not on PATH: its rows are n/a.".into());
-        None
+/// Drops the bench's PostgreSQL tables (a message if that fails).
+async fn drop_pg_tables(url: &str) {
+    if let Err(e) = setup::pg_cleanup(url).await {
+        eprintln!("could not drop the bench tables: {e}");
     }
 }
 
+/// pgbench's database, when pgbench is wanted, on PATH and could be set up (a note if not); or
+/// why its rows are n/a.
+async fn pgbench_url(
+    ctx: &Ctx,
+    notes: &mut Vec<String>,
+) -> std::result::Result<String, &'static str> {
+    if !ctx.o.pgbench {
+        return Err("not run: --no-pgbench");
+    }
+    if !wants_pg_point_select(ctx) || !ctx.wants_contender(PGBENCH) {
+        return Err("not run");
+    }
+    if !pgbench::available() {
+        notes.push("pgbench is not on PATH: its rows are n/a.".into());
+        return Err("pgbench not on PATH");
+    }
+    pgbench::setup(&ctx.o.pg_url).await.map_err(|e| {
+        notes.push(format!("pgbench could not be set up: {e}"));
+        "pgbench could not be set up (see the notes)"
+    })
+}
+
+/// Whether `--only` selects one of the PostgreSQL point-select workloads (the ones with a
+/// pgbench row).
+fn wants_pg_point_select(ctx: &Ctx) -> bool {
+    PG_WORKLOADS
+        .iter()
+        .any(|(id, _, job)| matches!(job, Pg::PointSelect(_)) && ctx.wants(id))
+}
+
 /// The [`PG_WORKLOADS`] that `--only` selects, in order.
-async fn pg_workloads(ctx: &Ctx, pgbench: Option<&str>) -> Result<Vec<Workload>> {
+async fn pg_workloads(ctx: &Ctx, pgbench: Pgbench<'_>) -> Result<Vec<Workload>> {
     let mut workloads = Vec::new();
     let mut clock = Instant::now();
     for (id, lap, job) in PG_WORKLOADS {
@@ -257,4 +282,40 @@ fn report(
         (Utc::now() - started).num_milliseconds() as f64 / 1e3
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(args: &[&str]) -> Ctx {
+        let args = args.iter().map(|s| s.to_string());
+        Ctx {
+            o: opts::parse(args, opts::PG_DEFAULT.into(), opts::MY_DEFAULT.into())
+                .unwrap()
+                .unwrap(),
+            people: Arc::new(vec![]),
+        }
+    }
+
+    #[test]
+    fn pgbench_is_set_up_for_any_postgres_point_select() {
+        for only in [
+            "point_select_c20",
+            "point_select_c1",
+            "point_select",
+            "c20,insert",
+        ] {
+            assert!(wants_pg_point_select(&ctx(&["--only", only])), "{only}");
+        }
+        assert!(wants_pg_point_select(&ctx(&[])));
+        for only in [
+            "mysql_point_select",
+            "sqlite_point_select",
+            "insert",
+            "entity_save",
+        ] {
+            assert!(!wants_pg_point_select(&ctx(&["--only", only])), "{only}");
+        }
+    }
 }

@@ -6,6 +6,10 @@ use sqlx::Connection as _;
 
 const PGBENCH_DB: &str = "dal_bench_pgbench";
 
+/// pgbench for the PostgreSQL point-select rows: the URL of its database, set up, or why its
+/// rows are n/a (shown in the row).
+pub type Pgbench<'a> = std::result::Result<&'a str, &'static str>;
+
 pub fn available() -> bool {
     std::process::Command::new("pgbench")
         .arg("--version")

@@ -79,7 +79,7 @@ fn meta(
 }
 
 /// PostgreSQL with `clients` tasks and pools of that size, then one pgbench run.
-pub async fn pg(ctx: &Ctx, clients: usize, pgbench_url: Option<&str>) -> Result<Workload> {
+pub async fn pg(ctx: &Ctx, clients: usize, pgbench: pgbench::Pgbench<'_>) -> Result<Workload> {
     let url = &ctx.o.pg_url;
     let m = Arc::new(ClosedLoop {
         clients,
@@ -138,23 +138,27 @@ pub async fn pg(ctx: &Ctx, clients: usize, pgbench_url: Option<&str>) -> Result<
         );
     let mut w = spec.run(ctx).await?.workload;
     w.alternatives.push(Alternative {
-        series: pgbench_series(ctx, clients, pgbench_url).await?,
+        series: pgbench_series(ctx, clients, pgbench).await?,
         target: Some(Target::at_least(0.7)),
     });
     Ok(w)
 }
 
 /// One pgbench run of 5 s (2 s with `--quick`), when pgbench is set up and selected.
-async fn pgbench_series(ctx: &Ctx, clients: usize, url: Option<&str>) -> Result<Series> {
-    Ok(match url {
-        Some(url) if ctx.wants_contender(PGBENCH) => {
+async fn pgbench_series(
+    ctx: &Ctx,
+    clients: usize,
+    pgbench: pgbench::Pgbench<'_>,
+) -> Result<Series> {
+    Ok(match pgbench {
+        Ok(url) if ctx.wants_contender(PGBENCH) => {
             let secs = if ctx.o.quick { 2 } else { 5 };
             let tps = pgbench::run(url, clients, secs).await?;
             eprintln!("  pgbench -S -M prepared -c {clients} -j {clients} -T {secs}: {tps:.0} tps");
             Series::new(PGBENCH, vec![tps]).with_note(format!("one {secs} s run, separate process"))
         }
-        Some(_) => Series::missing(PGBENCH, "not run"),
-        None => Series::missing(PGBENCH, "pgbench not on PATH"),
+        Ok(_) => Series::missing(PGBENCH, "not run"),
+        Err(why) => Series::missing(PGBENCH, why),
     })
 }
 

@@ -15,14 +15,18 @@ pub const BULK_ROWS: usize = 10_000;
 /// 65 535 parameters; 1 000 rows × 9 columns fits).
 pub const BULK_CHUNK: usize = 1_000;
 /// dal's own chunking (dal/src/entity/ops.rs `CHUNK_ROWS` = 1 000, `CHUNK_PARAMS` = 30 000):
-/// upserts of min(1 000, 30 000 / 9 columns) = 1 000 rows, history appends of 2 000 ids.
+/// upserts of min(1 000, 30 000 / 10 parameters per row) = 1 000 rows; row locks and history
+/// appends of 2 000 ids.
 pub const DAL_UPSERT_CHUNK: usize = 1_000;
+pub const DAL_LOCK_CHUNK: usize = 2_000;
 pub const DAL_HISTORY_CHUNK: usize = 2_000;
 
-/// Statements dal's save runs on PostgreSQL for `n` new entities of the bench's shape:
-/// BEGIN, the upserts (RETURNING the stored rows), the history appends, COMMIT.
+/// Statements dal's save runs on PostgreSQL for `n` new entities of the bench's shape (one
+/// round trip each): BEGIN, the row locks (a batch of more than one), the upserts (RETURNING
+/// the stored rows), the history appends, COMMIT. The length of [`dal_plan`].
 pub fn dal_plan_statements(n: usize) -> u64 {
-    (2 + n.div_ceil(DAL_UPSERT_CHUNK) + n.div_ceil(DAL_HISTORY_CHUNK)) as u64
+    let locks = if n > 1 { n.div_ceil(DAL_LOCK_CHUNK) } else { 0 };
+    (2 + locks + n.div_ceil(DAL_UPSERT_CHUNK) + n.div_ceil(DAL_HISTORY_CHUNK)) as u64
 }
 
 /// The key of point SELECT number `r` (1..=KV_ROWS).
@@ -38,8 +42,8 @@ pub const INS_PG: &str = "INSERT INTO dal_bench_ins (k, v) VALUES ($1, $2)";
 
 /// The columns dal stores for the bench's entities, in dal's order (system fields, then user
 /// fields sorted by name).
-pub const COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"deleted_at\", \"active\", \"age\", \"email\", \"name\"";
-pub const COLS_MY: &str = "`id`, `created_at`, `created_by`, `updated_at`, `updated_by`, `deleted_at`, `active`, `age`, `email`, `name`";
+pub const COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"deleted_at\", \"version\", \"active\", \"age\", \"email\", \"name\"";
+pub const COLS_MY: &str = "`id`, `created_at`, `created_by`, `updated_at`, `updated_by`, `deleted_at`, `version`, `active`, `age`, `email`, `name`";
 
 pub type PgEntityRow = (
     String,
@@ -48,6 +52,7 @@ pub type PgEntityRow = (
     DateTime<Utc>,
     Option<String>,
     Option<DateTime<Utc>>,
+    i64,
     Option<bool>,
     Option<i64>,
     Option<String>,
@@ -60,6 +65,7 @@ pub type MyEntityRow = (
     chrono::NaiveDateTime,
     Option<String>,
     Option<chrono::NaiveDateTime>,
+    i64,
     Option<bool>,
     Option<i64>,
     Option<String>,
@@ -72,6 +78,7 @@ pub type LiteEntityRow = (
     String,
     Option<String>,
     Option<String>,
+    i64,
     Option<bool>,
     Option<i64>,
     Option<String>,
@@ -90,19 +97,42 @@ fn placeholders_pg(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The `VALUES` rows of an upsert or INSERT of `rows` entities (9 parameters each).
-fn values_pg(rows: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders_pg(r * 9 + 1, 9)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// Parameters per row of dal's upsert: id, created_at, created_by, updated_at, updated_by, the
+/// id again (for the version), then the four fields.
+pub const UPSERT_PARAMS: usize = 10;
 
+/// The columns dal's upsert writes, in its order (system fields but `deleted_at`, then the
+/// fields).
+const UPSERT_COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"version\", \"active\", \"age\", \"email\", \"name\"";
+
+/// The columns of the plain INSERT (what a raw bulk load writes; `version` keeps its default).
 const INSERT_COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"active\", \"age\", \"email\", \"name\"";
 
-/// dal's upsert for `rows` rows of the bench's entity (dal/src/entity/ops.rs `upsert_sql`),
-/// as translated for PostgreSQL; with `returning`, it returns the stored rows as dal's does.
+/// dal's row locks (dal/src/entity/ops.rs `lock_rows`) for `n` ids given in id order: the rows
+/// that exist, with their versions.
+pub fn lock_sql(table: &str, n: usize) -> String {
+    format!(
+        "SELECT \"id\", \"version\" FROM \"{table}\" WHERE \"id\" IN ({}) ORDER BY \"id\" FOR UPDATE",
+        placeholders_pg(1, n)
+    )
+}
+
+/// dal's upsert for `rows` rows of the bench's entity (ops.rs `upsert_sql`), as translated for
+/// PostgreSQL: a new row's version is one past the highest in its history, an existing row's
+/// goes up by one; with `returning`, it returns the stored rows as dal's does.
 pub fn upsert_sql(table: &str, rows: usize, returning: bool) -> String {
+    let values = (0..rows)
+        .map(|r| {
+            let p = r * UPSERT_PARAMS;
+            format!(
+                "({}, (SELECT COALESCE(MAX(\"h\".\"version\"), 0) + 1 FROM \"{table}_history\" \"h\" WHERE \"h\".\"id\" = ${}), {})",
+                placeholders_pg(p + 1, 5),
+                p + 6,
+                placeholders_pg(p + 7, 4)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let set = ["active", "age", "email", "name", "updated_at", "updated_by"]
         .iter()
         .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
@@ -114,12 +144,12 @@ pub fn upsert_sql(table: &str, rows: usize, returning: bool) -> String {
         String::new()
     };
     format!(
-        "INSERT INTO \"{table}\" ({INSERT_COLS}) VALUES {} ON CONFLICT (\"id\") DO UPDATE SET {set}{ret}",
-        values_pg(rows)
+        "INSERT INTO \"{table}\" ({UPSERT_COLS}) VALUES {values} ON CONFLICT (\"id\") DO UPDATE SET {set}, \"version\" = \"{table}\".\"version\" + 1{ret}"
     )
 }
 
-/// dal's history append (ops.rs `append_history`) for `n` ids.
+/// dal's history append (ops.rs `append_history`) for `n` ids in id order: a copy of each row
+/// as stored, its version included.
 pub fn history_sql(table: &str, n: usize) -> String {
     let src = COLS
         .split(", ")
@@ -127,23 +157,23 @@ pub fn history_sql(table: &str, n: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO \"{table}_history\" ({COLS}, \"version\", \"history_timestamp\", \"history_user_id\", \"history_comment\") \
-         SELECT {src}, COALESCE((SELECT MAX(\"prev\".\"version\") FROM \"{table}_history\" \"prev\" WHERE \"prev\".\"id\" = \"src\".\"id\"), 0) + 1, $1, $2, $3 \
-         FROM \"{table}\" \"src\" WHERE \"src\".\"id\" IN ({})",
+        "INSERT INTO \"{table}_history\" ({COLS}, \"history_timestamp\", \"history_user_id\", \"history_comment\") \
+         SELECT {src}, $1, $2, $3 FROM \"{table}\" \"src\" WHERE \"src\".\"id\" IN ({}) ORDER BY \"src\".\"id\"",
         placeholders_pg(4, n)
     )
 }
 
 /// Not what dal runs: its upsert and history append as ONE statement (a PostgreSQL
-/// data-modifying CTE: the upsert RETURNING the stored rows feeds the history INSERT and the
-/// final SELECT). Parameters: 9 per row, then history timestamp, user, comment.
+/// data-modifying CTE: dal's upsert, versions included, RETURNING the stored rows feeds the
+/// history INSERT, which copies them, and the final SELECT). Parameters: 10 per row, then
+/// history timestamp, user, comment.
 pub fn upsert_history_cte_sql(table: &str, rows: usize) -> String {
     let upsert = upsert_sql(table, rows, false);
-    let n = rows * 9;
+    let n = rows * UPSERT_PARAMS;
     format!(
         "WITH \"up\" AS ({upsert} RETURNING {COLS}), \
-         \"h\" AS (INSERT INTO \"{table}_history\" ({COLS}, \"version\", \"history_timestamp\", \"history_user_id\", \"history_comment\") \
-         SELECT \"up\".*, COALESCE((SELECT MAX(\"prev\".\"version\") FROM \"{table}_history\" \"prev\" WHERE \"prev\".\"id\" = \"up\".\"id\"), 0) + 1, ${}, ${}, ${} FROM \"up\") \
+         \"h\" AS (INSERT INTO \"{table}_history\" ({COLS}, \"history_timestamp\", \"history_user_id\", \"history_comment\") \
+         SELECT \"up\".*, ${}, ${}, ${} FROM \"up\" ORDER BY \"up\".\"id\") \
          SELECT * FROM \"up\"",
         n + 1,
         n + 2,
@@ -151,18 +181,53 @@ pub fn upsert_history_cte_sql(table: &str, rows: usize) -> String {
     )
 }
 
+/// Every statement of dal's save of `n` new entities into `table`, in order, as the raw mirror
+/// sends them (the tests' reference; at run time the bench compares what each really sends).
+#[cfg(test)]
+pub fn dal_plan(table: &str, n: usize) -> Vec<String> {
+    let chunks = |size: usize| {
+        (0..n)
+            .step_by(size)
+            .map(move |from| size.min(n - from))
+            .collect::<Vec<_>>()
+    };
+    let mut plan = vec!["BEGIN".to_owned()];
+    if n > 1 {
+        plan.extend(
+            chunks(DAL_LOCK_CHUNK)
+                .into_iter()
+                .map(|k| lock_sql(table, k)),
+        );
+    }
+    plan.extend(
+        chunks(DAL_UPSERT_CHUNK)
+            .into_iter()
+            .map(|k| upsert_sql(table, k, true)),
+    );
+    plan.extend(
+        chunks(DAL_HISTORY_CHUNK)
+            .into_iter()
+            .map(|k| history_sql(table, k)),
+    );
+    plan.push("COMMIT".to_owned());
+    plan
+}
+
 /// A plain multi-row INSERT of `rows` rows (what a raw sqlx user writes for a bulk load).
 pub fn insert_rows_sql(table: &str, rows: usize) -> String {
     format!(
         "INSERT INTO \"{table}\" ({INSERT_COLS}) VALUES {}",
-        values_pg(rows)
+        (0..rows)
+            .map(|r| format!("({})", placeholders_pg(r * 9 + 1, 9)))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
 pub type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 pub type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, PgArguments>;
 
-/// Binds the 9 upsert/INSERT parameters of each person (created and updated `now`, by nobody).
+/// Binds the 9 plain INSERT parameters of each person (created and updated `now`, by nobody).
 pub fn bind_rows<'q>(mut q: PgQuery<'q>, rows: &'q [Person], now: DateTime<Utc>) -> PgQuery<'q> {
     for p in rows {
         q = q
@@ -179,8 +244,9 @@ pub fn bind_rows<'q>(mut q: PgQuery<'q>, rows: &'q [Person], now: DateTime<Utc>)
     q
 }
 
-/// [`bind_rows`] for a statement whose rows are decoded.
-pub fn bind_rows_as<'q, O>(
+/// Binds the 10 upsert parameters of each person, as dal does (the id a second time, for the
+/// version), for a statement whose rows are decoded.
+pub fn bind_upsert_as<'q, O>(
     mut q: PgQueryAs<'q, O>,
     rows: &'q [Person],
     now: DateTime<Utc>,
@@ -192,6 +258,7 @@ pub fn bind_rows_as<'q, O>(
             .bind(None::<String>)
             .bind(now)
             .bind(None::<String>)
+            .bind(&p.id)
             .bind(p.active)
             .bind(p.age)
             .bind(&p.email)
@@ -233,19 +300,57 @@ pub fn now_micros() -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    /// What dal 0.1 sent for `save_entity("dal_bench_saves", …)` of a new entity on PostgreSQL
+    /// (its `dal::query` spans, fingerprint comment left out).
+    const DAL_UPSERT_1: &str = r#"INSERT INTO "dal_bench_saves" ("id", "created_at", "created_by", "updated_at", "updated_by", "version", "active", "age", "email", "name") VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX("h"."version"), 0) + 1 FROM "dal_bench_saves_history" "h" WHERE "h"."id" = $6), $7, $8, $9, $10) ON CONFLICT ("id") DO UPDATE SET "active" = excluded."active", "age" = excluded."age", "email" = excluded."email", "name" = excluded."name", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by", "version" = "dal_bench_saves"."version" + 1 RETURNING "id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name""#;
+    const DAL_HISTORY_1: &str = r#"INSERT INTO "dal_bench_saves_history" ("id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name", "history_timestamp", "history_user_id", "history_comment") SELECT "src"."id", "src"."created_at", "src"."created_by", "src"."updated_at", "src"."updated_by", "src"."deleted_at", "src"."version", "src"."active", "src"."age", "src"."email", "src"."name", $1, $2, $3 FROM "dal_bench_saves" "src" WHERE "src"."id" IN ($4) ORDER BY "src"."id""#;
+    /// …and for `save_entities` of two: the row locks first.
+    const DAL_LOCK_2: &str = r#"SELECT "id", "version" FROM "dal_bench_saves" WHERE "id" IN ($1, $2) ORDER BY "id" FOR UPDATE"#;
+
     #[test]
     fn dal_statements_are_mirrored() {
-        assert!(upsert_sql("t", 1, true).ends_with("RETURNING \"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"deleted_at\", \"active\", \"age\", \"email\", \"name\""));
+        let t = "dal_bench_saves";
+        assert_eq!(
+            dal_plan(t, 1),
+            ["BEGIN", DAL_UPSERT_1, DAL_HISTORY_1, "COMMIT"]
+        );
+        let two = dal_plan(t, 2);
+        assert_eq!(two.len(), 5);
+        assert_eq!(two[1], DAL_LOCK_2);
+        assert!(two[2].contains(
+            "$10), ($11, $12, $13, $14, $15, (SELECT COALESCE(MAX(\"h\".\"version\"), 0) + 1 FROM \"dal_bench_saves_history\" \"h\" WHERE \"h\".\"id\" = $16), $17, $18, $19, $20) ON CONFLICT"
+        ));
+        assert!(two[3].ends_with("IN ($4, $5) ORDER BY \"src\".\"id\""));
+        let cte = upsert_history_cte_sql(t, 1);
+        // dal's upsert, RETURNING the stored rows, feeds the history INSERT.
+        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_1}), \"h\" AS (")));
+        assert!(cte.ends_with("SELECT \"up\".*, $11, $12, $13 FROM \"up\" ORDER BY \"up\".\"id\") SELECT * FROM \"up\""));
+        assert_eq!(insert_rows_sql(t, 1000).matches('(').count(), 1001);
+    }
+
+    #[test]
+    fn plan_sizes() {
         assert_eq!(dal_plan_statements(1), 4);
-        assert_eq!(dal_plan_statements(10_000), 17);
-        let u = upsert_sql("t", 2, false);
-        assert!(u.starts_with("INSERT INTO \"t\" (\"id\", \"created_at\""));
-        assert!(u.contains("($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
-        assert!(u.ends_with("\"updated_by\" = excluded.\"updated_by\""));
-        let h = history_sql("t", 3);
-        assert!(h.contains("INSERT INTO \"t_history\""));
-        assert!(h.ends_with("IN ($4, $5, $6)"));
-        assert_eq!(insert_rows_sql("t", 1000).matches('(').count(), 1001);
+        assert_eq!(dal_plan_statements(2), 5);
+        // BEGIN, 5 locks of 2 000, 10 upserts of 1 000, 5 history appends of 2 000, COMMIT.
+        assert_eq!(dal_plan_statements(10_000), 22);
+        for n in [1, 2, 999, 1000, 1001, 2000, 2001, 4000, 10_000] {
+            let plan = dal_plan("t", n);
+            assert_eq!(plan.len() as u64, dal_plan_statements(n), "{n}");
+            let ids = |p: &str| {
+                plan.iter()
+                    .filter(|s| s.starts_with(p))
+                    .map(|s| s[s.rfind("IN (").unwrap()..].matches('$').count())
+                    .sum::<usize>()
+            };
+            assert_eq!(ids("SELECT"), if n > 1 { n } else { 0 }, "{n}");
+            assert_eq!(ids("INSERT INTO \"t_history\""), n, "{n}");
+            let upserted: usize = plan
+                .iter()
+                .map(|s| s.matches("(SELECT COALESCE(MAX").count())
+                .sum();
+            assert_eq!(upserted, n, "{n}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod kv {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The columns of a dal entity table with the bench's four fields.
+/// The columns of a dal entity table with the bench's four fields, in dal's order.
 macro_rules! entity_table {
     ($module:ident, $table:literal) => {
         pub mod $module {
@@ -33,6 +33,7 @@ macro_rules! entity_table {
                 pub updated_at: DateTimeWithTimeZone,
                 pub updated_by: Option<String>,
                 pub deleted_at: Option<DateTimeWithTimeZone>,
+                pub version: i64,
                 pub active: Option<bool>,
                 pub age: Option<i64>,
                 pub email: Option<String>,

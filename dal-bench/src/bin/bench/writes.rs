@@ -11,11 +11,8 @@ use crate::contender::{Contender, Meta, Spec};
 use crate::measure::ClosedLoop;
 use crate::names::{DAL, DEADPOOL, SQLX, SQLX_CTE, SQLX_SAME};
 use crate::opts::Ctx;
-use crate::pools;
-use crate::sql::{
-    bind_rows_as, history_sql, leak, now_micros, upsert_history_cte_sql, upsert_sql, Person,
-    PgEntityRow, INS_DAL, INS_PG,
-};
+use crate::sql::{now_micros, Person, INS_DAL, INS_PG};
+use crate::{mirror, pools};
 
 const CLIENTS: usize = 20;
 
@@ -90,48 +87,34 @@ async fn dal_save(db: dal::Database, r: u64) -> Result<()> {
     Ok(())
 }
 
-/// dal's plan by hand: BEGIN, the upsert RETURNING the stored row, the history append, COMMIT.
-async fn sqlx_same_save(
-    pool: sqlx::PgPool,
-    r: u64,
-    upsert: &'static str,
-    history: &'static str,
-) -> Result<()> {
+/// The table the raw contenders save into (made by dal, so of exactly its shape).
+const RAW_TABLE: &str = "dal_bench_saves_raw";
+
+/// dal's plan by hand: BEGIN, the upsert (version from the history) RETURNING the stored row,
+/// the history append copying it, COMMIT. A single entity takes no row lock first (dal locks
+/// a batch of more than one).
+async fn sqlx_same_save(pool: sqlx::PgPool, r: u64) -> Result<()> {
     let p = Person::new(r);
     let now = now_micros();
     let mut tx = pool.begin().await?;
-    let _row: PgEntityRow = bind_rows_as(sqlx::query_as(upsert), std::slice::from_ref(&p), now)
-        .fetch_one(&mut *tx)
-        .await?;
-    sqlx::query(history)
-        .bind(now)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(&p.id)
-        .execute(&mut *tx)
-        .await?;
+    let back = mirror::save(&mut tx, RAW_TABLE, std::slice::from_ref(&p), now).await?;
     tx.commit().await?;
+    debug_assert_eq!(back, 1);
     Ok(())
 }
 
-/// Not dal's plan: upsert and history append as one CTE statement.
-async fn sqlx_cte_save(pool: sqlx::PgPool, r: u64, cte: &'static str) -> Result<()> {
+/// Not dal's plan: the same upsert and history append as one CTE statement.
+async fn sqlx_cte_save(pool: sqlx::PgPool, r: u64) -> Result<()> {
     let p = Person::new(r);
     let now = now_micros();
-    let _row: PgEntityRow = bind_rows_as(sqlx::query_as(cte), std::slice::from_ref(&p), now)
-        .bind(now)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .fetch_one(&pool)
-        .await?;
+    let mut c = pool.acquire().await?;
+    let back = mirror::save_cte(&mut c, RAW_TABLE, std::slice::from_ref(&p), now).await?;
+    debug_assert_eq!(back, 1);
     Ok(())
 }
 
 pub async fn entity_save(ctx: &Ctx) -> Result<Workload> {
     let url = &ctx.o.pg_url;
-    let upsert: &'static str = leak(upsert_sql("dal_bench_saves_raw", 1, true));
-    let history: &'static str = leak(history_sql("dal_bench_saves_raw", 1));
-    let cte: &'static str = leak(upsert_history_cte_sql("dal_bench_saves_raw", 1));
     let m = Arc::new(ClosedLoop {
         clients: CLIENTS,
         timing: ctx.o.timing(),
@@ -156,7 +139,7 @@ pub async fn entity_save(ctx: &Ctx) -> Result<Workload> {
             Contender::new(
                 SQLX_SAME,
                 pools::pg(url, CLIENTS, false),
-                move |p: &sqlx::PgPool, r| sqlx_same_save(p.clone(), r, upsert, history),
+                |p: &sqlx::PgPool, r| sqlx_same_save(p.clone(), r),
             ),
             &m,
         )
@@ -164,7 +147,7 @@ pub async fn entity_save(ctx: &Ctx) -> Result<Workload> {
             Contender::new(
                 SQLX_CTE,
                 pools::pg(url, CLIENTS, false),
-                move |p: &sqlx::PgPool, r| sqlx_cte_save(p.clone(), r, cte),
+                |p: &sqlx::PgPool, r| sqlx_cte_save(p.clone(), r),
             ),
             &m,
         );
