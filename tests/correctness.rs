@@ -240,6 +240,19 @@ async fn expect_version_refuses_a_stale_save_and_writes_nothing() {
             .await?;
         assert_eq!(again["version"], json!(6));
         assert_eq!(conn.get_entity_history("c_docs", &id).await?.len(), 6);
+        // The same in a batch (whose versions are looked up for the whole batch at once).
+        conn.delete_entity("c_docs", &id).permanent().await?;
+        let batch = conn
+            .save_entities(
+                "c_docs",
+                vec![json!({"id": id, "body": "again"}), json!({"body": "fresh"})],
+            )
+            .await?;
+        assert_eq!(
+            (batch[0]["version"].clone(), batch[1]["version"].clone()),
+            (json!(8), json!(1))
+        );
+        assert_eq!(conn.get_entity_history("c_docs", &id).await?.len(), 8);
         Ok(())
     })
     .await;

@@ -21,7 +21,7 @@ mod mysql;
 mod postgres;
 mod sqlite;
 
-pub(crate) use dialect::{column_list, dialect, Dialect, SystemTypes};
+pub(crate) use dialect::{column_list, dialect, placeholders, Dialect, SystemTypes};
 
 /// What one statement produced.
 #[derive(Debug, Default)]
