@@ -66,44 +66,13 @@ pub(super) fn plan_fields(
     rows: &[EntityMap],
     declared: &[FieldSpec],
 ) -> Result<(Vec<FieldSpec>, Vec<String>)> {
-    let existing: HashMap<String, &String> = schema
-        .fields
-        .keys()
-        .map(|k| (k.to_ascii_lowercase(), k))
-        .collect();
-    let mut spelled: HashMap<String, String> = HashMap::new();
-    let mut check_name = |name: &str| -> Result<()> {
-        if schema.fields.contains_key(name) {
-            return Ok(());
-        }
-        let key = name.to_ascii_lowercase();
-        if let Some(other) = existing.get(&key) {
-            return Err(Error::Entity(format!(
-                "field {name:?} of {entity} differs only in case from its existing field {other:?}: field names are case-insensitive"
-            )));
-        }
-        if let Some(reserved) = reserved_ignoring_case(name) {
-            return Err(Error::Entity(format!(
-                "field name {name:?} is reserved: it is the system field {reserved:?} (field names are case-insensitive)"
-            )));
-        }
-        match spelled.get(&key) {
-            Some(other) if other != name => Err(Error::Entity(format!(
-                "fields {other:?} and {name:?} of {entity} differ only in case: field names are case-insensitive"
-            ))),
-            Some(_) => Ok(()),
-            None => {
-                spelled.insert(key, name.to_owned());
-                Ok(())
-            }
-        }
-    };
+    let mut names = NewNames::new(entity, schema);
     let declared_by_name: HashMap<&str, &FieldSpec> =
         declared.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut new: BTreeMap<String, FieldSpec> = BTreeMap::new();
     let mut widen = Vec::new();
     for d in declared {
-        check_name(&d.name)?;
+        names.check(&d.name)?;
         if d.ty.is_some() && !schema.fields.contains_key(&d.name) {
             new.insert(d.name.clone(), d.clone());
         }
@@ -116,7 +85,7 @@ pub(super) fn plan_fields(
                 }
                 continue;
             }
-            check_name(k)?;
+            names.check(k)?;
             let decl = declared_by_name.get(k.as_str());
             let inferred = match decl {
                 // A declared type the derive could not see through: from its serde output.
@@ -145,4 +114,58 @@ pub(super) fn plan_fields(
         }
     }
     Ok((new.into_values().collect(), widen))
+}
+
+/// The names a batch brings, checked against the entity's fields and each other: field names
+/// are case-insensitive, and system names are reserved in every spelling.
+struct NewNames<'a> {
+    entity: &'a str,
+    schema: &'a Schema,
+    /// Existing fields by lower-case name.
+    existing: HashMap<String, &'a String>,
+    /// New names seen so far, by lower-case name.
+    spelled: HashMap<String, String>,
+}
+
+impl<'a> NewNames<'a> {
+    fn new(entity: &'a str, schema: &'a Schema) -> Self {
+        NewNames {
+            entity,
+            schema,
+            existing: schema
+                .fields
+                .keys()
+                .map(|k| (k.to_ascii_lowercase(), k))
+                .collect(),
+            spelled: HashMap::new(),
+        }
+    }
+
+    fn check(&mut self, name: &str) -> Result<()> {
+        let entity = self.entity;
+        if self.schema.fields.contains_key(name) {
+            return Ok(());
+        }
+        let key = name.to_ascii_lowercase();
+        if let Some(other) = self.existing.get(&key) {
+            return Err(Error::Entity(format!(
+                "field {name:?} of {entity} differs only in case from its existing field {other:?}: field names are case-insensitive"
+            )));
+        }
+        if let Some(reserved) = reserved_ignoring_case(name) {
+            return Err(Error::Entity(format!(
+                "field name {name:?} is reserved: it is the system field {reserved:?} (field names are case-insensitive)"
+            )));
+        }
+        match self.spelled.get(&key) {
+            Some(other) if other != name => Err(Error::Entity(format!(
+                "fields {other:?} and {name:?} of {entity} differ only in case: field names are case-insensitive"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                self.spelled.insert(key, name.to_owned());
+                Ok(())
+            }
+        }
+    }
 }
