@@ -108,8 +108,8 @@ async fn bulk_sqlx_insert(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Du
 }
 
 /// Raw sqlx doing dal's statements in one transaction: the batch put in id order, row locks
-/// of 2 000 ids, upserts of 1 000 rows RETURNING the stored rows (decoded), then history
-/// appends of 2 000 ids.
+/// of 2 000 ids, lookups of the new rows' versions of 2 000 ids, upserts of 1 000 rows (the
+/// versions given) RETURNING the stored rows (decoded), then history appends of 2 000 ids.
 async fn bulk_sqlx_same(
     pool: sqlx::PgPool,
     mut people: Vec<Person>,

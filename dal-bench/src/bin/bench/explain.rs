@@ -1,9 +1,11 @@
 //! `--explain-bulk`: where the time of a bulk save goes. Each statement kind of dal's plan, run
 //! by raw sqlx on one connection (each kind in its own transaction, commit included), against a
-//! plain multi-row INSERT and against the same work as one CTE statement; then dal's own save of
-//! the same size with its client CPU and the time its statements took. Medians over `rounds`.
+//! plain multi-row INSERT and against the same work as one CTE statement per chunk (after the
+//! version lookup); then dal's own save of the same size with its client CPU and the time its
+//! statements took. Medians over `rounds`.
 //! The bench's tables are dropped afterwards (by the caller).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -14,21 +16,22 @@ use crate::bulk::bulk_dal;
 use crate::mirror;
 use crate::pools::{close_dal, dal_db, sqlx_pg};
 use crate::sql::{
-    bind_rows, dal_plan_statements, insert_rows_sql, leak, now_micros, Person, BULK_CHUNK,
-    BULK_ROWS, DAL_HISTORY_CHUNK, DAL_LOCK_CHUNK, DAL_UPSERT_CHUNK,
+    bind_rows, dal_plan_statements, insert_rows_sql, leak, now_micros, Person, Versions,
+    BULK_CHUNK, BULK_ROWS, DAL_HISTORY_CHUNK, DAL_LOCK_CHUNK, DAL_UPSERT_CHUNK, DAL_VERSION_CHUNK,
 };
 
 const TABLE: &str = "dal_bench_bulk_raw";
 
-const PHASES: [&str; 5] = [
+const PHASES: [&str; 6] = [
     "plain INSERT, 1 000 rows/stmt (the multi-row baseline)",
     "dal: row locks SELECT id, version .. ORDER BY id FOR UPDATE, 2 000 ids/stmt (new rows: none found)",
-    "dal: upsert ON CONFLICT .. RETURNING, version = MAX(history version) + 1 per row, 1 000 rows/stmt, rows decoded",
+    "dal: version lookup SELECT id, MAX(version) FROM history .. GROUP BY id, 2 000 ids/stmt (new rows: none found)",
+    "dal: upsert ON CONFLICT .. RETURNING, version given (the lookup's + 1), 1 000 rows/stmt, rows decoded",
     "dal: history INSERT .. SELECT (copies each row, its version included), 2 000 ids/stmt",
-    "not dal: upsert + history as one CTE, 1 000 rows/stmt, rows decoded",
+    "not dal: version lookup, then upsert (version given) + history as one CTE, 1 000 rows/stmt, rows decoded",
 ];
 /// The phases that make up dal's plan.
-const DAL_PHASES: std::ops::RangeInclusive<usize> = 1..=3;
+const DAL_PHASES: std::ops::RangeInclusive<usize> = 1..=4;
 
 /// Batches of 10 000 new people, numbered on from 50 000 000.
 struct People(u64);
@@ -71,14 +74,19 @@ async fn time_phases(url: &str, rounds: usize, people: &mut People) -> Result<Ve
         let now = now_micros();
         times[0].push(plain_insert(&pool, insert, &rows, now).await?);
         // dal's row locks (of rows that do not exist yet, as in a save of new entities), its
-        // upserts, then its history appends of the same rows.
+        // lookup of their versions (none found), its upserts with the versions that gives,
+        // then its history appends of the same rows.
         let rows = people.sorted_batch();
-        times[1].push(phase(&pool, Phase::Lock, &rows, now).await?);
-        times[2].push(phase(&pool, Phase::Upsert, &rows, now).await?);
-        times[3].push(phase(&pool, Phase::History, &rows, now).await?);
-        // The same work as one statement per chunk.
+        let mut found = HashMap::new();
+        for (i, p) in [Phase::Lock, Phase::Lookup, Phase::Upsert, Phase::History]
+            .into_iter()
+            .enumerate()
+        {
+            times[1 + i].push(phase(&pool, p, &rows, now, &mut found).await?);
+        }
+        // The same work as one statement per chunk (after the version lookup).
         let rows = people.sorted_batch();
-        times[4].push(phase(&pool, Phase::Cte, &rows, now).await?);
+        times[5].push(phase(&pool, Phase::Cte, &rows, now, &mut HashMap::new()).await?);
         eprintln!("  explain-bulk round {}/{}", r + 1, rounds);
     }
     pool.close().await;
@@ -106,24 +114,31 @@ async fn plain_insert(
 #[derive(Clone, Copy)]
 enum Phase {
     Lock,
+    Lookup,
     Upsert,
     History,
     Cte,
 }
 
-/// One phase over `people` in its own transaction, commit included (ms).
+/// One phase over `people` in its own transaction, commit included (ms). The lookup stores
+/// the versions it found in `found`; the upsert gives the versions that makes.
 async fn phase(
     pool: &sqlx::PgPool,
     which: Phase,
     people: &[Person],
     now: DateTime<Utc>,
+    found: &mut HashMap<String, i64>,
 ) -> Result<f64> {
     let t = Instant::now();
     let mut tx = pool.begin().await?;
     let (n, want) = match which {
         Phase::Lock => (mirror::lock_rows(&mut tx, TABLE, people).await?, 0),
+        Phase::Lookup => {
+            *found = mirror::next_versions(&mut tx, TABLE, people).await?;
+            (found.len(), 0)
+        }
         Phase::Upsert => (
-            mirror::upsert_rows(&mut tx, TABLE, people, now).await?,
+            mirror::upsert_rows(&mut tx, TABLE, people, Versions::Given(found), now).await?,
             people.len(),
         ),
         Phase::History => (
@@ -182,7 +197,7 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         println!("| raw sqlx: {name} | {:.1} |", m(&times[i]));
     }
     println!(
-        "| raw sqlx: dal's plan (row locks + upsert RETURNING + history) | {:.1} |",
+        "| raw sqlx: dal's plan (row locks + version lookup + upsert RETURNING + history) | {:.1} |",
         DAL_PHASES.map(|i| m(&times[i])).sum::<f64>()
     );
     println!("| dal `save_entities`: wall | {:.1} |", m(&dal.walls));
@@ -199,10 +214,11 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         m(&dal.cpus)
     );
     println!(
-        "\ndal ran {:.0} statements for 10 000 rows; the raw mirror runs {} (BEGIN, row locks of {}, upserts of {}, history appends of {}, COMMIT).",
+        "\ndal ran {:.0} statements for 10 000 rows; the raw mirror runs {} (BEGIN, row locks of {}, version lookups of {}, upserts of {}, history appends of {}, COMMIT).",
         m(&dal.stmts),
         dal_plan_statements(BULK_ROWS),
         DAL_LOCK_CHUNK,
+        DAL_VERSION_CHUNK,
         DAL_UPSERT_CHUNK,
         DAL_HISTORY_CHUNK
     );

@@ -11,7 +11,7 @@ pub const SQLX_SAME: &str = "raw sqlx, same statements";
 pub const SQLX_CTE: &str = "not dal's plan: raw sqlx, one CTE statement (upsert+history+RETURNING)";
 pub const SQLX_MULTIROW: &str = "raw sqlx multi-row INSERT (1 000 rows/stmt)";
 pub const SQLX_SAME_BULK: &str =
-    "raw sqlx, dal's statements (row locks + upsert RETURNING + history)";
+    "raw sqlx, dal's statements (row locks + version lookup + upsert RETURNING + history)";
 pub const SEAORM_MANY: &str = "SeaORM insert_many (1 000 rows/stmt)";
 pub const IDEAL: &str = "ideal FIFO queueing time";
 pub const ONE_MICRO: &str = "target: 1 µs";
@@ -24,7 +24,10 @@ pub fn short_name(name: &str) -> String {
         .replace("(default options)", "(default)")
         .replace(" (prepare_cached)", "")
         .replace(" (1 000 rows/stmt)", "")
-        .replace(" (row locks + upsert RETURNING + history)", "")
+        .replace(
+            " (row locks + version lookup + upsert RETURNING + history)",
+            "",
+        )
         .replace(
             "not dal's plan: raw sqlx, one CTE statement (upsert+history+RETURNING)",
             "raw sqlx, one CTE (not dal's plan)",

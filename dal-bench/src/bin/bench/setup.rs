@@ -352,13 +352,31 @@ mod tests {
         // Truncated statements: the head and the length count.
         let big = dal_plan("t", 4000);
         let dal = as_dal_sends(&big);
+        // BEGIN, 2 locks, 2 version lookups, 4 upserts, 2 history appends, COMMIT.
+        assert_eq!(big.len(), 12);
         let mut other = big.clone();
-        other[3] = other[3].replacen("INSERT INTO", "INSERT  INTO", 1);
-        assert!(plan_difference(4000, &dal, &other).is_some());
+        other[5] = other[5].replacen("INSERT INTO", "INSERT  INTO", 1);
+        assert!(plan_difference(4000, &dal, &other)
+            .unwrap()
+            .contains("statement 6 of 12"));
         let mut other = big.clone();
         other[2] = dal_plan("t", 3000)[2].clone(); // a lock of 1 000 ids, not 2 000
         assert!(plan_difference(4000, &dal, &other)
             .unwrap()
-            .contains("statement 3 of 10"));
+            .contains("statement 3 of 12"));
+        let mut other = big.clone();
+        other[4] = dal_plan("t", 3000)[4].clone(); // a lookup of 1 000 ids, not 2 000
+        assert!(other[4].starts_with("SELECT \"id\", MAX(\"version\")"));
+        assert!(plan_difference(4000, &dal, &other)
+            .unwrap()
+            .contains("statement 5 of 12"));
+        // The upserts of a batch give the versions: the single entity's subquery is another
+        // statement.
+        let two = dal_plan("t", 2);
+        let mut other = two.clone();
+        other[3] = crate::sql::upsert_sql("t", 2, crate::sql::NewVersion::FromHistory, true);
+        assert!(plan_difference(2, &as_dal_sends(&two), &other)
+            .unwrap()
+            .contains("statement 4 of 6"));
     }
 }

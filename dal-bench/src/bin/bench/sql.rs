@@ -1,6 +1,8 @@
 //! The bench's data and SQL: sizes, the entity (`Person`), dal's statements mirrored for raw
 //! sqlx, and the row types raw contenders decode.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use sqlx::postgres::{PgArguments, Postgres};
@@ -14,19 +16,25 @@ pub const BULK_ROWS: usize = 10_000;
 /// Rows per statement for the raw multi-row INSERT and SeaORM's insert_many (PostgreSQL allows
 /// 65 535 parameters; 1 000 rows × 9 columns fits).
 pub const BULK_CHUNK: usize = 1_000;
-/// dal's own chunking (dal/src/entity/ops.rs `CHUNK_ROWS` = 1 000, `CHUNK_PARAMS` = 30 000):
-/// upserts of min(1 000, 30 000 / 10 parameters per row) = 1 000 rows; row locks and history
-/// appends of 2 000 ids.
+/// dal's own chunking (dal/src/entity/ops/mod.rs `CHUNK_ROWS` = 1 000, `CHUNK_PARAMS` =
+/// 30 000): upserts of min(1 000, 30 000 / 10 parameters per row) = 1 000 rows; row locks,
+/// version lookups and history appends of 2 000 ids.
 pub const DAL_UPSERT_CHUNK: usize = 1_000;
 pub const DAL_LOCK_CHUNK: usize = 2_000;
+pub const DAL_VERSION_CHUNK: usize = 2_000;
 pub const DAL_HISTORY_CHUNK: usize = 2_000;
 
 /// Statements dal's save runs on PostgreSQL for `n` new entities of the bench's shape (one
-/// round trip each): BEGIN, the row locks (a batch of more than one), the upserts (RETURNING
-/// the stored rows), the history appends, COMMIT. The length of [`dal_plan`].
+/// round trip each): BEGIN, then for a batch of more than one the row locks and the lookups
+/// of the new rows' versions, the upserts (RETURNING the stored rows), the history appends,
+/// COMMIT. The length of [`dal_plan`].
 pub fn dal_plan_statements(n: usize) -> u64 {
-    let locks = if n > 1 { n.div_ceil(DAL_LOCK_CHUNK) } else { 0 };
-    (2 + locks + n.div_ceil(DAL_UPSERT_CHUNK) + n.div_ceil(DAL_HISTORY_CHUNK)) as u64
+    let (locks, lookups) = if n > 1 {
+        (n.div_ceil(DAL_LOCK_CHUNK), n.div_ceil(DAL_VERSION_CHUNK))
+    } else {
+        (0, 0)
+    };
+    (2 + locks + lookups + n.div_ceil(DAL_UPSERT_CHUNK) + n.div_ceil(DAL_HISTORY_CHUNK)) as u64
 }
 
 /// The key of point SELECT number `r` (1..=KV_ROWS).
@@ -98,8 +106,38 @@ fn placeholders_pg(from: usize, n: usize) -> String {
 }
 
 /// Parameters per row of dal's upsert: id, created_at, created_by, updated_at, updated_by, the
-/// id again (for the version), then the four fields.
+/// id again (for the version's subquery) or the version, then the four fields.
 pub const UPSERT_PARAMS: usize = 10;
+
+/// How dal's upsert learns a new row's version (dal/src/entity/ops/sql.rs `NewVersion`): one
+/// past the highest in its history.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum NewVersion {
+    /// A subquery per row on the history, from the row's id (dal's save of one entity).
+    FromHistory,
+    /// A parameter, looked up beforehand for the whole batch ([`next_versions_sql`]; dal's
+    /// save of more than one).
+    Given,
+}
+
+/// The versions bound to dal's upsert, of the statement's [`NewVersion`] form.
+#[derive(Clone, Copy, Debug)]
+pub enum Versions<'a> {
+    /// Each row's id, for its subquery.
+    FromHistory,
+    /// The highest history version of each id that has history (what [`next_versions_sql`]
+    /// found): a row's version is that + 1, or 1.
+    Given(&'a HashMap<String, i64>),
+}
+
+impl Versions<'_> {
+    pub fn form(&self) -> NewVersion {
+        match self {
+            Versions::FromHistory => NewVersion::FromHistory,
+            Versions::Given(_) => NewVersion::Given,
+        }
+    }
+}
 
 /// The columns dal's upsert writes, in its order (system fields but `deleted_at`, then the
 /// fields).
@@ -117,17 +155,33 @@ pub fn lock_sql(table: &str, n: usize) -> String {
     )
 }
 
-/// dal's upsert for `rows` rows of the bench's entity (ops.rs `upsert_sql`), as translated for
-/// PostgreSQL: a new row's version is one past the highest in its history, an existing row's
-/// goes up by one; with `returning`, it returns the stored rows as dal's does.
-pub fn upsert_sql(table: &str, rows: usize, returning: bool) -> String {
+/// dal's lookup of the new rows' versions (ops/save.rs `next_versions`, ops/sql.rs
+/// `next_versions_sql`) for `n` ids: the highest history version of each id that has history.
+pub fn next_versions_sql(table: &str, n: usize) -> String {
+    format!(
+        "SELECT \"id\", MAX(\"version\") FROM \"{table}_history\" WHERE \"id\" IN ({}) GROUP BY \"id\"",
+        placeholders_pg(1, n)
+    )
+}
+
+/// dal's upsert for `rows` rows of the bench's entity (ops/sql.rs `upsert_sql`), as translated
+/// for PostgreSQL: a new row's version is one past the highest in its history (as `version`
+/// says: a subquery per row, or a parameter), an existing row's goes up by one; with
+/// `returning`, it returns the stored rows as dal's does.
+pub fn upsert_sql(table: &str, rows: usize, version: NewVersion, returning: bool) -> String {
     let values = (0..rows)
         .map(|r| {
             let p = r * UPSERT_PARAMS;
+            let v = match version {
+                NewVersion::FromHistory => format!(
+                    "(SELECT COALESCE(MAX(\"h\".\"version\"), 0) + 1 FROM \"{table}_history\" \"h\" WHERE \"h\".\"id\" = ${})",
+                    p + 6
+                ),
+                NewVersion::Given => format!("${}", p + 6),
+            };
             format!(
-                "({}, (SELECT COALESCE(MAX(\"h\".\"version\"), 0) + 1 FROM \"{table}_history\" \"h\" WHERE \"h\".\"id\" = ${}), {})",
+                "({}, {v}, {})",
                 placeholders_pg(p + 1, 5),
-                p + 6,
                 placeholders_pg(p + 7, 4)
             )
         })
@@ -164,11 +218,11 @@ pub fn history_sql(table: &str, n: usize) -> String {
 }
 
 /// Not what dal runs: its upsert and history append as ONE statement (a PostgreSQL
-/// data-modifying CTE: dal's upsert, versions included, RETURNING the stored rows feeds the
-/// history INSERT, which copies them, and the final SELECT). Parameters: 10 per row, then
-/// history timestamp, user, comment.
-pub fn upsert_history_cte_sql(table: &str, rows: usize) -> String {
-    let upsert = upsert_sql(table, rows, false);
+/// data-modifying CTE: dal's upsert, versions included in `version`'s form, RETURNING the
+/// stored rows feeds the history INSERT, which copies them, and the final SELECT).
+/// Parameters: 10 per row, then history timestamp, user, comment.
+pub fn upsert_history_cte_sql(table: &str, rows: usize, version: NewVersion) -> String {
+    let upsert = upsert_sql(table, rows, version, false);
     let n = rows * UPSERT_PARAMS;
     format!(
         "WITH \"up\" AS ({upsert} RETURNING {COLS}), \
@@ -192,17 +246,25 @@ pub fn dal_plan(table: &str, n: usize) -> Vec<String> {
             .collect::<Vec<_>>()
     };
     let mut plan = vec!["BEGIN".to_owned()];
-    if n > 1 {
+    let version = if n > 1 {
         plan.extend(
             chunks(DAL_LOCK_CHUNK)
                 .into_iter()
                 .map(|k| lock_sql(table, k)),
         );
-    }
+        plan.extend(
+            chunks(DAL_VERSION_CHUNK)
+                .into_iter()
+                .map(|k| next_versions_sql(table, k)),
+        );
+        NewVersion::Given
+    } else {
+        NewVersion::FromHistory
+    };
     plan.extend(
         chunks(DAL_UPSERT_CHUNK)
             .into_iter()
-            .map(|k| upsert_sql(table, k, true)),
+            .map(|k| upsert_sql(table, k, version, true)),
     );
     plan.extend(
         chunks(DAL_HISTORY_CHUNK)
@@ -245,10 +307,11 @@ pub fn bind_rows<'q>(mut q: PgQuery<'q>, rows: &'q [Person], now: DateTime<Utc>)
 }
 
 /// Binds the 10 upsert parameters of each person, as dal does (the id a second time, for the
-/// version), for a statement whose rows are decoded.
+/// version's subquery, or the version given), for a statement whose rows are decoded.
 pub fn bind_upsert_as<'q, O>(
     mut q: PgQueryAs<'q, O>,
     rows: &'q [Person],
+    versions: Versions<'_>,
     now: DateTime<Utc>,
 ) -> PgQueryAs<'q, O> {
     for p in rows {
@@ -257,12 +320,12 @@ pub fn bind_upsert_as<'q, O>(
             .bind(now)
             .bind(None::<String>)
             .bind(now)
-            .bind(None::<String>)
-            .bind(&p.id)
-            .bind(p.active)
-            .bind(p.age)
-            .bind(&p.email)
-            .bind(&p.name);
+            .bind(None::<String>);
+        q = match versions {
+            Versions::FromHistory => q.bind(&p.id),
+            Versions::Given(found) => q.bind(found.get(&p.id).copied().unwrap_or(0) + 1),
+        };
+        q = q.bind(p.active).bind(p.age).bind(&p.email).bind(&p.name);
     }
     q
 }
@@ -301,11 +364,16 @@ mod tests {
     use super::*;
 
     /// What dal 0.1 sent for `save_entity("dal_bench_saves", …)` of a new entity on PostgreSQL
-    /// (its `dal::query` spans, fingerprint comment left out).
+    /// (its `dal::query` spans, fingerprint comment left out): the upsert's version by a
+    /// subquery on the history.
     const DAL_UPSERT_1: &str = r#"INSERT INTO "dal_bench_saves" ("id", "created_at", "created_by", "updated_at", "updated_by", "version", "active", "age", "email", "name") VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX("h"."version"), 0) + 1 FROM "dal_bench_saves_history" "h" WHERE "h"."id" = $6), $7, $8, $9, $10) ON CONFLICT ("id") DO UPDATE SET "active" = excluded."active", "age" = excluded."age", "email" = excluded."email", "name" = excluded."name", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by", "version" = "dal_bench_saves"."version" + 1 RETURNING "id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name""#;
     const DAL_HISTORY_1: &str = r#"INSERT INTO "dal_bench_saves_history" ("id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name", "history_timestamp", "history_user_id", "history_comment") SELECT "src"."id", "src"."created_at", "src"."created_by", "src"."updated_at", "src"."updated_by", "src"."deleted_at", "src"."version", "src"."active", "src"."age", "src"."email", "src"."name", $1, $2, $3 FROM "dal_bench_saves" "src" WHERE "src"."id" IN ($4) ORDER BY "src"."id""#;
-    /// …and for `save_entities` of two: the row locks first.
+    /// …and for `save_entities` of two: the row locks, the lookup of the new rows' versions,
+    /// then the upsert with the versions given.
     const DAL_LOCK_2: &str = r#"SELECT "id", "version" FROM "dal_bench_saves" WHERE "id" IN ($1, $2) ORDER BY "id" FOR UPDATE"#;
+    const DAL_LOOKUP_2: &str = r#"SELECT "id", MAX("version") FROM "dal_bench_saves_history" WHERE "id" IN ($1, $2) GROUP BY "id""#;
+    const DAL_UPSERT_2: &str = r#"INSERT INTO "dal_bench_saves" ("id", "created_at", "created_by", "updated_at", "updated_by", "version", "active", "age", "email", "name") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT ("id") DO UPDATE SET "active" = excluded."active", "age" = excluded."age", "email" = excluded."email", "name" = excluded."name", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by", "version" = "dal_bench_saves"."version" + 1 RETURNING "id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name""#;
+    const DAL_HISTORY_2: &str = r#"INSERT INTO "dal_bench_saves_history" ("id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name", "history_timestamp", "history_user_id", "history_comment") SELECT "src"."id", "src"."created_at", "src"."created_by", "src"."updated_at", "src"."updated_by", "src"."deleted_at", "src"."version", "src"."active", "src"."age", "src"."email", "src"."name", $1, $2, $3 FROM "dal_bench_saves" "src" WHERE "src"."id" IN ($4, $5) ORDER BY "src"."id""#;
 
     #[test]
     fn dal_statements_are_mirrored() {
@@ -314,26 +382,35 @@ mod tests {
             dal_plan(t, 1),
             ["BEGIN", DAL_UPSERT_1, DAL_HISTORY_1, "COMMIT"]
         );
-        let two = dal_plan(t, 2);
-        assert_eq!(two.len(), 5);
-        assert_eq!(two[1], DAL_LOCK_2);
-        assert!(two[2].contains(
-            "$10), ($11, $12, $13, $14, $15, (SELECT COALESCE(MAX(\"h\".\"version\"), 0) + 1 FROM \"dal_bench_saves_history\" \"h\" WHERE \"h\".\"id\" = $16), $17, $18, $19, $20) ON CONFLICT"
-        ));
-        assert!(two[3].ends_with("IN ($4, $5) ORDER BY \"src\".\"id\""));
-        let cte = upsert_history_cte_sql(t, 1);
-        // dal's upsert, RETURNING the stored rows, feeds the history INSERT.
+        assert_eq!(
+            dal_plan(t, 2),
+            [
+                "BEGIN",
+                DAL_LOCK_2,
+                DAL_LOOKUP_2,
+                DAL_UPSERT_2,
+                DAL_HISTORY_2,
+                "COMMIT"
+            ]
+        );
+        // The one-CTE alternative: dal's upsert, RETURNING the stored rows, feeds the history
+        // INSERT; a single entity's with the subquery, a batch's with the versions given.
+        let cte = upsert_history_cte_sql(t, 1, NewVersion::FromHistory);
         assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_1}), \"h\" AS (")));
         assert!(cte.ends_with("SELECT \"up\".*, $11, $12, $13 FROM \"up\" ORDER BY \"up\".\"id\") SELECT * FROM \"up\""));
+        let cte = upsert_history_cte_sql(t, 2, NewVersion::Given);
+        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_2}), \"h\" AS (")));
+        assert!(cte.ends_with("SELECT \"up\".*, $21, $22, $23 FROM \"up\" ORDER BY \"up\".\"id\") SELECT * FROM \"up\""));
         assert_eq!(insert_rows_sql(t, 1000).matches('(').count(), 1001);
     }
 
     #[test]
     fn plan_sizes() {
         assert_eq!(dal_plan_statements(1), 4);
-        assert_eq!(dal_plan_statements(2), 5);
-        // BEGIN, 5 locks of 2 000, 10 upserts of 1 000, 5 history appends of 2 000, COMMIT.
-        assert_eq!(dal_plan_statements(10_000), 22);
+        assert_eq!(dal_plan_statements(2), 6);
+        // BEGIN, 5 locks of 2 000, 5 version lookups of 2 000, 10 upserts of 1 000, 5 history
+        // appends of 2 000, COMMIT.
+        assert_eq!(dal_plan_statements(10_000), 27);
         for n in [1, 2, 999, 1000, 1001, 2000, 2001, 4000, 10_000] {
             let plan = dal_plan("t", n);
             assert_eq!(plan.len() as u64, dal_plan_statements(n), "{n}");
@@ -343,13 +420,29 @@ mod tests {
                     .map(|s| s[s.rfind("IN (").unwrap()..].matches('$').count())
                     .sum::<usize>()
             };
-            assert_eq!(ids("SELECT"), if n > 1 { n } else { 0 }, "{n}");
+            let batch = if n > 1 { n } else { 0 };
+            assert_eq!(ids("SELECT \"id\", \"version\" FROM \"t\""), batch, "{n}");
+            assert_eq!(
+                ids("SELECT \"id\", MAX(\"version\") FROM \"t_history\""),
+                batch,
+                "{n}"
+            );
             assert_eq!(ids("INSERT INTO \"t_history\""), n, "{n}");
-            let upserted: usize = plan
+            // Rows upserted (each `($k, …)` in VALUES), and of those, versions by subquery.
+            let upserts: Vec<&str> = plan
                 .iter()
-                .map(|s| s.matches("(SELECT COALESCE(MAX").count())
+                .filter(|s| s.starts_with("INSERT INTO \"t\" "))
+                .map(|s| &s[s.find(" VALUES ").unwrap()..s.find(" ON CONFLICT").unwrap()])
+                .collect();
+            let rows: usize = upserts.iter().map(|v| v.matches("($").count()).sum();
+            assert_eq!(rows, n, "{n}");
+            let params: usize = upserts.iter().map(|v| v.matches('$').count()).sum();
+            assert_eq!(params, n * UPSERT_PARAMS, "{n}");
+            let subqueries: usize = upserts
+                .iter()
+                .map(|v| v.matches("(SELECT COALESCE(MAX").count())
                 .sum();
-            assert_eq!(upserted, n, "{n}");
+            assert_eq!(subqueries, if n > 1 { 0 } else { 1 }, "{n}");
         }
     }
 

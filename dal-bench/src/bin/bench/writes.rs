@@ -90,9 +90,9 @@ async fn dal_save(db: dal::Database, r: u64) -> Result<()> {
 /// The table the raw contenders save into (made by dal, so of exactly its shape).
 const RAW_TABLE: &str = "dal_bench_saves_raw";
 
-/// dal's plan by hand: BEGIN, the upsert (version from the history) RETURNING the stored row,
-/// the history append copying it, COMMIT. A single entity takes no row lock first (dal locks
-/// a batch of more than one).
+/// dal's plan by hand: BEGIN, the upsert (version from the history by a subquery) RETURNING
+/// the stored row, the history append copying it, COMMIT. A single entity takes no row lock
+/// and no version lookup first (dal does both for a batch of more than one).
 async fn sqlx_same_save(pool: sqlx::PgPool, r: u64) -> Result<()> {
     let p = Person::new(r);
     let now = now_micros();
@@ -103,7 +103,8 @@ async fn sqlx_same_save(pool: sqlx::PgPool, r: u64) -> Result<()> {
     Ok(())
 }
 
-/// Not dal's plan: the same upsert and history append as one CTE statement.
+/// Not dal's plan: the same upsert (version by its subquery) and history append as one CTE
+/// statement.
 async fn sqlx_cte_save(pool: sqlx::PgPool, r: u64) -> Result<()> {
     let p = Person::new(r);
     let now = now_micros();
