@@ -27,7 +27,7 @@ pub const DAL_HISTORY_CHUNK: usize = 2_000;
 /// Statements dal's save runs on PostgreSQL for `n` new entities of the bench's shape (one
 /// round trip each): BEGIN, then for a batch of more than one the row locks and the lookups
 /// of the new rows' versions, the upserts (RETURNING the stored rows), the history appends,
-/// COMMIT. The length of [`dal_plan`].
+/// COMMIT. The length of `dal_plan` (a test helper).
 pub fn dal_plan_statements(n: usize) -> u64 {
     let (locks, lookups) = if n > 1 {
         (n.div_ceil(DAL_LOCK_CHUNK), n.div_ceil(DAL_VERSION_CHUNK))
