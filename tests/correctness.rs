@@ -393,6 +393,7 @@ struct Naive {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
 #[entity(table = "c_numbered")]
+#[serde(deny_unknown_fields)]
 struct Numbered {
     id: Option<i64>,
     label: String,

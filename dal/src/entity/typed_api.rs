@@ -126,10 +126,10 @@ fn to_map<T: Entity>(value: &T) -> Result<(EntityMap, Option<i64>)> {
     Ok((out, expected))
 }
 
-/// Entity map → `T`: columns renamed back to serde names, values shaped as the Rust types
-/// expect them (integer ids, naive timestamps), defaults applied to fields stored before
-/// they existed; system fields kept, so a struct may declare e.g.
-/// `created_at: Option<DateTime<Utc>>` to receive them.
+/// Entity map → `T`: the columns `T` declares, renamed back to serde names, values shaped as
+/// the Rust types expect them (integer ids, naive timestamps), defaults applied to fields
+/// stored before they existed. A struct may declare system fields, e.g.
+/// `created_at: Option<DateTime<Utc>>`, to receive them.
 fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
     let mut out = Map::new();
     for f in T::fields() {
@@ -158,9 +158,8 @@ fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
             out.insert(f.serde_name.to_owned(), v);
         }
     }
-    for (k, v) in map {
-        out.entry(k).or_insert(v);
-    }
+    // Columns `T` does not declare (system fields it does not receive, fields other code
+    // added) are left out, so `#[serde(deny_unknown_fields)]` works.
     serde_json::from_value(Json::Object(out))
         .map_err(|e| Error::Conversion(format!("{}: cannot read entity: {e}", T::table_name())))
 }
