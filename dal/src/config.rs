@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::resilience::{BreakerConfig, RetryPolicy};
 use crate::sql::Backend;
 
+mod connect;
 mod credentials;
 
+pub(crate) use connect::check_charset;
 pub(crate) use credentials::CredentialTag;
 use credentials::{hmac_sha256, process_key, Secret};
 
@@ -61,7 +63,37 @@ pub struct DatabaseConfig {
     log_parameter_values: bool,
     retry_policy: RetryPolicy,
     circuit_breaker: BreakerConfig,
+    // What a connection is (part of `hash()` when set).
+    application_name: Option<String>,
+    pg_options: Vec<(String, String)>,
+    charset: Option<String>,
 }
+
+/// URL options every backend accepts.
+const COMMON_OPTIONS: &[&str] = &[
+    "alias",
+    "env",
+    "connection_acquisition_timeout",
+    "pool_creation_timeout",
+    "query_execution_timeout",
+    "connection_creation_timeout",
+    "pool_min",
+    "pool_max",
+];
+/// URL options only PostgreSQL accepts.
+const POSTGRES_OPTIONS: &[&str] = &[
+    "application_name",
+    "connect_timeout",
+    "options",
+    "user",
+    "password",
+    "host",
+    "port",
+    "dbname",
+    "target_session_attrs",
+];
+/// URL options only MySQL/MariaDB accept.
+const MYSQL_OPTIONS: &[&str] = &["charset", "timezone"];
 
 impl DatabaseConfig {
     /// A configuration for `database`: a database name, or for SQLite a file path or `:memory:`.
@@ -85,15 +117,31 @@ impl DatabaseConfig {
             log_parameter_values: false,
             retry_policy: RetryPolicy::default(),
             circuit_breaker: BreakerConfig::default(),
+            application_name: None,
+            pg_options: Vec::new(),
+            charset: None,
         }
     }
 
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
     /// `mariadb://…`, `sqlite://path/to/file.db`, `sqlite:relative.db`, `sqlite::memory:`.
     ///
-    /// Query options: `alias`, `env`, `connection_acquisition_timeout`, `pool_creation_timeout`,
-    /// `query_execution_timeout`, `connection_creation_timeout` (seconds, may be fractional),
-    /// `pool_min`, `pool_max`. Any other option is an error.
+    /// User, password and database name are percent-decoded (`p%40ss` is `p@ss`; a `+` is a
+    /// plus). Query options (values percent-decoded the same way):
+    ///
+    /// * every backend: `alias`, `env`, `connection_acquisition_timeout`,
+    ///   `pool_creation_timeout`, `query_execution_timeout`, `connection_creation_timeout`
+    ///   (seconds, may be fractional), `pool_min`, `pool_max`;
+    /// * PostgreSQL (as libpq): `application_name` (default `dal`), `connect_timeout` (seconds,
+    ///   sets `connection_creation_timeout`), `options` (run-time parameters,
+    ///   `-c name=value …`), `user`, `password`, `host`, `port`, `dbname` (they override the
+    ///   URL's parts), `target_session_attrs` (only `any` for now);
+    /// * MySQL/MariaDB: `charset` (default `utf8mb4`), `timezone` (only UTC: dal stores
+    ///   timestamps as naive UTC, so any other zone is refused).
+    ///
+    /// Any other option is an [`Error::Config`] that names it and lists the supported ones.
+    /// Host lists (`postgres://u@h1:5433,h2:5434/db`) are parsed and refused with a clear
+    /// [`Error::Config`] until multi-host connections exist. Errors never show the password.
     pub fn from_url(url: &str) -> Result<Self> {
         let (scheme, rest) = url
             .split_once(':')
@@ -122,18 +170,17 @@ impl DatabaseConfig {
                 .join("&");
             (DatabaseConfig::new(path), query)
         } else {
+            // `url::Url` does not take host lists: look at the authority first.
+            if let Some(after) = rest.strip_prefix("//") {
+                let authority = after.find(['/', '?']).map_or(after, |i| &after[..i]);
+                let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                connect::check_single_host(hosts, None)?;
+            }
             let parsed = url::Url::parse(url)
                 .map_err(|e| Error::Config(format!("malformed URL {}: {e}", redact_url(url))))?;
             let database = parsed.path().trim_start_matches('/');
-            let database = percent_decode(database);
-            if database.is_empty() {
-                return Err(Error::Config(format!(
-                    "URL names no database: {}",
-                    redact_url(url)
-                )));
-            }
-            let mut c = DatabaseConfig::new(database);
-            if let Some(host) = parsed.host_str() {
+            let mut c = DatabaseConfig::new(connect::percent_decode(database, "database name")?);
+            if let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) {
                 c.host = host
                     .trim_start_matches('[')
                     .trim_end_matches(']')
@@ -141,17 +188,89 @@ impl DatabaseConfig {
             }
             c.port = parsed.port();
             if !parsed.username().is_empty() {
-                c.user = Some(percent_decode(parsed.username()));
+                c.user = Some(connect::percent_decode(parsed.username(), "user name")?);
             }
             if let Some(pw) = parsed.password() {
-                c.password = Secret(Some(percent_decode(pw)));
+                c.password = Secret(Some(connect::percent_decode(pw, "password")?));
             }
             (c, parsed.query().map(str::to_owned))
         };
         config.backend = Some(backend);
         if let Some(q) = query {
-            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            for (k, v) in connect::query_pairs(&q)? {
                 config = config.apply_option(&k, &v)?;
+            }
+        }
+        if config.database.is_empty() {
+            return Err(Error::Config(format!(
+                "URL names no database: {}",
+                redact_url(url)
+            )));
+        }
+        Ok(config)
+    }
+
+    /// A configuration from the environment: the URL in `DATABASE_URL` (see
+    /// [`from_url`](Self::from_url)); unset or empty, it is an [`Error::Config`].
+    ///
+    /// When the URL carries no password, it may come from a file:
+    ///
+    /// * `DAL_PASSWORD_FILE`: the whole file is the password (one trailing newline trimmed),
+    ///   as with Docker or Kubernetes secrets. Setting it while the URL has a password is an
+    ///   error (give the password one way only).
+    /// * otherwise, PostgreSQL only, `PGPASSFILE`: a libpq password file, lines
+    ///   `host:port:database:user:password` with `*` matching anything and `\:`, `\\`
+    ///   escapes; the first line matching the host, port, database and user (`postgres` if not
+    ///   given) wins, and no matching line means no password. The default `~/.pgpass` is not
+    ///   read, nor are the file's permissions checked.
+    ///
+    /// Files are read here, once. Errors name the variable and the file, never the password.
+    pub fn from_env() -> Result<Self> {
+        Self::from_env_with(|name| match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(Error::Config(format!("{name} is not valid UTF-8")))
+            }
+        })
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `var`.
+    pub(crate) fn from_env_with(var: impl Fn(&str) -> Result<Option<String>>) -> Result<Self> {
+        let url = var("DATABASE_URL")?
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                Error::Config(
+                    "DATABASE_URL is not set: set it to a database URL such as \
+                 postgres://user@host:5432/db (see DatabaseConfig::from_url)"
+                        .into(),
+                )
+            })?;
+        let mut config = Self::from_url(&url)?;
+        if let Some(path) = var("DAL_PASSWORD_FILE")?.filter(|f| !f.is_empty()) {
+            if config.password.expose().is_some() {
+                return Err(Error::Config(
+                    "DATABASE_URL carries a password and DAL_PASSWORD_FILE is set: give the \
+                     password one way only"
+                        .into(),
+                ));
+            }
+            let pw = connect::read_password_file(&path, "DAL_PASSWORD_FILE")?;
+            config.password = Secret(Some(pw));
+        } else if config.password.expose().is_none() && config.backend == Some(Backend::Postgres) {
+            if let Some(path) = var("PGPASSFILE")?.filter(|f| !f.is_empty()) {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::Config(format!("PGPASSFILE: cannot read {path:?}: {e}")))?;
+                let found = connect::pgpass_lookup(
+                    &text,
+                    &config.host,
+                    config.effective_port(Backend::Postgres),
+                    &config.database,
+                    config.get_user().unwrap_or("postgres"),
+                );
+                if let Some(pw) = found {
+                    config.password = Secret(Some(pw));
+                }
             }
         }
         Ok(config)
@@ -174,6 +293,8 @@ impl DatabaseConfig {
                 .parse::<usize>()
                 .map_err(|_| Error::Config(format!("option {key}: {value:?} is not a count")))
         };
+        let pg = self.backend == Some(Backend::Postgres);
+        let my = self.backend == Some(Backend::MySql);
         Ok(match key {
             "alias" => self.alias(value),
             "env" => self.env(value),
@@ -189,12 +310,80 @@ impl DatabaseConfig {
                 let min = self.pool_size.0;
                 self.pool_size(min, count()?)
             }
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown URL option {other:?} (known: alias, env, the four timeouts, pool_min, pool_max)"
-                )))
+            // Standard PostgreSQL (libpq) options.
+            "application_name" if pg => self.application_name(value),
+            "connect_timeout" if pg => {
+                let t = secs()?;
+                if t.is_zero() {
+                    return Err(Error::Config(
+                        "option connect_timeout: 0 (wait forever) is not supported: dal always \
+                         bounds opening a connection; give a number of seconds"
+                            .into(),
+                    ));
+                }
+                self.connection_creation_timeout(t)
             }
+            "options" if pg => {
+                let mut c = self;
+                for (k, v) in connect::parse_pg_options(value)? {
+                    c = c.pg_option(k, v);
+                }
+                c
+            }
+            "user" if pg => self.user(value),
+            "password" if pg => self.password(value),
+            "host" if pg => {
+                connect::check_single_host(value, None)?;
+                self.host(value)
+            }
+            "port" if pg => {
+                connect::check_single_host(&self.host, Some(value))?;
+                self.port(connect::parse_port(value)?)
+            }
+            "dbname" if pg => DatabaseConfig {
+                database: value.to_owned(),
+                ..self
+            },
+            "target_session_attrs" if pg => {
+                connect::check_target_session_attrs(value)?;
+                self
+            }
+            // Standard MySQL/MariaDB options.
+            "charset" if my => {
+                connect::check_charset(value)?;
+                self.charset(value)
+            }
+            "timezone" if my => {
+                connect::check_mysql_timezone(value)?;
+                self
+            }
+            other => return Err(self.unknown_option(other)),
         })
+    }
+
+    /// The error for an option this configuration's backend does not take.
+    fn unknown_option(&self, key: &str) -> Error {
+        let (name, specific): (&str, &[&str]) = match self.backend {
+            Some(Backend::Postgres) => ("PostgreSQL", POSTGRES_OPTIONS),
+            Some(Backend::MySql) => ("MySQL/MariaDB", MYSQL_OPTIONS),
+            _ => ("SQLite", &[]),
+        };
+        let supported = COMMON_OPTIONS
+            .iter()
+            .chain(specific)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let elsewhere = if POSTGRES_OPTIONS.contains(&key) && !specific.contains(&key) {
+            " (it is a PostgreSQL option)"
+        } else if MYSQL_OPTIONS.contains(&key) && !specific.contains(&key) {
+            " (it is a MySQL/MariaDB option)"
+        } else {
+            ""
+        };
+        Error::Config(format!(
+            "unknown URL option {key:?} for {name}{elsewhere}; supported: {supported}"
+        ))
     }
 
     /// Server host name or address (default `localhost`).
@@ -297,6 +486,38 @@ impl DatabaseConfig {
         self.circuit_breaker = breaker;
         self
     }
+    /// PostgreSQL: the `application_name` the server shows for the session (in
+    /// `pg_stat_activity` and logs). Default `dal`. Part of [`hash`](Self::hash).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
+        self
+    }
+    /// PostgreSQL: a run-time parameter set when each connection starts (what libpq's
+    /// `options=-c name=value` does), e.g. `.pg_option("search_path", "app")`. May be called
+    /// several times. Part of [`hash`](Self::hash).
+    pub fn pg_option(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pg_options.push((name.into(), value.into()));
+        self
+    }
+    /// MySQL/MariaDB: the connection character set (default `utf8mb4`). Part of
+    /// [`hash`](Self::hash).
+    pub fn charset(mut self, charset: impl Into<String>) -> Self {
+        self.charset = Some(charset.into());
+        self
+    }
+    /// The `application_name` in effect on PostgreSQL (`dal` unless set).
+    pub fn get_application_name(&self) -> &str {
+        self.application_name.as_deref().unwrap_or("dal")
+    }
+    /// The PostgreSQL run-time parameters set at connection start.
+    pub fn get_pg_options(&self) -> &[(String, String)] {
+        &self.pg_options
+    }
+    /// The character set in effect on MySQL/MariaDB (`utf8mb4` unless set).
+    pub fn get_charset(&self) -> &str {
+        self.charset.as_deref().unwrap_or("utf8mb4")
+    }
+
     /// Retry policy.
     pub fn get_retry_policy(&self) -> &RetryPolicy {
         &self.retry_policy
@@ -401,7 +622,12 @@ impl DatabaseConfig {
     /// [`pool_creation_timeout`](Self::pool_creation_timeout),
     /// [`query_execution_timeout`](Self::query_execution_timeout),
     /// [`connection_creation_timeout`](Self::connection_creation_timeout)) and
-    /// [`pool_size`](Self::pool_size) (min and max).
+    /// [`pool_size`](Self::pool_size) (min and max), and, when set, what the session is:
+    /// [`application_name`](Self::application_name), [`pg_option`](Self::pg_option)s (in
+    /// order) and [`charset`](Self::charset) (each adds to the hash only when set, so
+    /// configurations that leave them alone keep their hash; setting one to its default value
+    /// still changes the hash). MySQL's `timezone` URL option is not a setting: only UTC is
+    /// accepted, which is what every connection uses.
     ///
     /// **What it leaves out:**
     ///
@@ -431,6 +657,10 @@ impl DatabaseConfig {
     /// // Covered: where the pool connects, how it waits, how big it is.
     /// assert_ne!(base.hash(), base.clone().port(5432).hash());
     /// assert_ne!(base.hash(), base.clone().pool_size(1, 5).hash());
+    /// // ... and what the session is: its name, run-time parameters, character set.
+    /// assert_ne!(base.hash(), base.clone().application_name("api").hash());
+    /// assert_ne!(base.hash(), base.clone().pg_option("search_path", "app").hash());
+    /// assert_ne!(base.hash(), base.clone().charset("latin1").hash());
     /// // Not covered: the password (pools are still separated by it) ...
     /// assert_eq!(base.hash(), base.clone().password("secret").hash());
     /// // ... nor observability, retry and breaker settings (the pool keeps its creator's) ...
@@ -463,6 +693,15 @@ impl DatabaseConfig {
         if self.log_parameter_values {
             canonical.push_str("|log_parameter_values");
         }
+        if let Some(name) = &self.application_name {
+            canonical.push_str(&format!("|application_name={name:?}"));
+        }
+        for (k, v) in &self.pg_options {
+            canonical.push_str(&format!("|pg_option={k:?}={v:?}"));
+        }
+        if let Some(cs) = &self.charset {
+            canonical.push_str(&format!("|charset={cs:?}"));
+        }
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -492,19 +731,6 @@ impl fmt::Display for DatabaseConfig {
         }
         write!(f, "/{})", self.database)
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(s.replace('+', "%2B").as_bytes())
-        .map(|(k, v)| {
-            if v.is_empty() {
-                k.into_owned()
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// A URL with any password replaced by `***`, safe to put in an error message.
@@ -605,5 +831,225 @@ mod tests {
             DatabaseConfig::new("db").hash(),
             DatabaseConfig::new("db").hash()
         );
+    }
+
+    /// The issue's example without its TLS options (`sslmode=verify-full&sslrootcert=ca.pem`),
+    /// which belong to the TLS work and are unknown options until it lands.
+    #[test]
+    fn issue_example_without_tls_options() {
+        let c = DatabaseConfig::from_url("postgres://u:p%40ss@host:5432/db?application_name=api")
+            .unwrap();
+        assert_eq!(c.get_user(), Some("u"));
+        assert_eq!(c.password_secret(), Some("p@ss"));
+        assert_eq!(c.get_host(), "host");
+        assert_eq!(c.get_port(), Some(5432));
+        assert_eq!(c.database(), "db");
+        assert_eq!(c.get_application_name(), "api");
+        assert!(!format!("{c:?}{c}").contains("p@ss"));
+    }
+
+    #[test]
+    fn postgres_standard_options() {
+        let c = DatabaseConfig::from_url(
+            "postgresql://ignored@urlhost/urldb?user=bob&password=a%2Bb+c%3D&host=h2&port=6432\
+             &dbname=real&connect_timeout=7&options=-c%20search_path%3Dapp%20-cwork_mem=4MB\
+             &target_session_attrs=any",
+        )
+        .unwrap();
+        assert_eq!(c.backend(), Some(Backend::Postgres));
+        assert_eq!(c.get_user(), Some("bob"));
+        assert_eq!(c.password_secret(), Some("a+b+c="));
+        assert_eq!(c.get_host(), "h2");
+        assert_eq!(c.get_port(), Some(6432));
+        assert_eq!(c.database(), "real");
+        assert_eq!(c.get_connection_creation_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            c.get_pg_options(),
+            [
+                ("search_path".to_owned(), "app".to_owned()),
+                ("work_mem".to_owned(), "4MB".to_owned())
+            ]
+        );
+        assert_eq!(c.get_application_name(), "dal");
+        assert!(!format!("{c:?}{c}").contains("a+b+c="));
+        // Host and database only as options.
+        let c = DatabaseConfig::from_url("postgres:///?host=/run/postgresql&dbname=x").unwrap();
+        assert_eq!((c.get_host(), c.database()), ("/run/postgresql", "x"));
+        assert!(DatabaseConfig::from_url("postgres://h/?application_name=a").is_err());
+    }
+
+    #[test]
+    fn mysql_standard_options() {
+        let c = DatabaseConfig::from_url("mysql://root@h/db?charset=latin1&timezone=UTC").unwrap();
+        assert_eq!(c.get_charset(), "latin1");
+        assert_eq!(DatabaseConfig::new("db").get_charset(), "utf8mb4");
+        let e = DatabaseConfig::from_url("mariadb://root@h/db?timezone=Europe%2FParis")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("naive UTC"), "{e}");
+        assert!(DatabaseConfig::from_url("mysql://h/db?charset=utf8mb4;x").is_err());
+        // PostgreSQL options are not MySQL options, and the reverse.
+        let e = DatabaseConfig::from_url("mysql://h/db?application_name=a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("PostgreSQL option") && e.contains("charset"),
+            "{e}"
+        );
+        let e = DatabaseConfig::from_url("postgres://h/db?charset=latin1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MySQL/MariaDB option"), "{e}");
+    }
+
+    #[test]
+    fn option_errors_name_the_option_and_list_the_supported_ones() {
+        let e = DatabaseConfig::from_url("postgres://u:hunter2@h/db?bogus=1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"bogus\""), "{e}");
+        for known in ["application_name", "options", "dbname", "pool_max", "alias"] {
+            assert!(e.contains(known), "{e}");
+        }
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = DatabaseConfig::from_url("sqlite::memory:?charset=x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SQLite") && e.contains("pool_min"), "{e}");
+        for bad in [
+            "postgres://h/db?connect_timeout=0",
+            "postgres://h/db?connect_timeout=soon",
+            "postgres://h/db?options=-D%20/data",
+            "postgres://h/db?port=0",
+            "postgres://h/db?target_session_attrs=fastest",
+            "postgres://u:p%zz@h/db",
+        ] {
+            assert!(
+                matches!(DatabaseConfig::from_url(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+        // A TLS option is unknown until the TLS work lands.
+        assert!(DatabaseConfig::from_url("postgres://h/db?sslmode=require").is_err());
+    }
+
+    #[test]
+    fn host_lists_are_parsed_and_refused_for_now() {
+        let e = DatabaseConfig::from_url("postgres://u:secretpw@h1:5433,h2:5434/db").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Config(_)));
+        assert!(
+            msg.contains("multi-host") && msg.contains("h1:5433, h2:5434"),
+            "{msg}"
+        );
+        assert!(!msg.contains("secretpw"), "{msg}");
+        for bad in [
+            "postgres://[::1]:5433,h2/db",
+            "postgres://h/db?host=a,b",
+            "postgres://h/db?port=1,2",
+            "postgres://h/db?target_session_attrs=read-write",
+        ] {
+            let e = DatabaseConfig::from_url(bad).unwrap_err().to_string();
+            assert!(e.contains("not supported yet"), "{bad}: {e}");
+        }
+        assert!(DatabaseConfig::from_url("postgres://h1:x,h2/db").is_err());
+    }
+
+    #[test]
+    fn session_settings_are_part_of_the_hash() {
+        let base = DatabaseConfig::from_url("postgres://h/db").unwrap();
+        let named = DatabaseConfig::from_url("postgres://h/db?application_name=api").unwrap();
+        let opts = DatabaseConfig::from_url("postgres://h/db?options=-c%20a=b").unwrap();
+        assert_ne!(base.hash(), named.hash());
+        assert_ne!(base.hash(), opts.hash());
+        let my = DatabaseConfig::from_url("mysql://h/db").unwrap();
+        assert_ne!(my.hash(), my.clone().charset("latin1").hash());
+        // timezone=UTC is what every connection uses anyway.
+        let utc = DatabaseConfig::from_url("mysql://h/db?timezone=UTC").unwrap();
+        assert_eq!(my.hash(), utc.hash());
+    }
+
+    fn temp_file(name: &str, contents: &str) -> String {
+        let path = std::env::temp_dir().join(format!("dal-{name}-{}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<Option<String>> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| Ok(vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn from_env_reads_database_url_and_password_files() {
+        let e = DatabaseConfig::from_env_with(env_of(&[])).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("DATABASE_URL is not set")),
+            "{e}"
+        );
+        let c = DatabaseConfig::from_env_with(env_of(&[(
+            "DATABASE_URL",
+            "mysql://root@h/db?charset=latin1",
+        )]))
+        .unwrap();
+        assert_eq!(
+            (c.backend(), c.get_charset()),
+            (Some(Backend::MySql), "latin1")
+        );
+        assert_eq!(c.password_secret(), None);
+
+        let file = temp_file("pwfile", "from-file-pw\n");
+        let c = DatabaseConfig::from_env_with(env_of(&[
+            ("DATABASE_URL", "postgres://app@h/db"),
+            ("DAL_PASSWORD_FILE", &file),
+        ]))
+        .unwrap();
+        assert_eq!(c.password_secret(), Some("from-file-pw"));
+        assert!(!format!("{c:?}{c}").contains("from-file-pw"));
+        let e = DatabaseConfig::from_env_with(env_of(&[
+            ("DATABASE_URL", "postgres://app:urlpw@h/db"),
+            ("DAL_PASSWORD_FILE", &file),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("one way only") && !e.contains("urlpw"), "{e}");
+        assert!(!e.contains("from-file-pw"), "{e}");
+        let e = DatabaseConfig::from_env_with(env_of(&[
+            ("DATABASE_URL", "postgres://app@h/db"),
+            ("DAL_PASSWORD_FILE", "/nonexistent/dal-pw"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("DAL_PASSWORD_FILE") && e.contains("/nonexistent/dal-pw"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&file);
+
+        let pgpass = temp_file("pgpass", "h:5432:db:app:pgpass-pw\n*:*:*:*:other\n");
+        let with_pgpass = |url: &str| {
+            DatabaseConfig::from_env_with(env_of(&[("DATABASE_URL", url), ("PGPASSFILE", &pgpass)]))
+                .unwrap()
+        };
+        assert_eq!(
+            with_pgpass("postgres://app@h/db").password_secret(),
+            Some("pgpass-pw")
+        );
+        assert_eq!(
+            with_pgpass("postgres://app@h:5433/db").password_secret(),
+            Some("other")
+        );
+        // The URL's password wins; MySQL ignores PGPASSFILE.
+        assert_eq!(
+            with_pgpass("postgres://app:mine@h/db").password_secret(),
+            Some("mine")
+        );
+        assert_eq!(with_pgpass("mysql://app@h/db").password_secret(), None);
+        let c = with_pgpass("postgres://app@h/db");
+        assert!(!format!("{c:?}{c}").contains("pgpass-pw"));
+        let _ = std::fs::remove_file(&pgpass);
     }
 }

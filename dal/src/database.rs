@@ -105,6 +105,16 @@ impl Database {
         Ok(Database::new(backend, config))
     }
 
+    /// A database from the environment: `DATABASE_URL`, with the password possibly from
+    /// `DAL_PASSWORD_FILE` or `PGPASSFILE`; see [`DatabaseConfig::from_env`].
+    pub fn from_env() -> Result<Self> {
+        let config = DatabaseConfig::from_env()?;
+        let backend = config
+            .backend()
+            .ok_or_else(|| crate::Error::Config("DATABASE_URL names no backend".into()))?;
+        Ok(Database::new(backend, config))
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.inner.backend

@@ -72,7 +72,7 @@ pub(crate) trait CancelToken: Send + Sync {
 pub(crate) fn driver_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<dyn Driver>> {
     Ok(match backend {
         Backend::Postgres => Arc::new(postgres::PgDriver::new(config)),
-        Backend::MySql => Arc::new(mysql::MySqlDriver::new(config)),
+        Backend::MySql => Arc::new(mysql::MySqlDriver::new(config)?),
         Backend::Sqlite => Arc::new(sqlite::SqliteDriver::new(config)?),
     })
 }

@@ -28,23 +28,26 @@ pub(crate) struct MySqlDriver {
 }
 
 impl MySqlDriver {
-    pub(crate) fn new(config: &DatabaseConfig) -> Self {
+    pub(crate) fn new(config: &DatabaseConfig) -> Result<Self> {
+        // sqlx puts the character set into `SET NAMES` as is: only plain names pass.
+        crate::config::check_charset(config.get_charset())?;
         let mut o = MySqlConnectOptions::new()
             .host(config.get_host())
             .port(config.effective_port(Backend::MySql))
             .username(config.get_user().unwrap_or("root"))
             .database(config.database())
-            .charset("utf8mb4")
-            // Timestamps travel as UTC; the session time zone must agree.
+            .charset(config.get_charset())
+            // Timestamps travel as UTC; the session time zone must agree (a `timezone` URL
+            // option other than UTC is refused when the URL is parsed).
             .timezone(Some("+00:00".to_owned()))
             .pipes_as_concat(false)
             .statement_cache_capacity(512);
         if let Some(pw) = config.password_secret() {
             o = o.password(pw);
         }
-        MySqlDriver {
+        Ok(MySqlDriver {
             options: Arc::new(o.disable_statement_logging()),
-        }
+        })
     }
 }
 

@@ -52,8 +52,11 @@ impl PgDriver {
             .port(config.effective_port(Backend::Postgres))
             .username(config.get_user().unwrap_or("postgres"))
             .database(config.database())
-            .application_name("dal")
+            .application_name(config.get_application_name())
             .statement_cache_capacity(512);
+        if !config.get_pg_options().is_empty() {
+            o = o.options(config.get_pg_options().iter().map(|(k, v)| (k, v)));
+        }
         if let Some(pw) = config.password_secret() {
             o = o.password(pw);
         }
