@@ -1,6 +1,7 @@
 //! [`DatabaseConfig`]: where a database is and how long to wait for it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -10,9 +11,13 @@ use crate::resilience::{BreakerConfig, RetryPolicy};
 use crate::sql::Backend;
 
 mod credentials;
+mod tls;
 
 pub(crate) use credentials::CredentialTag;
 use credentials::{hmac_sha256, process_key, Secret};
+pub(crate) use tls::map_connect_error;
+pub use tls::SslMode;
+use tls::TlsSettings;
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +60,7 @@ pub struct DatabaseConfig {
     query_execution_timeout: Duration,
     connection_creation_timeout: Duration,
     pool_size: (usize, usize),
+    tls: TlsSettings,
     // Not part of `hash()` (they do not change what the pool connects to): a pool keeps those
     // of the configuration that created it; see `hash()`.
     slow_query_threshold: Duration,
@@ -81,6 +87,7 @@ impl DatabaseConfig {
             query_execution_timeout: DEFAULT_QUERY_TIMEOUT,
             connection_creation_timeout: DEFAULT_CONNECTION_CREATION_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            tls: TlsSettings::default(),
             slow_query_threshold: DEFAULT_SLOW_QUERY_THRESHOLD,
             log_parameter_values: false,
             retry_policy: RetryPolicy::default(),
@@ -93,7 +100,10 @@ impl DatabaseConfig {
     ///
     /// Query options: `alias`, `env`, `connection_acquisition_timeout`, `pool_creation_timeout`,
     /// `query_execution_timeout`, `connection_creation_timeout` (seconds, may be fractional),
-    /// `pool_min`, `pool_max`. Any other option is an error.
+    /// `pool_min`, `pool_max`. TLS: PostgreSQL `sslmode` (`disable`, `prefer`, `require`,
+    /// `verify-ca`, `verify-full`), `sslrootcert`, `sslcert`, `sslkey`; MySQL `ssl-mode`
+    /// (`DISABLED`, `PREFERRED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`, any case),
+    /// `ssl-ca`, `ssl-cert`, `ssl-key` (see [`SslMode`]). Any other option is an error.
     pub fn from_url(url: &str) -> Result<Self> {
         let (scheme, rest) = url
             .split_once(':')
@@ -189,6 +199,35 @@ impl DatabaseConfig {
                 let min = self.pool_size.0;
                 self.pool_size(min, count()?)
             }
+            // TLS, each backend with its own client's option names.
+            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "ssl-mode" | "ssl-ca"
+            | "ssl-cert" | "ssl-key" => {
+                let mysql = key.starts_with("ssl-");
+                let wanted = if mysql { Backend::MySql } else { Backend::Postgres };
+                if let Some(b) = self.backend.filter(|b| *b != wanted) {
+                    return Err(Error::Config(format!(
+                        "option {key} is a {} option; {} URLs take {}",
+                        wanted.as_str(),
+                        b.as_str(),
+                        if b == Backend::MySql {
+                            "ssl-mode, ssl-ca, ssl-cert, ssl-key"
+                        } else if b == Backend::Postgres {
+                            "sslmode, sslrootcert, sslcert, sslkey"
+                        } else {
+                            "no TLS options"
+                        }
+                    )));
+                }
+                let mut c = self;
+                match key {
+                    "sslmode" => c.tls.mode = SslMode::parse_postgres(key, value)?,
+                    "ssl-mode" => c.tls.mode = SslMode::parse_mysql(key, value)?,
+                    "sslrootcert" | "ssl-ca" => c.tls.root_cert = Some(value.into()),
+                    "sslcert" | "ssl-cert" => c.tls.client_cert = Some(value.into()),
+                    _ => c.tls.client_key = Some(value.into()),
+                }
+                c
+            }
             other => {
                 return Err(Error::Config(format!(
                     "unknown URL option {other:?} (known: alias, env, the four timeouts, pool_min, pool_max)"
@@ -260,6 +299,27 @@ impl DatabaseConfig {
     /// says whether to look at slow queries, scale vertically, or add app servers.
     pub fn pool_size(mut self, min: usize, max: usize) -> Self {
         self.pool_size = (min, max);
+        self
+    }
+    /// Whether and how connections use TLS (default [`SslMode::Prefer`], as libpq). Part of
+    /// [`hash`](Self::hash). URL: `sslmode=…` (PostgreSQL), `ssl-mode=…` (MySQL).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.tls.mode = mode;
+        self
+    }
+    /// A PEM file of the CA certificate(s) that `VerifyCa` and `VerifyFull` trust (default:
+    /// the built-in Mozilla root store). Part of [`hash`](Self::hash). URL: `sslrootcert`
+    /// (PostgreSQL), `ssl-ca` (MySQL).
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.root_cert = Some(path.into());
+        self
+    }
+    /// A client certificate and its private key (PEM files), for servers that authenticate
+    /// clients by certificate. Part of [`hash`](Self::hash). URL: `sslcert` and `sslkey`
+    /// (PostgreSQL), `ssl-cert` and `ssl-key` (MySQL).
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_cert = Some(cert.into());
+        self.tls.client_key = Some(key.into());
         self
     }
     /// Statements slower than this are logged at WARN (target `dal::slow_query`) with their
@@ -358,6 +418,22 @@ impl DatabaseConfig {
     pub fn get_slow_query_threshold(&self) -> Duration {
         self.slow_query_threshold
     }
+    /// TLS mode.
+    pub fn get_ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+    /// CA certificate file, if set.
+    pub fn get_ssl_root_cert(&self) -> Option<&Path> {
+        self.tls.root_cert.as_deref()
+    }
+    /// Client certificate file, if set.
+    pub fn get_ssl_client_cert(&self) -> Option<&Path> {
+        self.tls.client_cert.as_deref()
+    }
+    /// Client private key file, if set.
+    pub fn get_ssl_client_key(&self) -> Option<&Path> {
+        self.tls.client_key.as_deref()
+    }
     /// Whether the slow-query log shows parameter values.
     pub fn get_log_parameter_values(&self) -> bool {
         self.log_parameter_values
@@ -401,7 +477,11 @@ impl DatabaseConfig {
     /// [`pool_creation_timeout`](Self::pool_creation_timeout),
     /// [`query_execution_timeout`](Self::query_execution_timeout),
     /// [`connection_creation_timeout`](Self::connection_creation_timeout)) and
-    /// [`pool_size`](Self::pool_size) (min and max).
+    /// [`pool_size`](Self::pool_size) (min and max), and the TLS settings
+    /// ([`ssl_mode`](Self::ssl_mode), [`ssl_root_cert`](Self::ssl_root_cert),
+    /// [`ssl_client_cert`](Self::ssl_client_cert); they add to the hash only when set, so
+    /// configurations without them keep their hash): two configurations that differ only in
+    /// TLS never share a pool.
     ///
     /// **What it leaves out:**
     ///
@@ -431,6 +511,9 @@ impl DatabaseConfig {
     /// // Covered: where the pool connects, how it waits, how big it is.
     /// assert_ne!(base.hash(), base.clone().port(5432).hash());
     /// assert_ne!(base.hash(), base.clone().pool_size(1, 5).hash());
+    /// // ... and how it secures the connection.
+    /// assert_ne!(base.hash(), base.clone().ssl_mode(dal::SslMode::VerifyFull).hash());
+    /// assert_ne!(base.hash(), base.clone().ssl_root_cert("ca.pem").hash());
     /// // Not covered: the password (pools are still separated by it) ...
     /// assert_eq!(base.hash(), base.clone().password("secret").hash());
     /// // ... nor observability, retry and breaker settings (the pool keeps its creator's) ...
@@ -463,6 +546,7 @@ impl DatabaseConfig {
         if self.log_parameter_values {
             canonical.push_str("|log_parameter_values");
         }
+        canonical.push_str(&self.tls.canonical());
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -579,6 +663,39 @@ mod tests {
         assert!(!e.to_string().contains("topsecret"), "{e}");
         assert!(DatabaseConfig::from_url("postgres://h:5432/db?bogus=1").is_err());
         assert!(DatabaseConfig::from_url("no-scheme").is_err());
+    }
+
+    #[test]
+    fn tls_url_options() {
+        let c = DatabaseConfig::from_url(
+            "postgresql://u@h/db?sslmode=verify-full&sslrootcert=ca.pem&sslcert=c.pem&sslkey=k.pem",
+        )
+        .unwrap();
+        assert_eq!(c.get_ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(c.get_ssl_root_cert(), Some(Path::new("ca.pem")));
+        assert_eq!(c.get_ssl_client_cert(), Some(Path::new("c.pem")));
+        assert_eq!(c.get_ssl_client_key(), Some(Path::new("k.pem")));
+        let m =
+            DatabaseConfig::from_url("mysql://u@h/db?ssl-mode=VERIFY_CA&ssl-ca=ca.pem").unwrap();
+        assert_eq!(m.get_ssl_mode(), SslMode::VerifyCa);
+        assert_eq!(m.get_ssl_root_cert(), Some(Path::new("ca.pem")));
+        assert_eq!(DatabaseConfig::new("db").get_ssl_mode(), SslMode::Prefer);
+        let e = DatabaseConfig::from_url("postgres://h/db?sslmode=sometimes").unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(
+            e.to_string().contains("sslmode") && e.to_string().contains("verify-ca"),
+            "{e}"
+        );
+        let e = DatabaseConfig::from_url("mysql://h/db?sslmode=require").unwrap_err();
+        assert!(e.to_string().contains("ssl-mode"), "{e}");
+        // TLS settings separate pools; default settings keep the pre-TLS hash.
+        let base = DatabaseConfig::new("db").host("h");
+        assert_eq!(base.hash(), base.clone().ssl_mode(SslMode::Prefer).hash());
+        assert_ne!(base.hash(), base.clone().ssl_mode(SslMode::Require).hash());
+        assert_ne!(
+            base.clone().ssl_client_cert("a", "b").hash(),
+            base.clone().ssl_client_cert("a", "c").hash()
+        );
     }
 
     #[test]
