@@ -479,9 +479,9 @@ impl DatabaseConfig {
     /// [`connection_creation_timeout`](Self::connection_creation_timeout)) and
     /// [`pool_size`](Self::pool_size) (min and max), and the TLS settings
     /// ([`ssl_mode`](Self::ssl_mode), [`ssl_root_cert`](Self::ssl_root_cert),
-    /// [`ssl_client_cert`](Self::ssl_client_cert); they add to the hash only when set, so
-    /// configurations without them keep their hash): two configurations that differ only in
-    /// TLS never share a pool.
+    /// [`ssl_client_cert`](Self::ssl_client_cert); they add to the hash only when they differ
+    /// from the defaults, so configurations without them keep their hash): two configurations
+    /// that differ only in TLS never share a pool.
     ///
     /// **What it leaves out:**
     ///
