@@ -1,6 +1,7 @@
 //! [`DatabaseConfig`]: where a database is and how long to wait for it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -10,11 +11,15 @@ use crate::sql::Backend;
 
 mod connect;
 mod credentials;
+mod tls;
 mod url;
 
 pub(crate) use connect::check_charset;
 pub(crate) use credentials::CredentialTag;
 use credentials::{hmac_sha256, process_key, Secret};
+pub(crate) use tls::map_connect_error;
+pub use tls::SslMode;
+use tls::TlsSettings;
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +62,7 @@ pub struct DatabaseConfig {
     query_execution_timeout: Duration,
     connection_creation_timeout: Duration,
     pool_size: (usize, usize),
+    tls: TlsSettings,
     // Not part of `hash()` (they do not change what the pool connects to): a pool keeps those
     // of the configuration that created it; see `hash()`.
     slow_query_threshold: Duration,
@@ -87,6 +93,7 @@ impl DatabaseConfig {
             query_execution_timeout: DEFAULT_QUERY_TIMEOUT,
             connection_creation_timeout: DEFAULT_CONNECTION_CREATION_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            tls: TlsSettings::default(),
             slow_query_threshold: DEFAULT_SLOW_QUERY_THRESHOLD,
             log_parameter_values: false,
             retry_policy: RetryPolicy::default(),
@@ -161,6 +168,43 @@ impl DatabaseConfig {
     pub fn pool_size(mut self, min: usize, max: usize) -> Self {
         self.pool_size = (min, max);
         self
+    }
+    /// Whether and how connections use TLS (default [`SslMode::Prefer`], as libpq). Part of
+    /// [`hash`](Self::hash). URL: `sslmode=…` (PostgreSQL), `ssl-mode=…` (MySQL).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.tls.mode = mode;
+        self
+    }
+    /// A PEM file of the CA certificate(s) that `VerifyCa` and `VerifyFull` trust (default:
+    /// the built-in Mozilla root store). Part of [`hash`](Self::hash). URL: `sslrootcert`
+    /// (PostgreSQL), `ssl-ca` (MySQL).
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.root_cert = Some(path.into());
+        self
+    }
+    /// A client certificate and its private key (PEM files), for servers that authenticate
+    /// clients by certificate. Part of [`hash`](Self::hash). URL: `sslcert` and `sslkey`
+    /// (PostgreSQL), `ssl-cert` and `ssl-key` (MySQL).
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_cert = Some(cert.into());
+        self.tls.client_key = Some(key.into());
+        self
+    }
+    /// TLS mode.
+    pub fn get_ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+    /// CA certificate file, if set.
+    pub fn get_ssl_root_cert(&self) -> Option<&Path> {
+        self.tls.root_cert.as_deref()
+    }
+    /// Client certificate file, if set.
+    pub fn get_ssl_client_cert(&self) -> Option<&Path> {
+        self.tls.client_cert.as_deref()
+    }
+    /// Client private key file, if set.
+    pub fn get_ssl_client_key(&self) -> Option<&Path> {
+        self.tls.client_key.as_deref()
     }
     /// Statements slower than this are logged at WARN (target `dal::slow_query`) with their
     /// SQL, tags and timing (default 2 s). Not part of [`hash`](Self::hash): configurations
@@ -333,7 +377,11 @@ impl DatabaseConfig {
     /// [`pool_creation_timeout`](Self::pool_creation_timeout),
     /// [`query_execution_timeout`](Self::query_execution_timeout),
     /// [`connection_creation_timeout`](Self::connection_creation_timeout)) and
-    /// [`pool_size`](Self::pool_size) (min and max), and, when set, what the session is:
+    /// [`pool_size`](Self::pool_size) (min and max); the TLS settings
+    /// ([`ssl_mode`](Self::ssl_mode), [`ssl_root_cert`](Self::ssl_root_cert),
+    /// [`ssl_client_cert`](Self::ssl_client_cert); they add to the hash only when they differ
+    /// from the defaults, so configurations without them keep their hash: two configurations
+    /// that differ only in TLS never share a pool); and, when set, what the session is:
     /// [`application_name`](Self::application_name), [`pg_option`](Self::pg_option)s (in
     /// order) and [`charset`](Self::charset) (each adds to the hash only when set, so
     /// configurations that leave them alone keep their hash; setting one to its default value
@@ -368,6 +416,9 @@ impl DatabaseConfig {
     /// // Covered: where the pool connects, how it waits, how big it is.
     /// assert_ne!(base.hash(), base.clone().port(5432).hash());
     /// assert_ne!(base.hash(), base.clone().pool_size(1, 5).hash());
+    /// // ... and how it secures the connection.
+    /// assert_ne!(base.hash(), base.clone().ssl_mode(dal::SslMode::VerifyFull).hash());
+    /// assert_ne!(base.hash(), base.clone().ssl_root_cert("ca.pem").hash());
     /// // ... and what the session is: its name, run-time parameters, character set.
     /// assert_ne!(base.hash(), base.clone().application_name("api").hash());
     /// assert_ne!(base.hash(), base.clone().pg_option("search_path", "app").hash());
@@ -413,6 +464,7 @@ impl DatabaseConfig {
         if let Some(cs) = &self.charset {
             canonical.push_str(&format!("|charset={cs:?}"));
         }
+        canonical.push_str(&self.tls.canonical());
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }

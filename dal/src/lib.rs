@@ -40,7 +40,7 @@ pub mod sql;
 mod value;
 
 pub use blocking::SyncConnection;
-pub use config::DatabaseConfig;
+pub use config::{DatabaseConfig, SslMode};
 pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
 pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};

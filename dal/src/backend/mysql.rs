@@ -15,7 +15,7 @@ use sqlx::{
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
-use crate::config::DatabaseConfig;
+use crate::config::{map_connect_error, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::sql::Backend;
@@ -45,6 +45,17 @@ impl MySqlDriver {
         if let Some(pw) = config.password_secret() {
             o = o.password(pw);
         }
+        // TLS; the cancel connection (`KILL QUERY`) clones these options.
+        o = o.ssl_mode(config.get_ssl_mode().to_mysql());
+        if let Some(ca) = config.get_ssl_root_cert() {
+            o = o.ssl_ca(ca);
+        }
+        if let Some(cert) = config.get_ssl_client_cert() {
+            o = o.ssl_client_cert(cert);
+        }
+        if let Some(key) = config.get_ssl_client_key() {
+            o = o.ssl_client_key(key);
+        }
         Ok(MySqlDriver {
             options: Arc::new(o.disable_statement_logging()),
         })
@@ -56,7 +67,7 @@ impl Driver for MySqlDriver {
     async fn connect(&self) -> Result<Box<dyn RawConn>> {
         let mut conn = MySqlConnection::connect_with(&self.options)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err(map_connect_error)?;
         let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
             .fetch_one(&mut conn)
             .await
@@ -87,7 +98,7 @@ impl CancelToken for MyCancel {
         let work = async {
             let mut c = MySqlConnection::connect_with(&self.options)
                 .await
-                .map_err(map_sqlx_error)?;
+                .map_err(map_connect_error)?;
             // KILL takes no placeholders; the id is a number we read from the server.
             c.execute(AssertSqlSafe(format!("KILL QUERY {}", self.id)))
                 .await

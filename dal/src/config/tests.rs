@@ -1,4 +1,6 @@
 //! Configuration: URLs, options, environment, the hash.
+use std::path::Path;
+
 use super::*;
 use crate::error::{Error, Result};
 
@@ -78,12 +80,15 @@ fn hash_is_stable_and_ignores_password() {
     );
 }
 
-/// The issue's example without its TLS options (`sslmode=verify-full&sslrootcert=ca.pem`),
-/// which belong to the TLS work and are unknown options until it lands.
+/// The issue's example, word for word.
 #[test]
-fn issue_example_without_tls_options() {
-    let c =
-        DatabaseConfig::from_url("postgres://u:p%40ss@host:5432/db?application_name=api").unwrap();
+fn issue_example_parses() {
+    let c = DatabaseConfig::from_url(
+        "postgres://u:p%40ss@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem&application_name=api",
+    )
+    .unwrap();
+    assert_eq!(c.get_ssl_mode(), SslMode::VerifyFull);
+    assert_eq!(c.get_ssl_root_cert(), Some(Path::new("ca.pem")));
     assert_eq!(c.get_user(), Some("u"));
     assert_eq!(c.password_secret(), Some("p@ss"));
     assert_eq!(c.get_host(), "host");
@@ -174,8 +179,8 @@ fn option_errors_name_the_option_and_list_the_supported_ones() {
             "{bad}"
         );
     }
-    // A TLS option is unknown until the TLS work lands.
-    assert!(DatabaseConfig::from_url("postgres://h/db?sslmode=require").is_err());
+    // A MySQL TLS option on a PostgreSQL URL is unknown there.
+    assert!(DatabaseConfig::from_url("postgres://h/db?ssl-mode=REQUIRED").is_err());
 }
 
 #[test]
@@ -296,4 +301,36 @@ fn from_env_reads_database_url_and_password_files() {
     let c = with_pgpass("postgres://app@h/db");
     assert!(!format!("{c:?}{c}").contains("pgpass-pw"));
     let _ = std::fs::remove_file(&pgpass);
+}
+
+#[test]
+fn tls_url_options() {
+    let c = DatabaseConfig::from_url(
+        "postgresql://u@h/db?sslmode=verify-full&sslrootcert=ca.pem&sslcert=c.pem&sslkey=k.pem",
+    )
+    .unwrap();
+    assert_eq!(c.get_ssl_mode(), SslMode::VerifyFull);
+    assert_eq!(c.get_ssl_root_cert(), Some(Path::new("ca.pem")));
+    assert_eq!(c.get_ssl_client_cert(), Some(Path::new("c.pem")));
+    assert_eq!(c.get_ssl_client_key(), Some(Path::new("k.pem")));
+    let m = DatabaseConfig::from_url("mysql://u@h/db?ssl-mode=VERIFY_CA&ssl-ca=ca.pem").unwrap();
+    assert_eq!(m.get_ssl_mode(), SslMode::VerifyCa);
+    assert_eq!(m.get_ssl_root_cert(), Some(Path::new("ca.pem")));
+    assert_eq!(DatabaseConfig::new("db").get_ssl_mode(), SslMode::Prefer);
+    let e = DatabaseConfig::from_url("postgres://h/db?sslmode=sometimes").unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(
+        e.to_string().contains("sslmode") && e.to_string().contains("verify-ca"),
+        "{e}"
+    );
+    let e = DatabaseConfig::from_url("mysql://h/db?sslmode=require").unwrap_err();
+    assert!(e.to_string().contains("ssl-mode"), "{e}");
+    // TLS settings separate pools; default settings keep the pre-TLS hash.
+    let base = DatabaseConfig::new("db").host("h");
+    assert_eq!(base.hash(), base.clone().ssl_mode(SslMode::Prefer).hash());
+    assert_ne!(base.hash(), base.clone().ssl_mode(SslMode::Require).hash());
+    assert_ne!(
+        base.clone().ssl_client_cert("a", "b").hash(),
+        base.clone().ssl_client_cert("a", "c").hash()
+    );
 }

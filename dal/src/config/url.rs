@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::credentials::Secret;
-use super::{connect, DatabaseConfig};
+use super::{connect, DatabaseConfig, SslMode};
 use crate::error::{Error, Result};
 use crate::sql::Backend;
 
@@ -30,9 +30,15 @@ const POSTGRES_OPTIONS: &[&str] = &[
     "port",
     "dbname",
     "target_session_attrs",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
 ];
 /// URL options only MySQL/MariaDB accept.
-const MYSQL_OPTIONS: &[&str] = &["charset", "timezone"];
+const MYSQL_OPTIONS: &[&str] = &[
+    "charset", "timezone", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
+];
 
 impl DatabaseConfig {
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
@@ -268,6 +274,23 @@ impl DatabaseConfig {
             "timezone" if my => {
                 connect::check_mysql_timezone(value)?;
                 self
+            }
+            // TLS, each backend with its own client's option names.
+            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "ssl-mode" | "ssl-ca"
+            | "ssl-cert" | "ssl-key" => {
+                let mysql = key.starts_with("ssl-");
+                if (mysql && pg) || (!mysql && my) {
+                    return Err(self.unknown_option(key));
+                }
+                let mut c = self;
+                match key {
+                    "sslmode" => c.tls.mode = SslMode::parse_postgres(key, value)?,
+                    "ssl-mode" => c.tls.mode = SslMode::parse_mysql(key, value)?,
+                    "sslrootcert" | "ssl-ca" => c.tls.root_cert = Some(value.into()),
+                    "sslcert" | "ssl-cert" => c.tls.client_cert = Some(value.into()),
+                    _ => c.tls.client_key = Some(value.into()),
+                }
+                c
             }
             other => return Err(self.unknown_option(other)),
         })

@@ -29,7 +29,7 @@ use sqlx::{
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
-use crate::config::DatabaseConfig;
+use crate::config::{map_connect_error, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::sql::Backend;
@@ -60,6 +60,18 @@ impl PgDriver {
         if let Some(pw) = config.password_secret() {
             o = o.password(pw);
         }
+        // TLS: always set the mode (not PGSSLMODE from the environment); the cancel
+        // connection clones these options, so it uses the same TLS settings.
+        o = o.ssl_mode(config.get_ssl_mode().to_postgres());
+        if let Some(ca) = config.get_ssl_root_cert() {
+            o = o.ssl_root_cert(ca);
+        }
+        if let Some(cert) = config.get_ssl_client_cert() {
+            o = o.ssl_client_cert(cert);
+        }
+        if let Some(key) = config.get_ssl_client_key() {
+            o = o.ssl_client_key(key);
+        }
         PgDriver {
             options: Arc::new(o.disable_statement_logging()),
         }
@@ -71,7 +83,7 @@ impl Driver for PgDriver {
     async fn connect(&self) -> Result<Box<dyn RawConn>> {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err(map_connect_error)?;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut conn)
             .await
@@ -102,7 +114,7 @@ impl CancelToken for PgCancel {
         let work = async {
             let mut c = PgConnection::connect_with(&self.options)
                 .await
-                .map_err(map_sqlx_error)?;
+                .map_err(map_connect_error)?;
             sqlx::query("SELECT pg_cancel_backend($1)")
                 .bind(self.pid)
                 .execute(&mut c)
