@@ -32,6 +32,17 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn is_embedded(&self) -> bool {
         false
     }
+    /// The backend's name in messages.
+    fn name(&self) -> &'static str;
+    /// The URL query options only this backend takes (its client's own names: libpq's on
+    /// PostgreSQL, the MySQL client's on MySQL).
+    fn url_options(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// True when a libpq password file (`PGPASSFILE`) may supply the password.
+    fn reads_pgpass(&self) -> bool {
+        false
+    }
     /// The statement that begins a transaction.
     fn begin(&self) -> &'static str {
         "BEGIN"
@@ -117,6 +128,15 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     ) -> (DbErrorKind, Option<String>);
     /// True for a server error code that says the session is over (the connection is gone).
     fn session_ended(&self, code: &str) -> bool;
+}
+
+/// Every backend's dialect.
+pub(crate) fn all_dialects() -> [&'static dyn Dialect; 3] {
+    [
+        &super::postgres::PgDialect,
+        &super::mysql::MySqlDialect,
+        &super::sqlite::SqliteDialect,
+    ]
 }
 
 /// The dialect of `backend`.

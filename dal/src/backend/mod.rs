@@ -21,7 +21,7 @@ mod mysql;
 mod postgres;
 mod sqlite;
 
-pub(crate) use dialect::{column_list, dialect, placeholders, Dialect, SystemTypes};
+pub(crate) use dialect::{all_dialects, column_list, dialect, placeholders, Dialect, SystemTypes};
 
 /// What one statement produced.
 #[derive(Debug, Default)]

@@ -310,6 +310,14 @@ impl super::Dialect for MySqlDialect {
     fn default_port(&self) -> u16 {
         3306
     }
+    fn name(&self) -> &'static str {
+        "MySQL/MariaDB"
+    }
+    fn url_options(&self) -> &'static [&'static str] {
+        &[
+            "charset", "timezone", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
+        ]
+    }
     fn begin(&self) -> &'static str {
         "START TRANSACTION"
     }

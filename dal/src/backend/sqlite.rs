@@ -270,6 +270,9 @@ impl super::Dialect for SqliteDialect {
     fn default_port(&self) -> u16 {
         0
     }
+    fn name(&self) -> &'static str {
+        "SQLite"
+    }
     fn is_embedded(&self) -> bool {
         true
     }

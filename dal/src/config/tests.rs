@@ -334,3 +334,15 @@ fn tls_url_options() {
         base.clone().ssl_client_cert("a", "c").hash()
     );
 }
+
+#[test]
+fn backend_options_are_refused_on_other_backends_with_a_hint() {
+    let e = DatabaseConfig::from_url("sqlite://app.db?sslmode=require").unwrap_err();
+    assert!(
+        e.to_string().contains("SQLite") && e.to_string().contains("PostgreSQL option"),
+        "{e}"
+    );
+    let e = DatabaseConfig::from_url("postgres://h/db?charset=latin1").unwrap_err();
+    assert!(e.to_string().contains("MySQL/MariaDB option"), "{e}");
+    assert!(DatabaseConfig::from_url("mysql://h/db?application_name=x").is_err());
+}

@@ -19,27 +19,6 @@ const COMMON_OPTIONS: &[&str] = &[
     "pool_min",
     "pool_max",
 ];
-/// URL options only PostgreSQL accepts.
-const POSTGRES_OPTIONS: &[&str] = &[
-    "application_name",
-    "connect_timeout",
-    "options",
-    "user",
-    "password",
-    "host",
-    "port",
-    "dbname",
-    "target_session_attrs",
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-];
-/// URL options only MySQL/MariaDB accept.
-const MYSQL_OPTIONS: &[&str] = &[
-    "charset", "timezone", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
-];
-
 impl DatabaseConfig {
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
     /// `mariadb://…`, `sqlite://path/to/file.db`, `sqlite:relative.db`, `sqlite::memory:`.
@@ -175,14 +154,18 @@ impl DatabaseConfig {
             }
             let pw = connect::read_password_file(&path, "DAL_PASSWORD_FILE")?;
             config.password = Secret(Some(pw));
-        } else if config.password.expose().is_none() && config.backend == Some(Backend::Postgres) {
+        } else if config.password.expose().is_none()
+            && config
+                .backend
+                .is_some_and(|b| crate::backend::dialect(b).reads_pgpass())
+        {
             if let Some(path) = var("PGPASSFILE")?.filter(|f| !f.is_empty()) {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| Error::Config(format!("PGPASSFILE: cannot read {path:?}: {e}")))?;
                 let found = connect::pgpass_lookup(
                     &text,
                     &config.host,
-                    config.effective_port(Backend::Postgres),
+                    config.backend.map_or(0, |b| config.effective_port(b)),
                     &config.database,
                     config.get_user().unwrap_or("postgres"),
                 );
@@ -211,8 +194,13 @@ impl DatabaseConfig {
                 .parse::<usize>()
                 .map_err(|_| Error::Config(format!("option {key}: {value:?} is not a count")))
         };
-        let pg = self.backend == Some(Backend::Postgres);
-        let my = self.backend == Some(Backend::MySql);
+        // Only the options every backend takes and the backend's own.
+        let dialect = self.backend.map(crate::backend::dialect);
+        if !COMMON_OPTIONS.contains(&key)
+            && !dialect.is_some_and(|d| d.url_options().contains(&key))
+        {
+            return Err(self.unknown_option(key));
+        }
         Ok(match key {
             "alias" => self.alias(value),
             "env" => self.env(value),
@@ -229,8 +217,8 @@ impl DatabaseConfig {
                 self.pool_size(min, count()?)
             }
             // Standard PostgreSQL (libpq) options.
-            "application_name" if pg => self.application_name(value),
-            "connect_timeout" if pg => {
+            "application_name" => self.application_name(value),
+            "connect_timeout" => {
                 let t = secs()?;
                 if t.is_zero() {
                     return Err(Error::Config(
@@ -241,47 +229,43 @@ impl DatabaseConfig {
                 }
                 self.connection_creation_timeout(t)
             }
-            "options" if pg => {
+            "options" => {
                 let mut c = self;
                 for (k, v) in connect::parse_pg_options(value)? {
                     c = c.pg_option(k, v);
                 }
                 c
             }
-            "user" if pg => self.user(value),
-            "password" if pg => self.password(value),
-            "host" if pg => {
+            "user" => self.user(value),
+            "password" => self.password(value),
+            "host" => {
                 connect::check_single_host(value, None)?;
                 self.host(value)
             }
-            "port" if pg => {
+            "port" => {
                 connect::check_single_host(&self.host, Some(value))?;
                 self.port(connect::parse_port(value)?)
             }
-            "dbname" if pg => DatabaseConfig {
+            "dbname" => DatabaseConfig {
                 database: value.to_owned(),
                 ..self
             },
-            "target_session_attrs" if pg => {
+            "target_session_attrs" => {
                 connect::check_target_session_attrs(value)?;
                 self
             }
             // Standard MySQL/MariaDB options.
-            "charset" if my => {
+            "charset" => {
                 connect::check_charset(value)?;
                 self.charset(value)
             }
-            "timezone" if my => {
+            "timezone" => {
                 connect::check_mysql_timezone(value)?;
                 self
             }
             // TLS, each backend with its own client's option names.
             "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "ssl-mode" | "ssl-ca"
             | "ssl-cert" | "ssl-key" => {
-                let mysql = key.starts_with("ssl-");
-                if (mysql && pg) || (!mysql && my) {
-                    return Err(self.unknown_option(key));
-                }
                 let mut c = self;
                 match key {
                     "sslmode" => c.tls.mode = SslMode::parse_postgres(key, value)?,
@@ -298,10 +282,9 @@ impl DatabaseConfig {
 
     /// The error for an option this configuration's backend does not take.
     fn unknown_option(&self, key: &str) -> Error {
-        let (name, specific): (&str, &[&str]) = match self.backend {
-            Some(Backend::Postgres) => ("PostgreSQL", POSTGRES_OPTIONS),
-            Some(Backend::MySql) => ("MySQL/MariaDB", MYSQL_OPTIONS),
-            _ => ("SQLite", &[]),
+        let (name, specific): (&str, &[&str]) = match self.backend.map(crate::backend::dialect) {
+            Some(d) => (d.name(), d.url_options()),
+            None => ("this backend", &[]),
         };
         let supported = COMMON_OPTIONS
             .iter()
@@ -309,13 +292,11 @@ impl DatabaseConfig {
             .copied()
             .collect::<Vec<_>>()
             .join(", ");
-        let elsewhere = if POSTGRES_OPTIONS.contains(&key) && !specific.contains(&key) {
-            " (it is a PostgreSQL option)"
-        } else if MYSQL_OPTIONS.contains(&key) && !specific.contains(&key) {
-            " (it is a MySQL/MariaDB option)"
-        } else {
-            ""
-        };
+        let elsewhere = crate::backend::all_dialects()
+            .into_iter()
+            .find(|d| d.url_options().contains(&key))
+            .map(|d| format!(" (it is a {} option)", d.name()))
+            .unwrap_or_default();
         Error::Config(format!(
             "unknown URL option {key:?} for {name}{elsewhere}; supported: {supported}"
         ))

@@ -28,6 +28,29 @@ impl super::super::Dialect for PgDialect {
     fn default_port(&self) -> u16 {
         5432
     }
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+    fn url_options(&self) -> &'static [&'static str] {
+        &[
+            "application_name",
+            "connect_timeout",
+            "options",
+            "user",
+            "password",
+            "host",
+            "port",
+            "dbname",
+            "target_session_attrs",
+            "sslmode",
+            "sslrootcert",
+            "sslcert",
+            "sslkey",
+        ]
+    }
+    fn reads_pgpass(&self) -> bool {
+        true
+    }
     fn column_type(&self, ty: crate::entity::FieldType, _indexed: bool) -> &'static str {
         use crate::entity::FieldType as F;
         match ty {
