@@ -37,6 +37,24 @@ impl QueryOptions {
     }
 }
 
+/// `.timeout()` and `.tag()` on a statement builder with an `opts: QueryOptions` field.
+macro_rules! statement_options {
+    ($t:ident, $what:literal) => {
+        impl $t<'_> {
+            #[doc = concat!("Overrides `query_execution_timeout` for ", $what, ".")]
+            pub fn timeout(mut self, t: Duration) -> Self {
+                self.opts.timeout = Some(t);
+                self
+            }
+            /// Adds a tag (for tracing spans, metrics and the slow-query log).
+            pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+                self.opts.tags.push((key.into(), value.to_string()));
+                self
+            }
+        }
+    };
+}
+
 /// A statement being built: set `.timeout()` / `.tag()`, then `.await` it.
 #[must_use = "a statement does nothing until awaited"]
 pub struct Execute<'c> {
@@ -55,18 +73,8 @@ impl<'c> Execute<'c> {
             opts: QueryOptions::default(),
         }
     }
-
-    /// Overrides `query_execution_timeout` for this statement.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.opts.timeout = Some(t);
-        self
-    }
-    /// Adds a tag (for tracing spans, metrics and the slow-query log).
-    pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.opts.tags.push((key.into(), value.to_string()));
-        self
-    }
 }
+statement_options!(Execute, "this statement");
 
 impl<'c> IntoFuture for Execute<'c> {
     type Output = Result<Vec<Row>>;
@@ -98,18 +106,8 @@ impl<'c> ExecuteMany<'c> {
             opts: QueryOptions::default(),
         }
     }
-
-    /// Timeout for each execution.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.opts.timeout = Some(t);
-        self
-    }
-    /// Adds a tag.
-    pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.opts.tags.push((key.into(), value.to_string()));
-        self
-    }
 }
+statement_options!(ExecuteMany, "each execution");
 
 impl<'c> IntoFuture for ExecuteMany<'c> {
     type Output = Result<Vec<Row>>;
