@@ -14,9 +14,11 @@ mod credentials;
 mod tls;
 mod url;
 
+#[cfg(feature = "mysql")]
 pub(crate) use connect::check_charset;
 pub(crate) use credentials::CredentialTag;
 use credentials::{hmac_sha256, process_key, Secret};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) use tls::map_connect_error;
 pub use tls::SslMode;
 use tls::TlsSettings;
@@ -339,6 +341,7 @@ impl DatabaseConfig {
         self.log_parameter_values
     }
 
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn password_secret(&self) -> Option<&str> {
         self.password.expose()
     }

@@ -23,8 +23,12 @@
 //!
 //! Portable SQL: `[name]` quotes an identifier and `?` is a parameter on every backend; see
 //! [`sql`] for the exact rules.
+//!
+//! Cargo features: `postgres`, `mysql`, `sqlite` (one per backend's driver) and `tls` (rustls),
+//! all on by default; `metrics` (report through the `metrics` crate facade) is off.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod blocking;

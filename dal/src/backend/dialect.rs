@@ -133,18 +133,18 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 /// Every backend's dialect.
 pub(crate) fn all_dialects() -> [&'static dyn Dialect; 3] {
     [
-        &super::postgres::PgDialect,
-        &super::mysql::MySqlDialect,
-        &super::sqlite::SqliteDialect,
+        &super::dialects::PgDialect,
+        &super::dialects::MySqlDialect,
+        &super::dialects::SqliteDialect,
     ]
 }
 
 /// The dialect of `backend`.
 pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
     match backend {
-        Backend::Postgres => &super::postgres::PgDialect,
-        Backend::MySql => &super::mysql::MySqlDialect,
-        Backend::Sqlite => &super::sqlite::SqliteDialect,
+        Backend::Postgres => &super::dialects::PgDialect,
+        Backend::MySql => &super::dialects::MySqlDialect,
+        Backend::Sqlite => &super::dialects::SqliteDialect,
     }
 }
 

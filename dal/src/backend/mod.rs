@@ -17,8 +17,12 @@ use crate::sql::Backend;
 use crate::value::Value;
 
 mod dialect;
+mod dialects;
+#[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub(crate) use dialect::{all_dialects, column_list, dialect, placeholders, Dialect, SystemTypes};
@@ -71,9 +75,20 @@ pub(crate) trait CancelToken: Send + Sync {
 /// The driver for `backend` and `config`.
 pub(crate) fn driver_for(backend: Backend, config: &DatabaseConfig) -> Result<Arc<dyn Driver>> {
     Ok(match backend {
+        #[cfg(feature = "postgres")]
         Backend::Postgres => Arc::new(postgres::PgDriver::new(config)),
+        #[cfg(feature = "mysql")]
         Backend::MySql => Arc::new(mysql::MySqlDriver::new(config)?),
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => Arc::new(sqlite::SqliteDriver::new(config)?),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::Config(format!(
+                "dal was built without the `{}` feature: enable it in Cargo.toml to use {}",
+                other.as_str(),
+                dialect(other).name()
+            )))
+        }
     })
 }
 
@@ -112,17 +127,7 @@ impl std::str::FromStr for Backend {
 pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
     match e {
         sqlx::Error::Database(db) => {
-            // MySQL: the error number (1062, 1213, …) says more than its SQLSTATE.
-            let (backend, code) = match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                Some(my) => (Backend::MySql, Some(my.number().to_string())),
-                None if db
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .is_some() =>
-                {
-                    (Backend::Postgres, db.code().map(|c| c.into_owned()))
-                }
-                None => (Backend::Sqlite, db.code().map(|c| c.into_owned())),
-            };
+            let (backend, code) = database_error_origin(db.as_ref());
             database_error(
                 dialect(backend),
                 code,
@@ -143,6 +148,23 @@ pub(crate) fn map_sqlx_error(e: sqlx::Error) -> Error {
         sqlx::Error::Decode(d) | sqlx::Error::Encode(d) => Error::Conversion(d.to_string()),
         other => Error::Internal(other.to_string()),
     }
+}
+
+/// Which backend a driver's database error comes from, and its code. MySQL: the error number
+/// (1062, 1213, …) says more than its SQLSTATE.
+fn database_error_origin(db: &dyn sqlx::error::DatabaseError) -> (Backend, Option<String>) {
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return (Backend::MySql, Some(my.number().to_string()));
+    }
+    #[cfg(feature = "postgres")]
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return (Backend::Postgres, db.code().map(|c| c.into_owned()));
+    }
+    (Backend::Sqlite, db.code().map(|c| c.into_owned()))
 }
 
 /// A server error as `dialect` classifies it.
@@ -174,6 +196,7 @@ pub(crate) fn database_error(
 /// Decimal text (as servers send NUMERIC/DECIMAL) to the most faithful `Value`: a `Decimal`
 /// when it fits one (28 significant digits), else a `Float` (`NaN`, huge values), else the
 /// text itself.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn decimal_text_to_value(s: &str) -> Value {
     let t = s.trim();
     if let Some(d) = crate::value::parse_decimal(t) {
@@ -187,6 +210,7 @@ pub(crate) fn decimal_text_to_value(s: &str) -> Value {
 
 /// Timestamps a backend's `DATETIME`-like storage holds: years `min..=max`. Outside, binding
 /// is refused (never stored as NULL or clamped).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 pub(crate) fn check_year(
     t: &chrono::DateTime<chrono::Utc>,
     min: i32,
@@ -205,6 +229,7 @@ pub(crate) fn check_year(
 }
 
 /// Builds the shared column-name list of a result.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn column_names<C: sqlx::Column>(cols: &[C]) -> Arc<[String]> {
     cols.iter().map(|c| c.name().to_owned()).collect()
 }

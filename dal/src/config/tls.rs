@@ -3,7 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::error::{ConnectionError, Error, Result};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use crate::error::ConnectionError;
+use crate::error::{Error, Result};
 
 /// Whether and how a connection uses TLS, with libpq's meanings (MySQL's `ssl-mode` names in
 /// brackets).
@@ -79,6 +81,7 @@ impl SslMode {
         })
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn to_postgres(self) -> sqlx::postgres::PgSslMode {
         use sqlx::postgres::PgSslMode as M;
         match self {
@@ -90,6 +93,7 @@ impl SslMode {
         }
     }
 
+    #[cfg(feature = "mysql")]
     pub(crate) fn to_mysql(self) -> sqlx::mysql::MySqlSslMode {
         use sqlx::mysql::MySqlSslMode as M;
         match self {
@@ -138,6 +142,7 @@ impl TlsSettings {
 /// saying plainly when the TLS handshake rejected the server's certificate (rustls reports it
 /// as an I/O error: "invalid peer certificate: …"): the message then starts with
 /// `TLS: server certificate rejected:`.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn map_connect_error(e: sqlx::Error) -> Error {
     match e {
         sqlx::Error::Io(io)

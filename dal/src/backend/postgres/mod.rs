@@ -5,13 +5,10 @@
 //! column, and text parses into `UUID`/`TIMESTAMPTZ`/`JSONB` parameters.
 //!
 //! `params` turns values into the server's parameter types, `numeric` is the binary NUMERIC
-//! form, `dialect` holds PostgreSQL's facts for the layers above.
+//! form, PostgreSQL's facts for the layers above are in `backend/dialects/postgres.rs`.
 
-mod dialect;
 mod numeric;
 mod params;
-
-pub(crate) use dialect::PgDialect;
 
 use std::sync::Arc;
 use std::time::Duration;
