@@ -149,10 +149,10 @@ pub(crate) fn dialect(backend: Backend) -> &'static dyn Dialect {
 }
 
 /// `[a], [b], …`
-pub(crate) fn column_list(columns: &[&str]) -> String {
+pub(crate) fn column_list<S: AsRef<str>>(columns: &[S]) -> String {
     columns
         .iter()
-        .map(|c| format!("[{c}]"))
+        .map(|c| format!("[{}]", c.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

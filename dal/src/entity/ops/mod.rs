@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::codec::from_column;
 use super::schema::{Schema, SYSTEM_FIELDS};
 use super::typed::FieldType;
-use crate::backend::Dialect;
+use crate::backend::{column_list, placeholders, Dialect};
 use crate::connection::Connection;
 use crate::error::{DbErrorKind, Error, Result};
 use crate::row::Row;
@@ -109,13 +109,6 @@ fn columns(schema: &Schema) -> Vec<String> {
         .collect()
 }
 
-fn select_list(cols: &[String]) -> String {
-    cols.iter()
-        .map(|c| format!("[{c}]"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn system_type(col: &str) -> FieldType {
     match col {
         "created_at" | "updated_at" | "deleted_at" | "history_timestamp" => FieldType::Timestamp,
@@ -136,10 +129,6 @@ fn row_to_map(row: Row, schema: &Schema) -> Result<EntityMap> {
         map.insert(name, from_column(ty, v)?);
     }
     Ok(map)
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 impl Connection {

@@ -2,7 +2,7 @@
 //! count, and the history of one.
 
 use super::super::schema::{history_table, table, HISTORY_FIELDS};
-use super::{columns, row_to_map, select_list, EntityMap, Query};
+use super::{column_list, columns, row_to_map, EntityMap, Query};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -34,7 +34,7 @@ impl Connection {
         let lock = if lock { self.dialect().lock_rows() } else { "" };
         let sql = format!(
             "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
-            select_list(&columns(&schema)),
+            column_list(&columns(&schema)),
             table(entity),
             schema.fingerprint()
         );
@@ -76,7 +76,7 @@ impl Connection {
         let (where_sql, params) = Self::where_clause(q);
         let mut sql = format!(
             "SELECT {} FROM [{}]{where_sql}",
-            select_list(&columns(&schema)),
+            column_list(&columns(&schema)),
             table(entity)
         );
         if let Some(o) = q.order_by.as_deref().filter(|o| !o.trim().is_empty()) {
@@ -121,7 +121,7 @@ impl Connection {
         };
         let sql = format!(
             "SELECT {} FROM [{}] WHERE [id] = ?{version_sql} ORDER BY [version] /* dal:{:x} */",
-            select_list(&cols),
+            column_list(&cols),
             history_table(entity),
             schema.fingerprint()
         );

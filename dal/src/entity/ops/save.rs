@@ -12,7 +12,7 @@ use super::super::schema::{history_table, table, FieldSpec, Schema};
 use super::input::{plan_fields, prepare_inputs};
 use super::sql::{next_versions_sql, upsert_sql, NewVersion};
 use super::{
-    columns, is_key_race, is_retryable_tx_error, now_micros, placeholders, row_to_map, select_list,
+    column_list, columns, is_key_race, is_retryable_tx_error, now_micros, placeholders, row_to_map,
     system_type, Audit, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
 };
 use crate::connection::Connection;
@@ -306,7 +306,7 @@ impl Connection {
             let sql = format!(
                 "INSERT INTO [{h}] ({}, [history_timestamp], [history_user_id], [history_comment]) \
                  SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id] /* dal:{:x} */",
-                select_list(&cols),
+                column_list(&cols),
                 source.join(", "),
                 placeholders(chunk.len()),
                 schema.fingerprint()
@@ -335,7 +335,7 @@ impl Connection {
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
                 "SELECT {} FROM [{}] WHERE [id] IN ({}) /* dal:{:x} */",
-                select_list(&cols),
+                column_list(&cols),
                 table(entity),
                 placeholders(chunk.len()),
                 schema.fingerprint()

@@ -1,7 +1,7 @@
 //! The statements of the save path, as pure functions of the schema and the dialect.
 
 use super::super::schema::{history_table, table, Schema};
-use super::{columns, select_list};
+use super::columns;
 use crate::backend::{column_list, Dialect};
 
 /// How the upsert learns a new row's version: one past the highest in its history (1 for a
@@ -56,7 +56,7 @@ pub(super) fn upsert_sql(
     let mut updates: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
     updates.push("updated_at");
     updates.push("updated_by");
-    let tail = dialect.upsert_tail(&t, &updates, &select_list(&columns(schema)));
+    let tail = dialect.upsert_tail(&t, &updates, &column_list(&columns(schema)));
     format!("{insert}{tail} /* dal:{fp:x} */")
 }
 
