@@ -12,6 +12,7 @@ use crate::sql::Backend;
 mod connect;
 mod credentials;
 mod tls;
+mod topology;
 mod url;
 
 #[cfg(feature = "mysql")]
@@ -22,6 +23,9 @@ use credentials::{hmac_sha256, process_key, Secret};
 pub(crate) use tls::map_connect_error;
 pub use tls::SslMode;
 use tls::TlsSettings;
+use topology::ReplicaSpec;
+pub use topology::{ReadYourWrites, TargetSessionAttrs, DEFAULT_MAX_REPLICA_LAG};
+pub(crate) use topology::{ServerRole, SessionKind};
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,6 +79,15 @@ pub struct DatabaseConfig {
     application_name: Option<String>,
     pg_options: Vec<(String, String)>,
     charset: Option<String>,
+    // Topology (see `topology.rs`): a host list and which of them to use (part of `hash()`
+    // when set), read replicas (each its own pool, not part of this hash), how reads see
+    // earlier writes, and whether sessions are read-only (replica and read pools).
+    hosts: Vec<(String, Option<u16>)>,
+    target_session_attrs: TargetSessionAttrs,
+    replicas: Vec<ReplicaSpec>,
+    read_your_writes: ReadYourWrites,
+    max_replica_lag: Duration,
+    session: SessionKind,
 }
 
 impl DatabaseConfig {
@@ -103,6 +116,12 @@ impl DatabaseConfig {
             application_name: None,
             pg_options: Vec::new(),
             charset: None,
+            hosts: Vec::new(),
+            target_session_attrs: TargetSessionAttrs::Any,
+            replicas: Vec::new(),
+            read_your_writes: ReadYourWrites::Session,
+            max_replica_lag: DEFAULT_MAX_REPLICA_LAG,
+            session: SessionKind::ReadWrite,
         }
     }
 
@@ -388,8 +407,11 @@ impl DatabaseConfig {
     /// [`application_name`](Self::application_name), [`pg_option`](Self::pg_option)s (in
     /// order) and [`charset`](Self::charset) (each adds to the hash only when set, so
     /// configurations that leave them alone keep their hash; setting one to its default value
-    /// still changes the hash). MySQL's `timezone` URL option is not a setting: only UTC is
-    /// accepted, which is what every connection uses.
+    /// still changes the hash); the host list ([`hosts`](Self::hosts)) and
+    /// [`target_session_attrs`](Self::target_session_attrs), when set. MySQL's `timezone` URL
+    /// option is not a setting: only UTC is accepted, which is what every connection uses.
+    /// Replicas ([`replica`](Self::replica)) are not part of it: each has a pool (and hash) of
+    /// its own.
     ///
     /// **What it leaves out:**
     ///
@@ -468,6 +490,7 @@ impl DatabaseConfig {
             canonical.push_str(&format!("|charset={cs:?}"));
         }
         canonical.push_str(&self.tls.canonical());
+        canonical.push_str(&self.topology_canonical());
         let digest = Sha256::digest(canonical.as_bytes());
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -491,9 +514,18 @@ impl fmt::Display for DatabaseConfig {
             }
             write!(f, "@")?;
         }
-        write!(f, "{}", self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
+        if self.hosts.is_empty() {
+            write!(f, "{}", self.host)?;
+            if let Some(p) = self.port {
+                write!(f, ":{p}")?;
+            }
+        } else {
+            let list: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|(h, p)| p.map_or_else(|| h.clone(), |p| format!("{h}:{p}")))
+                .collect();
+            write!(f, "{}", list.join(","))?;
         }
         write!(f, "/{})", self.database)
     }

@@ -14,6 +14,7 @@ use crate::pool::{
     PoolStatus, PoolTuning,
 };
 use crate::sql::Backend;
+use crate::topology::Routing;
 
 /// A database: configuration plus the shared pool behind it. Cheap to clone, `Send + Sync`.
 ///
@@ -47,6 +48,8 @@ struct DbInner {
     /// The pool last used, so the registry is consulted only when it was closed, and the
     /// tuning last set through this database.
     pool: Mutex<PoolSlot>,
+    /// Replicas, the primary's read pool and this handle's writes (see [`crate::topology`]).
+    routing: Routing,
 }
 
 #[derive(Default)]
@@ -83,6 +86,7 @@ impl Database {
     pub fn new(backend: Backend, config: DatabaseConfig) -> Self {
         let config = config.with_backend(backend);
         let hash = config.hash();
+        let routing = Routing::new(&config);
         let credential = config.credential_tag();
         Database {
             inner: Arc::new(DbInner {
@@ -91,6 +95,7 @@ impl Database {
                 hash,
                 credential,
                 pool: Mutex::default(),
+                routing,
             }),
         }
     }
@@ -131,6 +136,10 @@ impl Database {
         &self.inner.hash
     }
 
+    pub(crate) fn routing(&self) -> &Routing {
+        &self.inner.routing
+    }
+
     pub(crate) fn pool(&self) -> Result<Arc<PoolInner>> {
         let mut slot = self
             .inner
@@ -158,12 +167,15 @@ impl Database {
         self.connection_at(Location::caller())
     }
 
-    async fn connection_at(&self, location: &'static Location<'static>) -> Result<Connection> {
+    pub(crate) async fn connection_at(
+        &self,
+        location: &'static Location<'static>,
+    ) -> Result<Connection> {
         let pool = self.pool()?;
         // An open circuit breaker rejects at once, without waiting or connecting.
         crate::resilience::admit(&pool)?;
         match pool.acquire(location).await {
-            Ok(raw) => Ok(Connection::new(pool, raw)),
+            Ok(raw) => Ok(Connection::new(pool, raw).noting_writes(self.inner.routing.write_log())),
             Err(e) => {
                 let (_, max) = pool.bounds();
                 crate::resilience::record_acquire_failure(&pool, &e, pool.in_use() >= max);

@@ -70,6 +70,9 @@ pub enum DbErrorKind {
     QueryCanceled,
     /// The table, column or index to create exists already.
     AlreadyExists,
+    /// The session or server is read-only (a replica, a read connection, a demoted primary):
+    /// nothing was written.
+    ReadOnly,
     /// Anything else.
     Other,
 }
@@ -207,6 +210,13 @@ pub enum Error {
     #[error("connection error: {0}")]
     Connection(#[source] ConnectionError),
 
+    /// A write was refused because the connection is read-only: a
+    /// [`read_connection`](crate::Database::read_connection) (dal refuses statements that may
+    /// write before sending them, and its sessions are opened read-only so the server refuses
+    /// the rest), or a server that became read-only (a demoted primary). Nothing was written.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+
     /// The pool is closed or closing and hands out no more connections.
     #[error("pool closed: {0}")]
     PoolClosed(String),
@@ -311,6 +321,7 @@ impl Error {
             Error::Transaction(_) => "transaction",
             Error::Entity(_) => "entity",
             Error::Conflict { .. } => "conflict",
+            Error::ReadOnly(_) => "read_only",
             Error::ColumnNotFound(_) => "input",
             Error::Internal(_) => "internal",
         }

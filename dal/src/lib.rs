@@ -41,10 +41,11 @@ mod pool;
 pub mod resilience;
 mod row;
 pub mod sql;
+mod topology;
 mod value;
 
 pub use blocking::SyncConnection;
-pub use config::{DatabaseConfig, SslMode};
+pub use config::{DatabaseConfig, ReadYourWrites, SslMode, TargetSessionAttrs};
 pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
 pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
@@ -59,6 +60,7 @@ pub use resilience::{BreakerConfig, BreakerState, CircuitStatus, RetryPolicy};
 pub use row::{ColumnIndex, Row};
 pub use rust_decimal::Decimal;
 pub use sql::Backend;
+pub use topology::{NodeStatus, Role, Topology};
 pub use value::{FromValue, IntoParams, Value};
 
 /// Everything a typical user needs: `use dal::prelude::*;`.
@@ -67,7 +69,8 @@ pub mod prelude {
     pub use crate::{
         auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory,
         DbErrorKind, Entity, Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus,
-        QueryOptions, Result, Row, ScalingAdvice, SyncConnection, TimeoutKind, Value,
+        QueryOptions, ReadYourWrites, Result, Role, Row, ScalingAdvice, SyncConnection,
+        TimeoutKind, Value,
     };
     pub use crate::{Decimal, DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
     pub use serde_json::{json, Map, Value as JsonValue};

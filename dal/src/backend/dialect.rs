@@ -128,6 +128,26 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     ) -> (DbErrorKind, Option<String>);
     /// True for a server error code that says the session is over (the connection is gone).
     fn session_ended(&self, code: &str) -> bool;
+
+    // Replication (read replicas and read-your-writes). Portable SQL; `None` where the backend
+    // has no replication (SQLite).
+
+    /// On the primary: its current write position as text, column `pos` (PostgreSQL's WAL
+    /// LSN, MariaDB's GTID list). A replica that applied it has every commit made before.
+    fn write_position_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// On a replica, with one parameter (a position from
+    /// [`write_position_sql`](Self::write_position_sql)): one row whose column `ok` is true
+    /// (or 1) when the replica has applied it (waiting a short bound where the server can).
+    fn replayed_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// On a replica: its lag behind the primary in seconds, and the name of the column that
+    /// holds it (NULL: not replicating, lag unknown; no row: not a replica).
+    fn replica_lag_sql(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
 }
 
 /// Every backend's dialect.

@@ -18,6 +18,8 @@ use crate::value::Value;
 
 mod dialect;
 mod dialects;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod failover;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]

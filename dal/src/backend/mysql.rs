@@ -12,10 +12,11 @@ use sqlx::{
     MySql, Row as _, TypeInfo, ValueRef,
 };
 
+use super::failover::HostList;
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
-use crate::config::{map_connect_error, DatabaseConfig};
+use crate::config::{map_connect_error, DatabaseConfig, ServerRole};
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::sql::Backend;
@@ -24,7 +25,11 @@ use crate::value::Value;
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct MySqlDriver {
-    options: Arc<MySqlConnectOptions>,
+    /// One set of options per server of the host list (usually one).
+    options: Vec<Arc<MySqlConnectOptions>>,
+    hosts: HostList,
+    /// Sessions are opened read-only (replica and read pools).
+    read_only: bool,
 }
 
 impl MySqlDriver {
@@ -32,8 +37,6 @@ impl MySqlDriver {
         // sqlx puts the character set into `SET NAMES` as is: only plain names pass.
         crate::config::check_charset(config.get_charset())?;
         let mut o = MySqlConnectOptions::new()
-            .host(config.get_host())
-            .port(config.effective_port(Backend::MySql))
             .username(config.get_user().unwrap_or("root"))
             .database(config.database())
             .charset(config.get_charset())
@@ -56,29 +59,64 @@ impl MySqlDriver {
         if let Some(key) = config.get_ssl_client_key() {
             o = o.ssl_client_key(key);
         }
+        let o = o.disable_statement_logging();
+        let endpoints = config.endpoints(crate::backend::dialect(Backend::MySql).default_port());
         Ok(MySqlDriver {
-            options: Arc::new(o.disable_statement_logging()),
+            options: endpoints
+                .iter()
+                .map(|(h, p)| Arc::new(o.clone().host(h).port(*p)))
+                .collect(),
+            hosts: HostList::new(
+                endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
+                config.get_target_session_attrs(),
+                config.get_connection_creation_timeout(),
+            ),
+            read_only: config.is_read_only_session(),
         })
+    }
+
+    /// Connects to server `i` and reads its connection id and role in one round trip; a
+    /// read-only session is set read-only before it is used.
+    async fn open(&self, i: usize) -> Result<(Box<dyn RawConn>, ServerRole)> {
+        let options = self
+            .options
+            .get(i)
+            .ok_or_else(|| Error::Internal(format!("no server {i} in the host list")))?;
+        let mut conn = MySqlConnection::connect_with(options)
+            .await
+            .map_err(map_connect_error)?;
+        let (id, read_only): (u64, bool) =
+            sqlx::query_as("SELECT CONNECTION_ID(), @@read_only = 1")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(map_sqlx_error)?;
+        if self.read_only {
+            conn.execute("SET SESSION TRANSACTION READ ONLY")
+                .await
+                .map_err(map_sqlx_error)?;
+        }
+        let conn = Box::new(MyConn {
+            conn,
+            cancel: Arc::new(MyCancel {
+                options: options.clone(),
+                id,
+            }),
+        });
+        // A MySQL replica is told apart by `read_only` alone.
+        Ok((
+            conn,
+            ServerRole {
+                read_only,
+                in_recovery: read_only,
+            },
+        ))
     }
 }
 
 #[async_trait]
 impl Driver for MySqlDriver {
     async fn connect(&self) -> Result<Box<dyn RawConn>> {
-        let mut conn = MySqlConnection::connect_with(&self.options)
-            .await
-            .map_err(map_connect_error)?;
-        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(map_sqlx_error)?;
-        Ok(Box::new(MyConn {
-            conn,
-            cancel: Arc::new(MyCancel {
-                options: self.options.clone(),
-                id,
-            }),
-        }))
+        self.hosts.connect(|i| self.open(i)).await
     }
 }
 

@@ -98,12 +98,14 @@ pub(super) fn parse_pg_options(s: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The error for a URL naming several hosts (`h1:5433,h2:5434`), which is parsed and checked
-/// but not supported until replicas and failover exist. Never includes credentials.
-pub(super) fn check_single_host(hosts: &str, ports: Option<&str>) -> Result<()> {
-    let multi_port = ports.is_some_and(|p| p.contains(','));
-    if !hosts.contains(',') && !multi_port {
-        return Ok(());
+/// A host list (`h1:5433,h2:5434`, from a URL's authority): `None` for a single host, else
+/// each host with its port (if given). Never includes credentials in errors.
+/// Hosts with their ports (if given), as a host list holds them.
+pub(crate) type HostPorts = Vec<(String, Option<u16>)>;
+
+pub(super) fn parse_host_list(hosts: &str) -> Result<Option<HostPorts>> {
+    if !hosts.contains(',') {
+        return Ok(None);
     }
     let mut list = Vec::new();
     for h in hosts.split(',') {
@@ -113,25 +115,26 @@ pub(super) fn check_single_host(hosts: &str, ports: Option<&str>) -> Result<()> 
                 "host list {hosts:?} has an empty entry"
             )));
         }
-        list.push(match port {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        });
+        list.push((host, port));
     }
-    if let Some(ports) = ports {
-        for p in ports.split(',') {
-            parse_port(p)?;
-        }
+    Ok(Some(list))
+}
+
+/// The error for a host list given in the `host`/`port` options (libpq's other spelling):
+/// dal takes host lists in the URL's authority only.
+pub(super) fn check_single_host(hosts: &str, ports: Option<&str>) -> Result<()> {
+    let multi_port = ports.is_some_and(|p| p.contains(','));
+    if !hosts.contains(',') && !multi_port {
+        return Ok(());
     }
     Err(Error::Config(format!(
-        "multi-host URLs are not supported yet (hosts: {}{}): connect to one host; \
-         failover and read replicas are planned",
-        list.join(", "),
-        ports.map(|p| format!("; ports: {p}")).unwrap_or_default()
+        "a host list in the host/port options ({hosts:?}{}) is not supported: give it in the \
+         URL itself, e.g. postgres://user@h1:5433,h2:5434/db",
+        ports.map(|p| format!(", ports {p:?}")).unwrap_or_default()
     )))
 }
 
-fn split_host_port(h: &str) -> Result<(String, Option<u16>)> {
+pub(super) fn split_host_port(h: &str) -> Result<(String, Option<u16>)> {
     if let Some(rest) = h.strip_prefix('[') {
         let (host, tail) = rest
             .split_once(']')
@@ -154,24 +157,6 @@ pub(super) fn parse_port(p: &str) -> Result<u16> {
         .ok()
         .filter(|&p| p != 0)
         .ok_or_else(|| Error::Config(format!("{p:?} is not a port number")))
-}
-
-/// `target_session_attrs`: libpq's values are recognised; `any` (the default, meaningful with
-/// one host) is accepted, the others need several hosts and are refused for now.
-pub(super) fn check_target_session_attrs(v: &str) -> Result<()> {
-    match v {
-        "any" => Ok(()),
-        "read-write" | "read-only" | "primary" | "standby" | "prefer-standby" => {
-            Err(Error::Config(format!(
-                "target_session_attrs={v} is not supported yet: it chooses among several hosts, \
-                 and multi-host connections (failover, read replicas) are planned"
-            )))
-        }
-        other => Err(Error::Config(format!(
-            "target_session_attrs: {other:?} is not one of any, read-write, read-only, primary, \
-             standby, prefer-standby"
-        ))),
-    }
 }
 
 /// MySQL `timezone`: dal stores and reads timestamps as naive UTC, so the session time zone must

@@ -184,23 +184,70 @@ fn option_errors_name_the_option_and_list_the_supported_ones() {
 }
 
 #[test]
-fn host_lists_are_parsed_and_refused_for_now() {
-    let e = DatabaseConfig::from_url("postgres://u:secretpw@h1:5433,h2:5434/db").unwrap_err();
-    let msg = e.to_string();
-    assert!(matches!(e, Error::Config(_)));
-    assert!(
-        msg.contains("multi-host") && msg.contains("h1:5433, h2:5434"),
-        "{msg}"
+fn host_lists_replicas_and_target_session_attrs_are_parsed() {
+    let c = DatabaseConfig::from_url(
+        "postgres://u:secretpw@h1:5433,[::1]:5434,h3/db?target_session_attrs=read-write",
+    )
+    .unwrap();
+    assert_eq!(
+        c.get_hosts(),
+        &[
+            ("h1".to_owned(), Some(5433)),
+            ("::1".to_owned(), Some(5434)),
+            ("h3".to_owned(), None)
+        ]
     );
-    assert!(!msg.contains("secretpw"), "{msg}");
+    assert_eq!((c.get_host(), c.get_port()), ("h1", Some(5433)));
+    assert_eq!(c.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    assert_eq!(c.get_user(), Some("u"));
+    assert_eq!(c.password_secret(), Some("secretpw"));
+    let shown = format!("{c} {c:?}");
+    assert!(
+        shown.contains("h1:5433,::1:5434,h3") && !shown.contains("secretpw"),
+        "{shown}"
+    );
+    // The host list and the target are part of the hash; replicas are not.
+    let single = DatabaseConfig::from_url("postgres://u@h1:5433/db").unwrap();
+    assert_ne!(c.hash(), single.hash());
+    let with_replicas =
+        DatabaseConfig::from_url("postgres://u@h1:5433/db?replicas=r1:5432,[::1]:5435&max_replica_lag=2.5&read_your_writes=0.5")
+            .unwrap();
+    assert_eq!(with_replicas.hash(), single.hash());
+    let replicas = with_replicas.get_replicas();
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(
+        (replicas[1].get_host(), replicas[1].get_port()),
+        ("::1", Some(5435))
+    );
+    assert_eq!(replicas[0].get_user(), Some("u"));
+    assert_ne!(
+        replicas[0].hash(),
+        single.clone().host("r1").port(5432).hash()
+    );
+    assert_eq!(
+        with_replicas.get_max_replica_lag(),
+        Duration::from_millis(2500)
+    );
+    assert_eq!(
+        with_replicas.get_read_your_writes(),
+        ReadYourWrites::Window(Duration::from_millis(500))
+    );
+    // MySQL URLs take them too; SQLite does not.
+    assert!(DatabaseConfig::from_url(
+        "mysql://h1:3307,h2:3308/db?target_session_attrs=primary&replicas=h2:3308"
+    )
+    .is_ok());
+    assert!(DatabaseConfig::from_url("sqlite::memory:?replicas=h:1").is_err());
     for bad in [
-        "postgres://[::1]:5433,h2/db",
+        "postgres://h1:5433,/db",
         "postgres://h/db?host=a,b",
         "postgres://h/db?port=1,2",
-        "postgres://h/db?target_session_attrs=read-write",
+        "postgres://h/db?target_session_attrs=fastest",
+        "postgres://h/db?replicas=h2",
+        "postgres://h/db?read_your_writes=sometimes",
     ] {
-        let e = DatabaseConfig::from_url(bad).unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{bad}: {e}");
+        let e = DatabaseConfig::from_url(bad).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{bad}: {e}");
     }
     assert!(DatabaseConfig::from_url("postgres://h1:x,h2/db").is_err());
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::credentials::Secret;
-use super::{connect, DatabaseConfig, SslMode};
+use super::{connect, topology, DatabaseConfig, SslMode, TargetSessionAttrs};
 use crate::error::{Error, Result};
 use crate::sql::Backend;
 
@@ -32,13 +32,18 @@ impl DatabaseConfig {
     /// * PostgreSQL (as libpq): `application_name` (default `dal`), `connect_timeout` (seconds,
     ///   sets `connection_creation_timeout`), `options` (run-time parameters,
     ///   `-c name=value …`), `user`, `password`, `host`, `port`, `dbname` (they override the
-    ///   URL's parts), `target_session_attrs` (only `any` for now);
+    ///   URL's parts), `target_session_attrs` (`any`, `read-write`, `read-only`, `primary`,
+    ///   `standby`, `prefer-standby`; also on MySQL URLs);
+    /// * PostgreSQL and MySQL/MariaDB: `replicas` (`host:port,host:port`, see
+    ///   [`replica`](Self::replica)), `read_your_writes` (`session`, `off` or a window in
+    ///   seconds), `max_replica_lag` (seconds);
     /// * MySQL/MariaDB: `charset` (default `utf8mb4`), `timezone` (only UTC: dal stores
     ///   timestamps as naive UTC, so any other zone is refused).
     ///
     /// Any other option is an [`Error::Config`] that names it and lists the supported ones.
-    /// Host lists (`postgres://u@h1:5433,h2:5434/db`) are parsed and refused with a clear
-    /// [`Error::Config`] until multi-host connections exist. Errors never show the password.
+    /// Host lists (`postgres://u@h1:5433,h2:5434/db`) choose a server at connect (see
+    /// [`hosts`](Self::hosts) and [`target_session_attrs`](Self::target_session_attrs)).
+    /// Errors never show the password.
     pub fn from_url(url: &str) -> Result<Self> {
         let (scheme, rest) = url
             .split_once(':')
@@ -67,13 +72,28 @@ impl DatabaseConfig {
                 .join("&");
             (DatabaseConfig::new(path), query)
         } else {
-            // `url::Url` does not take host lists: look at the authority first.
+            // `url::Url` does not take host lists: take them out of the authority first, and
+            // parse the URL with the first host in their place.
+            let mut host_list = None;
+            let mut single = None;
             if let Some(after) = rest.strip_prefix("//") {
-                let authority = after.find(['/', '?']).map_or(after, |i| &after[..i]);
-                let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-                connect::check_single_host(hosts, None)?;
+                let end = after.find(['/', '?']).unwrap_or(after.len());
+                let authority = &after[..end];
+                let (userinfo, hosts) = match authority.rsplit_once('@') {
+                    Some((u, h)) => (Some(u), h),
+                    None => (None, authority),
+                };
+                if let Some(list) = connect::parse_host_list(hosts)? {
+                    let first = hosts.split(',').next().unwrap_or_default();
+                    single = Some(format!(
+                        "{scheme}://{}{first}{}",
+                        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
+                        &after[end..]
+                    ));
+                    host_list = Some(list);
+                }
             }
-            let parsed = url::Url::parse(url)
+            let parsed = url::Url::parse(single.as_deref().unwrap_or(url))
                 .map_err(|e| Error::Config(format!("malformed URL {}: {e}", redact_url(url))))?;
             let database = parsed.path().trim_start_matches('/');
             let mut c = DatabaseConfig::new(connect::percent_decode(database, "database name")?);
@@ -89,6 +109,9 @@ impl DatabaseConfig {
             }
             if let Some(pw) = parsed.password() {
                 c.password = Secret(Some(connect::percent_decode(pw, "password")?));
+            }
+            if let Some(list) = host_list {
+                c = c.hosts(list);
             }
             (c, parsed.query().map(str::to_owned))
         };
@@ -250,10 +273,17 @@ impl DatabaseConfig {
                 database: value.to_owned(),
                 ..self
             },
-            "target_session_attrs" => {
-                connect::check_target_session_attrs(value)?;
-                self
+            "target_session_attrs" => self.target_session_attrs(TargetSessionAttrs::parse(value)?),
+            // Replicas and how reads see writes (PostgreSQL and MySQL/MariaDB).
+            "replicas" => {
+                let mut c = self;
+                for (host, port) in topology::parse_replicas(value)? {
+                    c = c.replica(host, port);
+                }
+                c
             }
+            "read_your_writes" => self.read_your_writes(topology::parse_read_your_writes(value)?),
+            "max_replica_lag" => self.max_replica_lag(secs()?),
             // Standard MySQL/MariaDB options.
             "charset" => {
                 connect::check_charset(value)?;

@@ -126,6 +126,13 @@ impl Connection {
         opts: &QueryOptions,
     ) -> Result<QueryOutput> {
         let kind = statement.kind;
+        if self.read_only && kind == StatementKind::Write {
+            return Err(Error::ReadOnly(
+                "this is a read connection (Database::read_connection): statements that may \
+                 write are refused; use async_connection() for writes"
+                    .into(),
+            ));
+        }
         if !kind.ends_transaction() {
             resilience::admit(&self.pool)?;
         }
@@ -135,8 +142,16 @@ impl Connection {
         let retry =
             !was_in_tx && !self.in_tx && matches!(kind, StatementKind::Read | StatementKind::Write);
         let read = kind.is_read();
-        self.call(Op::Query(&statement.sql, params), opts, retry, read)
-            .await
+        let result = self
+            .call(Op::Query(&statement.sql, params), opts, retry, read)
+            .await;
+        if kind == StatementKind::Write {
+            // Whatever the outcome (a failed write may still have been applied).
+            self.note_write(was_in_tx && self.in_tx);
+        } else if kind.ends_transaction() {
+            self.note_commit();
+        }
+        result
     }
 
     /// Stage 3, retry: `op` with retries when `retry` allows them (see [`Self::retrying`]),
@@ -167,6 +182,7 @@ impl Connection {
         if result.is_ok() {
             self.verified = Some(self.pool.resilience.losses());
         }
+        let result = self.after_role_error(result);
         // A query timeout that left the connection usable was confirmed by the server.
         resilience::record(&self.pool, &result, !self.broken);
         result

@@ -56,9 +56,14 @@ impl Connection {
         }
         let limit = self.pool.config.get_connection_acquisition_timeout();
         let start = Instant::now();
-        match tokio::time::timeout(limit, self.replace_within()).await {
+        let replaced = match tokio::time::timeout(limit, self.replace_within()).await {
             Ok(r) => r,
             Err(_) => Err(Error::timeout(TimeoutKind::Acquire, limit, start.elapsed())),
+        };
+        match replaced {
+            // A replica's read connection: the read goes on on the primary.
+            Err(e) if self.fall_back_to_primary(&e).await? => Ok(()),
+            other => other,
         }
     }
 

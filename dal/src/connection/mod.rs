@@ -35,6 +35,7 @@
 mod builders;
 mod exec;
 mod live;
+mod routing;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::pool::{PoolInner, PooledRaw};
 use crate::row::Row;
 use crate::sql::Backend;
+use crate::topology::{Role, WriteLog};
 use crate::value::{IntoParams, Value};
 
 pub use builders::{Execute, ExecuteMany, QueryOptions, TxScope};
@@ -79,6 +81,18 @@ pub struct Connection {
     /// The user changed session state (`SET`, `USE`, temporary tables, …): the connection is
     /// never silently replaced by a fresh one, which would not have that state.
     session_bound: bool,
+    /// Which server it is on (see [`Connection::role`]).
+    role: Role,
+    /// A read connection: statements that may write are refused before they are sent.
+    read_only: bool,
+    /// The write log of the `Database` handle that lent it, when that handle has replicas:
+    /// writes and commits are noted there so its read connections see them.
+    writes: Option<Arc<WriteLog>>,
+    /// A statement that may write ran in the open transaction.
+    tx_wrote: bool,
+    /// A replica's read connection: the primary's read pool, used when the replica's
+    /// connection is lost and no other can be had (the read is served there instead).
+    fallback: Option<Arc<PoolInner>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -87,6 +101,7 @@ impl std::fmt::Debug for Connection {
             .field("alias", &self.pool.alias)
             .field("backend", &self.pool.backend)
             .field("in_transaction", &self.in_tx)
+            .field("role", &self.role)
             .finish()
     }
 }
@@ -103,7 +118,40 @@ impl Connection {
             schema_changed_in_tx: false,
             verified: None,
             session_bound: false,
+            role: Role::Primary,
+            read_only: false,
+            writes: None,
+            tx_wrote: false,
+            fallback: None,
         }
+    }
+
+    /// A connection of the primary that notes its writes in `writes`.
+    pub(crate) fn noting_writes(mut self, writes: Option<Arc<WriteLog>>) -> Self {
+        self.writes = writes;
+        self
+    }
+
+    /// A read connection on `role`'s server, falling back to `fallback` when lost.
+    pub(crate) fn for_reads(mut self, role: Role, fallback: Option<Arc<PoolInner>>) -> Self {
+        self.role = role;
+        self.read_only = true;
+        self.fallback = fallback;
+        self
+    }
+
+    /// Which server this connection is on: [`Role::Primary`] for
+    /// [`Database::async_connection`](crate::Database::async_connection), and for a
+    /// [`read_connection`](crate::Database::read_connection) that no replica could serve;
+    /// [`Role::Replica`] for a read connection on a replica.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True for a [`read_connection`](crate::Database::read_connection): statements that may
+    /// write fail with [`Error::ReadOnly`] (and the server refuses the rest).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The backend of this connection.

@@ -31,6 +31,7 @@ impl Connection {
         self.call(Op::Control(begin), &QueryOptions::default(), true, true)
             .await?;
         self.in_tx = true;
+        self.tx_wrote = false;
         self.schema_changed_in_tx = false;
         Ok(())
     }
@@ -45,6 +46,8 @@ impl Connection {
             ));
         }
         let result = self.control("COMMIT").await;
+        // Noted whatever the outcome: a failed commit may still have been applied.
+        self.note_commit();
         if result.is_err() && !self.broken {
             let _ = self.control("ROLLBACK").await;
         }
@@ -60,6 +63,8 @@ impl Connection {
             return Ok(());
         }
         let result = self.control("ROLLBACK").await;
+        // Noted too: on MySQL, DDL in the transaction committed it implicitly.
+        self.note_commit();
         self.in_tx = false;
         self.schema_changed_in_tx = false;
         if result.is_err() {

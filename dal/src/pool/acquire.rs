@@ -152,6 +152,11 @@ impl PoolInner {
                 self.close_conn(conn, CloseReason::RuntimeMismatch);
                 continue;
             }
+            if conn.epoch < self.epoch() {
+                // Opened before the server changed role (failover): maybe on the wrong server.
+                self.close_conn(conn, CloseReason::Discard);
+                continue;
+            }
             if tuning
                 .max_lifetime
                 .is_some_and(|l| start.saturating_duration_since(conn.created_at) >= l)
@@ -227,6 +232,7 @@ impl PoolInner {
     ) -> Result<PooledRaw> {
         let creation = self.config.get_connection_creation_timeout();
         let bound = creation.min(remaining);
+        let epoch = self.epoch();
         self.size.fetch_add(1, Ordering::SeqCst);
         // Counted from now on; uncounted if opening fails or this future is dropped.
         let counted = DropGuard::new(|| {
@@ -257,6 +263,7 @@ impl PoolInner {
             idle_since: now,
             lend: NOT_LENT,
             seen: StatementsSeen::default(),
+            epoch,
         })
     }
 

@@ -42,14 +42,14 @@
 //! minimum size), [`health`], [`manager`] (the public face); what the pool reports (counters,
 //! snapshots, per-query hook, leak reports, export) is in [`observability`].
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LockResult, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
 use crate::backend::{driver_for, Driver, RawConn};
-use crate::config::{CredentialTag, DatabaseConfig};
+use crate::config::{CredentialTag, DatabaseConfig, SessionKind};
 use crate::error::{Error, Result};
 use crate::resilience::{BreakerState, Guarded, PoolResilience};
 use crate::sql::Backend;
@@ -62,6 +62,7 @@ mod housekeeping;
 mod manager;
 mod observability;
 mod registry;
+mod replica;
 mod schema_cache;
 mod tuning;
 
@@ -73,6 +74,7 @@ pub(crate) use registry::{
     pool_for, registered_groups, registered_pool_for, registered_pools, registered_pools_with_hash,
     unregister,
 };
+pub(crate) use replica::{PoolRole, ReplicaState};
 pub(crate) use schema_cache::SchemaCache;
 pub use tuning::PoolTuning;
 
@@ -99,6 +101,8 @@ pub(crate) struct PooledRaw {
     lend: usize,
     /// Statements it ran: the approximate prepared-statement cache behind the hit/miss metrics.
     pub(crate) seen: StatementsSeen,
+    /// The pool's failover epoch when it was opened: older ones are closed at checkout.
+    epoch: u64,
 }
 
 /// The idle stack and the lend records, under one lock held for a few instructions.
@@ -176,6 +180,12 @@ pub(crate) struct PoolInner {
     /// Last health-check result and when it was taken. Poisoning: the value is replaced
     /// whole, never half-written, so a poisoned lock is recovered.
     health: Mutex<Option<(Instant, bool)>>,
+    /// Bumped when the server the pool connects to may have changed role (a write refused as
+    /// read-only, a connection lost on a host list): idle connections opened before are
+    /// closed at checkout, and new ones look for the right server again.
+    failover_epoch: AtomicU64,
+    /// Its role in a replicated topology, and a replica's routing state.
+    pub(crate) replica: ReplicaState,
     #[cfg(feature = "metrics")]
     facade: observability::Facade,
 }
@@ -227,7 +237,23 @@ impl PoolInner {
             resilience: PoolResilience::new(config),
             housekeeper: Arc::new(AtomicBool::new(false)),
             health: Mutex::new(None),
+            failover_epoch: AtomicU64::new(0),
+            replica: ReplicaState::new(match config.session_kind() {
+                SessionKind::ReadWrite => PoolRole::Primary,
+                SessionKind::PrimaryRead => PoolRole::PrimaryRead,
+                SessionKind::Replica => PoolRole::Replica,
+            }),
         })
+    }
+
+    /// The server may have changed role: connections opened before now are not reused, and
+    /// the next ones look for a server with the wanted role again.
+    pub(crate) fn rediscover(&self) {
+        self.failover_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.failover_epoch.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

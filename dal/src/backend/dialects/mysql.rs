@@ -33,6 +33,10 @@ mod errno {
     pub const SERVER_LOST: &str = "2013";
     /// MySQL 8: disconnected for inactivity.
     pub const CLIENT_INTERACTION_TIMEOUT: &str = "4031";
+    /// `The MariaDB server is running with the --read-only option …` (also other options).
+    pub const OPTION_PREVENTS_STATEMENT: &str = "1290";
+    /// A write in a `READ ONLY` transaction or session.
+    pub const CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: &str = "1792";
 }
 
 /// The key a duplicate-entry message names: `… for key 'PRIMARY'` (MariaDB) or
@@ -52,7 +56,16 @@ impl super::super::Dialect for MySqlDialect {
     }
     fn url_options(&self) -> &'static [&'static str] {
         &[
-            "charset", "timezone", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
+            "charset",
+            "timezone",
+            "ssl-mode",
+            "ssl-ca",
+            "ssl-cert",
+            "ssl-key",
+            "target_session_attrs",
+            "replicas",
+            "read_your_writes",
+            "max_replica_lag",
         ]
     }
     fn begin(&self) -> &'static str {
@@ -161,11 +174,23 @@ impl super::super::Dialect for MySqlDialect {
                     LOCK_WAIT_TIMEOUT | LOCK_NOWAIT => K::LockTimeout,
                     QUERY_INTERRUPTED | QUERY_TIMEOUT | STATEMENT_TIMEOUT => K::QueryCanceled,
                     TABLE_EXISTS | DUP_FIELDNAME | DUP_KEYNAME => K::AlreadyExists,
+                    CANT_EXECUTE_IN_READ_ONLY_TRANSACTION => K::ReadOnly,
+                    OPTION_PREVENTS_STATEMENT if message.contains("read-only") => K::ReadOnly,
                     _ => K::Other,
                 };
                 (kind, constraint.map(str::to_owned))
             }
         }
+    }
+    fn write_position_sql(&self) -> Option<&'static str> {
+        Some("SELECT @@gtid_binlog_pos AS [pos]")
+    }
+    fn replayed_sql(&self) -> Option<&'static str> {
+        // Waits up to 50 ms for the replica to apply it: 0 reached, -1 timed out.
+        Some("SELECT MASTER_GTID_WAIT(?, 0.05) = 0 AS [ok]")
+    }
+    fn replica_lag_sql(&self) -> Option<(&'static str, &'static str)> {
+        Some(("SHOW SLAVE STATUS", "Seconds_Behind_Master"))
     }
     fn session_ended(&self, code: &str) -> bool {
         use errno::*;

@@ -22,6 +22,8 @@ mod sqlstate {
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DUPLICATE_OBJECT: &str = "42710";
     pub const DUPLICATE_SCHEMA: &str = "42P06";
+    /// A write in a read-only transaction (a standby, `default_transaction_read_only`).
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 }
 
 impl super::super::Dialect for PgDialect {
@@ -42,6 +44,9 @@ impl super::super::Dialect for PgDialect {
             "port",
             "dbname",
             "target_session_attrs",
+            "replicas",
+            "read_your_writes",
+            "max_replica_lag",
             "sslmode",
             "sslrootcert",
             "sslcert",
@@ -140,12 +145,30 @@ impl super::super::Dialect for PgDialect {
             DEADLOCK_DETECTED => K::Deadlock,
             LOCK_NOT_AVAILABLE => K::LockTimeout,
             QUERY_CANCELED => K::QueryCanceled,
+            READ_ONLY_SQL_TRANSACTION => K::ReadOnly,
             DUPLICATE_TABLE | DUPLICATE_COLUMN | DUPLICATE_OBJECT | DUPLICATE_SCHEMA => {
                 K::AlreadyExists
             }
             _ => K::Other,
         };
         (kind, constraint.map(str::to_owned))
+    }
+    fn write_position_sql(&self) -> Option<&'static str> {
+        Some("SELECT CAST(pg_current_wal_lsn() AS TEXT) AS [pos]")
+    }
+    fn replayed_sql(&self) -> Option<&'static str> {
+        // A promoted standby keeps its last replayed position: still comparable.
+        Some("SELECT COALESCE(pg_last_wal_replay_lsn() >= CAST(CAST(? AS TEXT) AS pg_lsn), FALSE) AS [ok]")
+    }
+    fn replica_lag_sql(&self) -> Option<(&'static str, &'static str)> {
+        // Nothing received but not replayed: no lag, however long ago the last commit was
+        // (an idle primary). Otherwise: how old the last replayed commit is.
+        Some((
+            "SELECT CAST(CASE WHEN NOT pg_is_in_recovery() THEN 0 \
+             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+             ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END AS FLOAT8) AS [lag]",
+            "lag",
+        ))
     }
     fn session_ended(&self, code: &str) -> bool {
         use sqlstate::*;

@@ -23,10 +23,11 @@ use sqlx::{
     Row as _, SqlSafeStr, Statement, ValueRef,
 };
 
+use super::failover::HostList;
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
-use crate::config::{map_connect_error, DatabaseConfig};
+use crate::config::{map_connect_error, DatabaseConfig, ServerRole};
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::sql::Backend;
@@ -39,20 +40,29 @@ use params::{oid, to_pg, type_oid};
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct PgDriver {
-    options: Arc<PgConnectOptions>,
+    /// One set of options per server of the host list (usually one).
+    options: Vec<Arc<PgConnectOptions>>,
+    hosts: HostList,
 }
 
 impl PgDriver {
     pub(crate) fn new(config: &DatabaseConfig) -> Self {
         let mut o = PgConnectOptions::new_without_pgpass()
-            .host(config.get_host())
-            .port(config.effective_port(Backend::Postgres))
             .username(config.get_user().unwrap_or("postgres"))
             .database(config.database())
             .application_name(config.get_application_name())
             .statement_cache_capacity(512);
-        if !config.get_pg_options().is_empty() {
-            o = o.options(config.get_pg_options().iter().map(|(k, v)| (k, v)));
+        let mut run_time: Vec<(&str, &str)> = config
+            .get_pg_options()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if config.is_read_only_session() {
+            // Replica and read pools: the server refuses writes too.
+            run_time.push(("default_transaction_read_only", "on"));
+        }
+        if !run_time.is_empty() {
+            o = o.options(run_time);
         }
         if let Some(pw) = config.password_secret() {
             o = o.password(pw);
@@ -69,29 +79,58 @@ impl PgDriver {
         if let Some(key) = config.get_ssl_client_key() {
             o = o.ssl_client_key(key);
         }
+        let o = o.disable_statement_logging();
+        let endpoints = config.endpoints(crate::backend::dialect(Backend::Postgres).default_port());
         PgDriver {
-            options: Arc::new(o.disable_statement_logging()),
+            options: endpoints
+                .iter()
+                .map(|(h, p)| Arc::new(o.clone().host(h).port(*p)))
+                .collect(),
+            hosts: HostList::new(
+                endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
+                config.get_target_session_attrs(),
+                config.get_connection_creation_timeout(),
+            ),
         }
+    }
+
+    /// Connects to server `i` and reads its session id and role in one round trip.
+    async fn open(&self, i: usize) -> Result<(Box<dyn RawConn>, ServerRole)> {
+        let options = self
+            .options
+            .get(i)
+            .ok_or_else(|| Error::Internal(format!("no server {i} in the host list")))?;
+        let mut conn = PgConnection::connect_with(options)
+            .await
+            .map_err(map_connect_error)?;
+        let (pid, in_recovery, read_only): (i32, bool, bool) = sqlx::query_as(
+            "SELECT pg_backend_pid(), pg_is_in_recovery(), \
+             current_setting('transaction_read_only') = 'on'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(map_sqlx_error)?;
+        let conn = Box::new(PgConn {
+            conn,
+            cancel: Arc::new(PgCancel {
+                options: options.clone(),
+                pid,
+            }),
+        });
+        Ok((
+            conn,
+            ServerRole {
+                read_only,
+                in_recovery,
+            },
+        ))
     }
 }
 
 #[async_trait]
 impl Driver for PgDriver {
     async fn connect(&self) -> Result<Box<dyn RawConn>> {
-        let mut conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(map_connect_error)?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(map_sqlx_error)?;
-        Ok(Box::new(PgConn {
-            conn,
-            cancel: Arc::new(PgCancel {
-                options: self.options.clone(),
-                pid,
-            }),
-        }))
+        self.hosts.connect(|i| self.open(i)).await
     }
 }
 

@@ -125,6 +125,7 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
     closed_and_labelled(&mut out, &snaps);
     gauges(&mut out, &snaps);
     advice_and_health(&mut out, &snaps);
+    replicas(&mut out, &snaps);
     summaries(&mut out, &snaps);
     tagged(&mut out, &snaps);
     out
@@ -332,6 +333,48 @@ fn advice_and_health(o: &mut String, snaps: &[Snap]) {
         if let Some(h) = s.healthy {
             f.sample("", &s.labels, &[], f64::from(u8::from(h)));
         }
+    }
+}
+
+/// Role, rotation, lag and routed reads of the pools of a replicated topology.
+fn replicas(o: &mut String, snaps: &[Snap]) {
+    let mut f = Family::new(
+        o,
+        "dal_pool_role",
+        "gauge",
+        "What the pool serves: 1 for its role (primary, primary_read, replica).",
+    );
+    for s in snaps {
+        f.sample("", &s.labels, &[("role", s.m.role)], 1.0);
+    }
+    let mut f = Family::new(
+        o,
+        "dal_replica_in_rotation",
+        "gauge",
+        "1 when reads are routed to the replica, 0 when it is out of rotation.",
+    );
+    for s in snaps.iter().filter(|s| s.m.role == "replica") {
+        f.sample("", &s.labels, &[], f64::from(u8::from(s.m.in_rotation)));
+    }
+    let mut f = Family::new(
+        o,
+        "dal_replica_lag_seconds",
+        "gauge",
+        "The replica's last measured lag behind the primary; absent while unknown.",
+    );
+    for s in snaps.iter().filter(|s| s.m.role == "replica") {
+        if let Some(lag) = s.m.replica_lag {
+            f.sample("", &s.labels, &[], lag.as_secs_f64());
+        }
+    }
+    let mut f = Family::new(
+        o,
+        "dal_reads_routed_total",
+        "counter",
+        "Read connections lent from the pool by read_connection.",
+    );
+    for s in snaps.iter().filter(|s| s.m.role != "primary") {
+        f.sample("", &s.labels, &[], s.m.routed_reads as f64);
     }
 }
 

@@ -202,6 +202,16 @@ pub struct PoolMetrics {
     /// Acquisition attempts in the window that ran out of time (acquisition, pool creation or
     /// connection creation timeout).
     pub window_timeouts: u64,
+    /// What the pool serves: `primary` (reads and writes), `primary_read` (read connections
+    /// no replica could serve) or `replica` (see [`Database::read_connection`](crate::Database::read_connection)).
+    pub role: &'static str,
+    /// A replica's last measured lag behind the primary (`None`: not a replica, not measured
+    /// yet, or unknown).
+    pub replica_lag: Option<Duration>,
+    /// Whether reads are routed to it (always true for primary pools).
+    pub in_rotation: bool,
+    /// Read connections lent from it by `read_connection` (0 for the primary's own pool).
+    pub routed_reads: u64,
 }
 
 /// Rank of a breaker state index for "most severe": open, then half open, then anything
@@ -255,6 +265,11 @@ impl PoolMetrics {
             window: Duration::from_secs(WINDOW_SECS),
             window_acquisitions: 0,
             window_timeouts: 0,
+            role: p.replica.role.as_str(),
+            replica_lag: p.replica.lag(),
+            in_rotation: p.replica.role != super::super::PoolRole::Replica
+                || p.replica.in_rotation(),
+            routed_reads: 0,
         }
     }
 
@@ -304,6 +319,7 @@ impl PoolMetrics {
             let (acquisitions, timeouts) = s.window.totals();
             m.window_acquisitions += acquisitions;
             m.window_timeouts += timeouts;
+            m.routed_reads += p.replica.routed();
         }
         m.wait_time = Histogram::percentiles_of(pools.iter().map(|p| &p.stats.wait));
         m.query_duration = Histogram::percentiles_of(pools.iter().map(|p| &p.stats.query_time));
