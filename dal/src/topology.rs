@@ -294,7 +294,7 @@ impl Database {
         {
             // SQLite: no replicas, no read-only sessions; dal refuses writes on it.
             let conn = self.connection_at(location).await?;
-            return Ok(conn.noting_writes(None).for_reads(Role::Primary, None));
+            return Ok(conn.noting_writes(None).for_reads(Role::Primary, None, None));
         }
         if !routing.replicas.is_empty() {
             let need = self.need(routing).await;
@@ -307,7 +307,7 @@ impl Database {
         let primary = routing.primary_read.get(backend)?;
         let conn = acquire(&primary, location).await?;
         primary.replica.count_routed();
-        Ok(conn.for_reads(Role::Primary, None))
+        Ok(conn.for_reads(Role::Primary, None, self.schema_cache()))
     }
 
     /// What a read must see, from the read-your-writes mode and the handle's writes.
@@ -350,6 +350,11 @@ impl Database {
             .try_get("pos")?;
         *log.resolved.lock().unwrap_or_else(|p| p.into_inner()) = (seq, Some(pos.clone()));
         Ok(Some(pos))
+    }
+
+    /// The primary pool's entity schema cache, which read connections share.
+    fn schema_cache(&self) -> Option<Arc<crate::pool::SchemaCache>> {
+        self.pool().ok().map(|p| p.schema_cache.clone())
     }
 
     /// A read connection on a replica in rotation that satisfies `need`, least busy first;
@@ -396,7 +401,7 @@ impl Database {
                 }
             }
             pool.replica.count_routed();
-            return Some(conn.for_reads(Role::Replica, fallback));
+            return Some(conn.for_reads(Role::Replica, fallback, self.schema_cache()));
         }
         None
     }

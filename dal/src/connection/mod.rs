@@ -93,6 +93,9 @@ pub struct Connection {
     /// A replica's read connection: the primary's read pool, used when the replica's
     /// connection is lost and no other can be had (the read is served there instead).
     fallback: Option<Arc<PoolInner>>,
+    /// A read connection: the entity schema cache of the primary's pool, which the primary's
+    /// writes keep current (a replica's pool would learn of new fields only after its TTL).
+    schema: Option<Arc<crate::pool::SchemaCache>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -123,6 +126,7 @@ impl Connection {
             writes: None,
             tx_wrote: false,
             fallback: None,
+            schema: None,
         }
     }
 
@@ -132,11 +136,18 @@ impl Connection {
         self
     }
 
-    /// A read connection on `role`'s server, falling back to `fallback` when lost.
-    pub(crate) fn for_reads(mut self, role: Role, fallback: Option<Arc<PoolInner>>) -> Self {
+    /// A read connection on `role`'s server, falling back to `fallback` when lost, using the
+    /// primary's entity schema cache `schema`.
+    pub(crate) fn for_reads(
+        mut self,
+        role: Role,
+        fallback: Option<Arc<PoolInner>>,
+        schema: Option<Arc<crate::pool::SchemaCache>>,
+    ) -> Self {
         self.role = role;
         self.read_only = true;
         self.fallback = fallback;
+        self.schema = schema;
         self
     }
 
@@ -217,7 +228,7 @@ impl Connection {
 
     /// The entity schema cache of this connection's pool.
     pub(crate) fn schema_cache(&self) -> &Arc<crate::pool::SchemaCache> {
-        &self.pool.schema_cache
+        self.schema.as_ref().unwrap_or(&self.pool.schema_cache)
     }
 
     /// The pool's retry policy (statements and the entity layer's own transactions).

@@ -10,6 +10,18 @@ use crate::resilience::{classify, FailureClass};
 use crate::topology::Role;
 
 impl Connection {
+    /// An entity write on a read connection: refused before anything is done.
+    pub(crate) fn refuse_writes_if_read_only(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this is a read connection (Database::read_connection): entity saves, deletes \
+                 and restores need async_connection()"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A statement that may write ran (`in_tx`: inside a transaction, noted at commit).
     pub(super) fn note_write(&mut self, in_tx: bool) {
         if in_tx {

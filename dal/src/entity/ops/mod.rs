@@ -28,6 +28,7 @@ pub(crate) type EntityMap = Map<String, Json>;
 /// `$retry(&error)` says the server undid it (deadlock, serialization failure, key race).
 macro_rules! in_own_tx {
     ($conn:ident, $retry:expr, $body:expr) => {{
+        $conn.refuse_writes_if_read_only()?;
         let mut backoff = $conn.retry_policy().backoff();
         loop {
             let own = !$conn.in_transaction();
