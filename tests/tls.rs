@@ -7,41 +7,19 @@
 //! on failure). The shared services on 5432/3306 are never touched.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on failure
 
-use std::net::{TcpListener, TcpStream};
+#[path = "support/servers.rs"]
+mod servers;
+
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dal::{Backend, Database, DatabaseConfig, RetryPolicy, SslMode};
-
-/// Runs a command, panicking with its output when it fails.
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("dal-tls-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use servers::{
+    log_tail, pg_command, run, spare_port, terminate, wait_for_port, wait_until, PortLease,
+    TempDir, MY_PORTS, PG_PORTS,
+};
 
 /// A CA, a server certificate for `localhost` signed by it, and an unrelated second CA.
 /// (The server's certificate and key are `server.pem` and `server.key` beside them.)
@@ -112,28 +90,6 @@ fn make_certs(dir: &Path) -> Certs {
     }
 }
 
-/// A loopback port in `range` that nothing listens on.
-fn spare_port(range: std::ops::RangeInclusive<u16>) -> u16 {
-    range
-        .into_iter()
-        .find(|&p| {
-            TcpStream::connect(("127.0.0.1", p)).is_err()
-                && TcpListener::bind(("127.0.0.1", p)).is_ok()
-        })
-        .expect("no spare port")
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} did not come up on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -141,12 +97,13 @@ struct PgServer {
     data: PathBuf,
     port: u16,
     // Dropped after the server is stopped (fields drop in declaration order, after `drop`).
+    _port: PortLease,
     _dir: TempDir,
 }
 
 impl PgServer {
     fn start(tls: bool) -> Self {
-        let dir = TempDir::new("pg");
+        let dir = TempDir::new("tls-pg");
         make_certs(&dir.0);
         let (cert, key) = (dir.0.join("server.pem"), dir.0.join("server.key"));
         let data = dir.0.join("data");
@@ -155,11 +112,11 @@ impl PgServer {
             .args(["-R", "postgres:postgres"])
             .arg(&dir.0));
         run(Command::new("chmod").arg("600").arg(&key));
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/initdb"])
+        run(pg_command("initdb")
             .args(["-A", "trust", "-U", "postgres", "-N", "-D"])
             .arg(&data));
-        let port = spare_port(5433..=5440);
+        let lease = spare_port(PG_PORTS);
+        let port = lease.port();
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              ssl = {}\nssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n",
@@ -174,6 +131,7 @@ impl PgServer {
         let server = PgServer {
             data,
             port,
+            _port: lease,
             _dir: dir,
         };
         server.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some("log"));
@@ -182,9 +140,8 @@ impl PgServer {
     }
 
     fn pg_ctl(&self, args: &[&str], log: Option<&str>) {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl"])
-            .args(args);
+        let mut cmd = pg_command("pg_ctl");
+        cmd.args(args);
         if let Some(l) = log {
             cmd.arg(self.data.parent().unwrap().join(l));
         }
@@ -203,8 +160,7 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl"])
+        let _ = pg_command("pg_ctl")
             .args(["stop", "-m", "immediate", "-w", "-D"])
             .arg(&self.data)
             .stdout(Stdio::null())
@@ -219,21 +175,24 @@ impl Drop for PgServer {
 struct MyServer {
     child: Option<Child>,
     port: u16,
+    _port: PortLease,
     dir: TempDir,
 }
 
 impl MyServer {
     fn start(tls: bool) -> Self {
-        let dir = TempDir::new("my");
+        let dir = TempDir::new("tls-my");
         let data = dir.0.join("data");
         make_certs(&dir.0);
         run(Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
             .stdin(Stdio::null()));
+        let lease = spare_port(MY_PORTS);
         let mut s = MyServer {
             child: None,
-            port: spare_port(3307..=3310),
+            port: lease.port(),
+            _port: lease,
             dir,
         };
         s.launch(tls);
@@ -270,30 +229,21 @@ impl MyServer {
             .spawn()
             .expect("mariadbd");
         self.child = Some(child);
-        let start = Instant::now();
-        while !d.join("sock").exists() || TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "private MariaDB did not come up: {}",
-                std::fs::read_to_string(d.join("err.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                format!(
+                    "private MariaDB did not come up: {}",
+                    log_tail(&d.join("err.log"), 40)
+                )
+            },
+            || d.join("sock").exists() && TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+        );
     }
 
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // SIGTERM lets it shut down; a kill after a grace period as last resort.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            terminate(&mut c, Duration::from_secs(20));
         }
     }
 
