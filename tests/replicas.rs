@@ -9,11 +9,13 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::servers::{MY_PORTS, PG_PORTS};
 use cluster::{MyCluster, PgCluster};
-use dal::{params, Database, DatabaseConfig, RetryPolicy};
+use dal::prelude::json;
+use dal::{params, Backend, Database, DatabaseConfig, Error, ReadYourWrites, RetryPolicy, Role};
 
 /// A database for `url` with a pool of its own (`alias`), failing at once instead of retrying.
 fn db(url: &str, alias: &str) -> Database {
@@ -108,7 +110,10 @@ async fn pg_cluster_harness() {
 
     // The standby refuses writes: read-only transaction.
     let e = insert(&standby, 99).await.unwrap_err();
-    assert_eq!(e.code(), Some("25006"), "{e}");
+    assert!(
+        matches!(e, dal::Error::ReadOnly(_)) && e.to_string().contains("[25006]"),
+        "{e}"
+    );
 
     // Replay paused: the WAL arrives, the row does not show until replay resumes.
     c.pause_replay();
@@ -185,7 +190,10 @@ async fn mariadb_cluster_harness() {
 
     // read_only=1 stops the `dal` user's writes on the replica.
     let e = insert(&replica, 99).await.unwrap_err();
-    assert_eq!(e.code(), Some("1290"), "{e}");
+    assert!(
+        matches!(e, dal::Error::ReadOnly(_)) && e.to_string().contains("[1290]"),
+        "{e}"
+    );
 
     // What the `dal` user (no SUPER) sees of replication through dal, whose statements are
     // server-side prepared: SHOW SLAVE STATUS prepares and answers one row by column name.
@@ -255,7 +263,10 @@ async fn mariadb_cluster_harness() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some("1792"), "{e}");
+    assert!(
+        matches!(e, dal::Error::ReadOnly(_)) && e.to_string().contains("[1792]"),
+        "{e}"
+    );
     assert!(e.to_string().contains("READ ONLY transaction"), "{e}");
     conn.execute("SET SESSION TRANSACTION READ WRITE", ())
         .await
@@ -300,4 +311,537 @@ async fn mariadb_cluster_harness() {
     let stopping = Instant::now();
     drop(c);
     println!("MyCluster::drop took {:?}", stopping.elapsed());
+}
+// ---------------------------------------------------------------------------------------------
+// Read replicas, read-your-writes and failover through dal, on both clusters.
+
+/// What the cases need of a cluster, whichever backend.
+trait Replicated: Send + Sync {
+    fn backend(&self) -> Backend;
+    fn primary_url(&self) -> String;
+    fn replica_host_port(&self) -> (String, u16);
+    fn url_with_hosts(&self, query: &str) -> String;
+    /// SQL answering one row, column `r`: 1/true on a replica.
+    fn is_replica_sql(&self) -> &'static str;
+    fn lag_on(&self);
+    fn lag_off(&self);
+    fn stop_replica(&self);
+    fn start_replica(&self);
+    fn stop_primary(&self);
+    fn promote(&self);
+    fn wait_replayed(&self);
+}
+
+impl Replicated for PgCluster {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+    fn primary_url(&self) -> String {
+        PgCluster::primary_url(self)
+    }
+    fn replica_host_port(&self) -> (String, u16) {
+        ("127.0.0.1".into(), self.standby_port())
+    }
+    fn url_with_hosts(&self, query: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/dal_test?sslmode=disable&{query}",
+            PgCluster::primary_port(self),
+            self.standby_port()
+        )
+    }
+    fn is_replica_sql(&self) -> &'static str {
+        "SELECT pg_is_in_recovery() AS [r]"
+    }
+    fn lag_on(&self) {
+        self.pause_replay()
+    }
+    fn lag_off(&self) {
+        self.resume_replay()
+    }
+    fn stop_replica(&self) {
+        self.stop_standby()
+    }
+    fn start_replica(&self) {
+        self.start_standby()
+    }
+    fn stop_primary(&self) {
+        PgCluster::stop_primary(self)
+    }
+    fn promote(&self) {
+        self.promote_standby()
+    }
+    fn wait_replayed(&self) {
+        PgCluster::wait_replayed(self)
+    }
+}
+
+impl Replicated for MyCluster {
+    fn backend(&self) -> Backend {
+        Backend::MySql
+    }
+    fn primary_url(&self) -> String {
+        MyCluster::primary_url(self)
+    }
+    fn replica_host_port(&self) -> (String, u16) {
+        ("127.0.0.1".into(), self.replica_port())
+    }
+    fn url_with_hosts(&self, query: &str) -> String {
+        format!(
+            "mysql://dal@127.0.0.1:{},127.0.0.1:{}/dal_test?ssl-mode=disabled&{query}",
+            MyCluster::primary_port(self),
+            self.replica_port()
+        )
+    }
+    fn is_replica_sql(&self) -> &'static str {
+        "SELECT @@read_only AS [r]"
+    }
+    fn lag_on(&self) {
+        self.stop_replica_sql()
+    }
+    fn lag_off(&self) {
+        self.start_replica_sql()
+    }
+    fn stop_replica(&self) {
+        MyCluster::stop_replica(self)
+    }
+    fn start_replica(&self) {
+        MyCluster::start_replica(self)
+    }
+    fn stop_primary(&self) {
+        MyCluster::stop_primary(self)
+    }
+    fn promote(&self) {
+        self.promote_replica()
+    }
+    fn wait_replayed(&self) {
+        MyCluster::wait_replayed(self)
+    }
+}
+
+fn truthy(row: &dal::Row, col: &str) -> bool {
+    match row.get(col) {
+        Some(dal::Value::Bool(b)) => *b,
+        Some(dal::Value::Int(i)) => *i != 0,
+        other => panic!("column {col}: {other:?}"),
+    }
+}
+
+async fn on_replica(conn: &mut dal::Connection, c: &dyn Replicated) -> bool {
+    let rows = conn.execute(c.is_replica_sql(), ()).await.unwrap();
+    truthy(&rows[0], "r")
+}
+
+/// A database with the cluster's replica, its own alias.
+fn with_replica(c: &dyn Replicated, alias: &str) -> Database {
+    let (host, port) = c.replica_host_port();
+    let cfg = DatabaseConfig::from_url(&c.primary_url())
+        .unwrap()
+        .alias(alias)
+        .replica(host, port);
+    Database::new(c.backend(), cfg)
+}
+
+/// A blocking cluster operation, off the runtime's threads.
+async fn ctl(c: &Arc<dyn Replicated>, op: fn(&dyn Replicated)) {
+    let c = c.clone();
+    tokio::task::spawn_blocking(move || op(c.as_ref()))
+        .await
+        .unwrap();
+}
+
+/// Routing and read-only: reads on the replica, writes on the primary, a write on a read
+/// connection refused by dal and by the server, entity reads on a read connection.
+async fn routing_and_read_only(c: &Arc<dyn Replicated>) {
+    let db = with_replica(c.as_ref(), "rep-routing");
+    let mut w = db.async_connection().await.unwrap();
+    assert_eq!(w.role(), Role::Primary);
+    assert!(
+        !on_replica(&mut w, c.as_ref()).await,
+        "async_connection is not on the primary"
+    );
+    w.execute(
+        "CREATE TABLE [kv] ([k] INTEGER PRIMARY KEY, [v] INTEGER)",
+        (),
+    )
+    .await
+    .unwrap();
+    w.execute("INSERT INTO [kv] ([k], [v]) VALUES (1, 0)", ())
+        .await
+        .unwrap();
+    w.save_entity("rep_users", json!({"id": "u1", "name": "Ada"}))
+        .await
+        .unwrap();
+    w.save_entity("rep_users", json!({"id": "u1", "name": "Ada L."}))
+        .await
+        .unwrap();
+    drop(w);
+    ctl(c, |c| c.wait_replayed()).await;
+
+    let mut r = db.read_connection().await.unwrap();
+    assert_eq!(
+        r.role(),
+        Role::Replica,
+        "a caught-up replica serves the read"
+    );
+    assert!(r.is_read_only());
+    assert!(
+        on_replica(&mut r, c.as_ref()).await,
+        "read_connection is not on the replica"
+    );
+    // Refused by dal before sending.
+    let e = r
+        .execute("UPDATE [kv] SET [v] = 99 WHERE [k] = 1", ())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
+    // A write dal cannot see in the text: refused by the server's read-only session.
+    let sneaky = match c.backend() {
+        Backend::Postgres => "SELECT txid_current() AS [x]",
+        _ => "SELECT GET_LOCK('dal', 0) AS [x] FROM [kv] WHERE 1 = 0",
+    };
+    if c.backend() == Backend::Postgres {
+        let e = r.execute(sneaky, ()).await.unwrap_err();
+        assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
+    }
+    let e = r
+        .save_entity("rep_users", json!({"id": "u2", "name": "Bob"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
+    // Entity reads work on it.
+    let got = r.get_entity("rep_users", "u1").await.unwrap().unwrap();
+    assert_eq!(got["name"], "Ada L.");
+    assert_eq!(r.count_entities("rep_users").await.unwrap(), 1);
+    assert_eq!(r.find_entities("rep_users").await.unwrap().len(), 1);
+    assert_eq!(
+        r.get_entity_history("rep_users", "u1").await.unwrap().len(),
+        2
+    );
+    drop(r);
+    // Nothing changed on the primary.
+    let mut w = db.async_connection().await.unwrap();
+    let rows = w
+        .execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+        .await
+        .unwrap();
+    assert_eq!(rows[0].try_get::<i64, _>("v").unwrap(), 0);
+    assert!(w.get_entity("rep_users", "u2").await.unwrap().is_none());
+    drop(w);
+
+    // The blocking twin.
+    let sync_db = db.clone();
+    // A plain thread: the blocking API refuses to run inside a runtime.
+    let role = std::thread::spawn(move || {
+        let mut r = sync_db.sync_read_connection().unwrap();
+        let e = r.execute("DELETE FROM [kv]", ()).unwrap_err();
+        assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
+        r.role()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(role, Role::Replica);
+
+    let t = db.topology();
+    assert_eq!(t.replicas.len(), 1);
+    assert!(t.replicas[0].routed_reads >= 1);
+    let m = dal::PoolManager::all_pool_metrics();
+    assert!(
+        m.iter().any(|m| m.alias.starts_with("rep-routing@replica")
+            && m.role == "replica"
+            && m.routed_reads >= 1
+            && m.in_rotation),
+        "replica pool metrics: {m:?}"
+    );
+    let text = dal::PoolManager::prometheus_text();
+    assert!(
+        text.contains("dal_replica_in_rotation{alias=\"rep-routing@replica"),
+        "{text}"
+    );
+    db.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// 1 000 times: write through the handle, read it back through a read connection, while the
+/// replica lags: never stale, and served by the primary meanwhile.
+async fn read_your_writes_under_lag(c: &Arc<dyn Replicated>) {
+    let db = with_replica(c.as_ref(), "rep-ryw");
+    ctl(c, |c| c.lag_on()).await;
+    let mut w = db.async_connection().await.unwrap();
+    let mut from_primary = 0;
+    for i in 1..=1000_i64 {
+        w.execute("UPDATE [kv] SET [v] = ? WHERE [k] = 1", dal::params![i])
+            .await
+            .unwrap();
+        let mut r = db.read_connection().await.unwrap();
+        let rows = r
+            .execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0].try_get::<i64, _>("v").unwrap(),
+            i,
+            "stale read at iteration {i} (role {:?})",
+            r.role()
+        );
+        if r.role() == Role::Primary {
+            from_primary += 1;
+        }
+    }
+    assert_eq!(
+        from_primary, 1000,
+        "the lagging replica served a read after a write"
+    );
+    drop(w);
+    // The other modes, replica still lagging: a window sends reads after a write to the
+    // primary; off lets the replica serve them, stale.
+    for (mode, alias) in [
+        (
+            ReadYourWrites::Window(Duration::from_secs(60)),
+            "rep-window",
+        ),
+        (ReadYourWrites::Off, "rep-off"),
+    ] {
+        let (host, port) = c.replica_host_port();
+        let cfg = DatabaseConfig::from_url(&c.primary_url())
+            .unwrap()
+            .alias(alias)
+            .replica(host, port)
+            .read_your_writes(mode);
+        let db = Database::new(c.backend(), cfg);
+        let mut w = db.async_connection().await.unwrap();
+        w.execute("UPDATE [kv] SET [v] = [v] + 1 WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        drop(w);
+        let mut r = db.read_connection().await.unwrap();
+        let v: i64 = r
+            .execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+            .await
+            .unwrap()[0]
+            .try_get("v")
+            .unwrap();
+        if mode == ReadYourWrites::Off {
+            assert_eq!(r.role(), Role::Replica, "{mode:?}");
+            assert!(v < 1001, "{mode:?}: the lagging replica cannot have {v}");
+        } else {
+            assert_eq!(r.role(), Role::Primary, "{mode:?}");
+            assert_eq!(v, 1001, "{mode:?}");
+        }
+        drop(r);
+        // Put it back for the cases that follow.
+        let mut w = db.async_connection().await.unwrap();
+        w.execute("UPDATE [kv] SET [v] = 1000 WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        drop(w);
+        db.close(Duration::from_secs(5)).await.unwrap();
+    }
+    ctl(c, |c| c.lag_off()).await;
+    ctl(c, |c| c.wait_replayed()).await;
+    // Caught up: the replica serves again, and sees the last write.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut r = db.read_connection().await.unwrap();
+        let rows = r
+            .execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        assert_eq!(rows[0].try_get::<i64, _>("v").unwrap(), 1000);
+        if r.role() == Role::Replica {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never came back after catching up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// The replica stops: reads go on from the primary; it starts again: back in rotation.
+async fn replica_down_and_back(c: &Arc<dyn Replicated>) {
+    let db = with_replica(c.as_ref(), "rep-down");
+    // Warm the replica pool.
+    let mut r = db.read_connection().await.unwrap();
+    r.execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+        .await
+        .unwrap();
+    assert_eq!(r.role(), Role::Replica);
+    drop(r);
+    ctl(c, |c| c.stop_replica()).await;
+    for i in 0..50 {
+        let mut r = db
+            .read_connection()
+            .await
+            .unwrap_or_else(|e| panic!("read connection {i} with the replica down: {e}"));
+        let rows = r
+            .execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+            .await
+            .unwrap_or_else(|e| panic!("read {i} with the replica down: {e}"));
+        assert_eq!(rows[0].try_get::<i64, _>("v").unwrap(), 1000);
+        assert_eq!(r.role(), Role::Primary, "read {i}");
+    }
+    let t = db.topology();
+    assert!(!t.replicas[0].in_rotation, "{t:?}");
+    ctl(c, |c| c.start_replica()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut r = db.read_connection().await.unwrap();
+        r.execute("SELECT [v] FROM [kv] WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        if r.role() == Role::Replica {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not return to rotation: {:?}",
+            db.topology()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(db.topology().replicas[0].in_rotation);
+    db.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// Stop the primary and promote the replica while 8 tasks write through a host list: writes
+/// resume within 10 s of the promotion, and every acknowledged write is on the new primary.
+async fn failover_under_writes(c: &Arc<dyn Replicated>) {
+    let url = c.url_with_hosts("target_session_attrs=read-write&alias=rep-failover");
+    let db = Database::from_url(&url).unwrap();
+    {
+        let mut w = db.async_connection().await.unwrap();
+        assert!(!on_replica(&mut w, c.as_ref()).await);
+        w.execute(
+            "CREATE TABLE [acked] ([id] INTEGER PRIMARY KEY, [task] INTEGER)",
+            (),
+        )
+        .await
+        .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let promoted_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..8_i64 {
+        let db = db.clone();
+        let stop = stop.clone();
+        let promoted_at = promoted_at.clone();
+        let resumed = resumed.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut first_after: Option<Duration> = None;
+            let mut n = 0_i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let id = task * 1_000_000 + n;
+                let ok = async {
+                    let mut conn = db.async_connection().await?;
+                    conn.execute(
+                        "INSERT INTO [acked] ([id], [task]) VALUES (?, ?)",
+                        dal::params![id, task],
+                    )
+                    .await
+                }
+                .await
+                .is_ok();
+                if ok {
+                    acked.push(id);
+                    let p = *promoted_at.lock().unwrap();
+                    if let (Some(p), None) = (p, first_after) {
+                        first_after = Some(p.elapsed());
+                        resumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            (acked, first_after)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopping = Instant::now();
+    ctl(c, |c| c.stop_primary()).await;
+    ctl(c, |c| c.promote()).await;
+    let outage = stopping.elapsed();
+    *promoted_at.lock().unwrap() = Some(Instant::now());
+    // Every task writes again within 10 s of the promotion.
+    let promoted = Instant::now();
+    while resumed.load(std::sync::atomic::Ordering::Relaxed) < 8
+        && promoted.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for t in tasks {
+        let (acked, first_after) = t.await.unwrap();
+        let resumed = first_after.expect("a writer never wrote again after the promotion");
+        assert!(
+            resumed < Duration::from_secs(10),
+            "a writer resumed {resumed:?} after the promotion"
+        );
+        slowest = slowest.max(resumed);
+        all.extend(acked);
+    }
+    eprintln!(
+        "{}: primary stopped and replica promoted in {outage:?}; every writer resumed \
+         within {slowest:?} of the promotion",
+        c.backend().as_str()
+    );
+    assert!(
+        all.len() > 100,
+        "too few writes acknowledged: {}",
+        all.len()
+    );
+    // Every acknowledged write is on the new primary (the old replica).
+    let (host, port) = c.replica_host_port();
+    let cfg = DatabaseConfig::from_url(&c.primary_url())
+        .unwrap()
+        .host(host)
+        .port(port)
+        .alias("rep-check");
+    let check = Database::new(c.backend(), cfg);
+    let mut conn = check.async_connection().await.unwrap();
+    assert!(
+        !on_replica(&mut conn, c.as_ref()).await,
+        "the promoted node is still read-only"
+    );
+    let rows = conn.execute("SELECT [id] FROM [acked]", ()).await.unwrap();
+    let stored: std::collections::HashSet<i64> = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id").unwrap())
+        .collect();
+    let missing: Vec<&i64> = all.iter().filter(|id| !stored.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    eprintln!(
+        "{}: {} writes acknowledged, all on the new primary",
+        c.backend().as_str(),
+        all.len()
+    );
+}
+
+async fn replica_cases(c: Arc<dyn Replicated>) {
+    routing_and_read_only(&c).await;
+    read_your_writes_under_lag(&c).await;
+    replica_down_and_back(&c).await;
+    failover_under_writes(&c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_replicas_read_your_writes_and_failover() {
+    let c = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    replica_cases(Arc::new(c)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_replicas_read_your_writes_and_failover() {
+    let c = tokio::task::spawn_blocking(MyCluster::start).await.unwrap();
+    replica_cases(Arc::new(c)).await;
 }

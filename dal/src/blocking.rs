@@ -111,6 +111,18 @@ impl SyncConnection {
         self.inner.as_ref().map(Connection::backend)
     }
 
+    /// Which server it is on (see [`Connection::role`]); `Primary` once closed.
+    pub fn role(&self) -> crate::Role {
+        self.inner
+            .as_ref()
+            .map_or(crate::Role::Primary, Connection::role)
+    }
+
+    /// True for a [`sync_read_connection`](crate::Database::sync_read_connection).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.as_ref().is_some_and(Connection::is_read_only)
+    }
+
     /// Runs one statement and returns its rows.
     pub fn execute<P: IntoParams>(&mut self, sql: &str, params: P) -> Result<Vec<Row>> {
         self.execute_with(sql, params, QueryOptions::default())

@@ -287,12 +287,15 @@ impl Database {
         PoolManager::set_pool_tuning(&self.inner.hash, tuning);
     }
 
-    /// Closes this database's own pool, as [`PoolManager::close_pool`] does; pools that only
-    /// share its hash (other passwords) stay open. A later use opens a fresh pool.
+    /// Closes this database's own pool, as [`PoolManager::close_pool`] does, and the pools
+    /// of its replicas and of its reads on the primary (see
+    /// [`read_connection`](Self::read_connection)); pools that only share its hash (other
+    /// passwords) stay open. A later use opens fresh pools.
     pub async fn close(&self, timeout: Duration) -> Result<()> {
-        match registered_pool_for(&self.inner.hash, self.inner.credential) {
-            Some(p) => close_pools(&[p], timeout).await,
-            None => Ok(()),
+        let mut pools = self.inner.routing.opened_pools();
+        if let Some(p) = registered_pool_for(&self.inner.hash, self.inner.credential) {
+            pools.insert(0, p);
         }
+        close_pools(&pools, timeout).await
     }
 }

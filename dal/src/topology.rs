@@ -178,6 +178,16 @@ impl Routing {
         }
     }
 
+    /// The read pools opened so far (replicas, then the primary's read pool).
+    pub(crate) fn opened_pools(&self) -> Vec<Arc<PoolInner>> {
+        self.replicas
+            .iter()
+            .chain(std::iter::once(&self.primary_read))
+            .filter_map(Slot::opened)
+            .filter(|p| !p.is_closed())
+            .collect()
+    }
+
     /// The write log connections of the primary note their writes in: only when there are
     /// replicas to keep in step with (otherwise noting costs nothing and is skipped).
     pub(crate) fn write_log(&self) -> Option<Arc<WriteLog>> {
@@ -294,7 +304,9 @@ impl Database {
         {
             // SQLite: no replicas, no read-only sessions; dal refuses writes on it.
             let conn = self.connection_at(location).await?;
-            return Ok(conn.noting_writes(None).for_reads(Role::Primary, None, None));
+            return Ok(conn
+                .noting_writes(None)
+                .for_reads(Role::Primary, None, None));
         }
         if !routing.replicas.is_empty() {
             let need = self.need(routing).await;

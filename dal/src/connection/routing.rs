@@ -54,8 +54,13 @@ impl Connection {
             Error::Database {
                 kind: DbErrorKind::ReadOnly,
                 message,
+                code,
                 ..
             } => {
+                let code = code
+                    .as_deref()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default();
                 let demoted = !self.read_only && config.get_target_session_attrs().wants_writes();
                 if demoted {
                     self.broken = true;
@@ -67,9 +72,9 @@ impl Connection {
                     );
                 }
                 Err(Error::ReadOnly(if demoted {
-                    format!("the server is read-only now (demoted primary?): {message}; nothing was written, retry on a new connection")
+                    format!("the server is read-only now (demoted primary?){code}: {message}; nothing was written, retry on a new connection")
                 } else {
-                    format!("the server refused a write: {message}")
+                    format!("the server refused a write{code}: {message}")
                 }))
             }
             _ if !config.get_hosts().is_empty()
