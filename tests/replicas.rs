@@ -441,6 +441,15 @@ fn with_replica(c: &dyn Replicated, alias: &str) -> Database {
     Database::new(c.backend(), cfg)
 }
 
+/// A typed entity read back on a read connection.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, dal::Entity)]
+#[entity(table = "rep_items")]
+struct Item {
+    id: Option<String>,
+    name: String,
+    qty: i64,
+}
+
 /// A blocking cluster operation, off the runtime's threads.
 async fn ctl(c: &Arc<dyn Replicated>, op: fn(&dyn Replicated)) {
     let c = c.clone();
@@ -474,10 +483,28 @@ async fn routing_and_read_only(c: &Arc<dyn Replicated>) {
     w.save_entity("rep_users", json!({"id": "u1", "name": "Ada L."}))
         .await
         .unwrap();
+    let item = w
+        .save(&Item {
+            id: Some("i1".into()),
+            name: "bolt".into(),
+            qty: 3,
+        })
+        .await
+        .unwrap();
     drop(w);
     ctl(c, |c| c.wait_replayed()).await;
 
     let mut r = db.read_connection().await.unwrap();
+    // Typed reads on it.
+    assert_eq!(r.get::<Item>("i1").await.unwrap(), Some(item.clone()));
+    assert_eq!(r.find::<Item>().await.unwrap(), vec![item.clone()]);
+    assert_eq!(
+        r.count::<Item>(dal::FindOptions::default()).await.unwrap(),
+        1
+    );
+    assert_eq!(r.history::<Item>("i1").await.unwrap().len(), 1);
+    let e = r.save(&item).await.unwrap_err();
+    assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
     assert_eq!(
         r.role(),
         Role::Replica,
