@@ -25,7 +25,9 @@ pub use tls::SslMode;
 use tls::TlsSettings;
 use topology::ReplicaSpec;
 pub use topology::{ReadYourWrites, TargetSessionAttrs, DEFAULT_MAX_REPLICA_LAG};
-pub(crate) use topology::{ServerRole, SessionKind};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) use topology::ServerRole;
+pub(crate) use topology::SessionKind;
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);

@@ -68,6 +68,7 @@ impl TargetSessionAttrs {
         }
     }
 
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     /// Whether a server with this role is acceptable (for `PreferStandby`: on the first pass,
     /// which looks for a standby).
     pub(crate) fn accepts(self, role: ServerRole) -> bool {
@@ -97,6 +98,7 @@ impl fmt::Display for TargetSessionAttrs {
 }
 
 /// What a server said about itself at connect.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct ServerRole {
     /// New transactions are read-only (a standby, `read_only=ON`, `default_transaction_read_only`).
@@ -105,6 +107,7 @@ pub(crate) struct ServerRole {
     pub in_recovery: bool,
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl fmt::Display for ServerRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match (self.in_recovery, self.read_only) {
@@ -247,6 +250,7 @@ impl DatabaseConfig {
     }
 
     /// Whether sessions are opened read-only (replica pools and the primary's read pool).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn is_read_only_session(&self) -> bool {
         self.session != SessionKind::ReadWrite
     }
@@ -257,6 +261,7 @@ impl DatabaseConfig {
     }
 
     /// Where to connect, in order: the host list, or the single host.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn endpoints(&self, default_port: u16) -> Vec<(String, u16)> {
         if self.hosts.is_empty() {
             vec![(self.host.clone(), self.port.unwrap_or(default_port))]
