@@ -24,10 +24,10 @@ pub(crate) use tls::map_connect_error;
 pub use tls::SslMode;
 use tls::TlsSettings;
 use topology::ReplicaSpec;
-pub use topology::{ReadYourWrites, TargetSessionAttrs, DEFAULT_MAX_REPLICA_LAG};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) use topology::ServerRole;
 pub(crate) use topology::SessionKind;
+pub use topology::{ReadYourWrites, TargetSessionAttrs, DEFAULT_MAX_REPLICA_LAG};
 
 /// Default `connection_acquisition_timeout`: 10 s.
 pub const DEFAULT_ACQUISITION_TIMEOUT: Duration = Duration::from_secs(10);
