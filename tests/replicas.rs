@@ -328,6 +328,8 @@ trait Replicated: Send + Sync {
     fn stop_replica(&self);
     fn start_replica(&self);
     fn stop_primary(&self);
+    /// Makes the primary refuse writes (a demotion without a restart), or accept them again.
+    fn set_primary_read_only(&self, on: bool);
     fn promote(&self);
     fn wait_replayed(&self);
 }
@@ -366,6 +368,15 @@ impl Replicated for PgCluster {
     }
     fn stop_primary(&self) {
         PgCluster::stop_primary(self)
+    }
+    fn set_primary_read_only(&self, on: bool) {
+        let port = self.primary_port();
+        if on {
+            self.psql(port, "ALTER SYSTEM SET default_transaction_read_only = on");
+        } else {
+            self.psql(port, "ALTER SYSTEM RESET default_transaction_read_only");
+        }
+        self.psql(port, "SELECT pg_reload_conf()");
     }
     fn promote(&self) {
         self.promote_standby()
@@ -409,6 +420,12 @@ impl Replicated for MyCluster {
     }
     fn stop_primary(&self) {
         MyCluster::stop_primary(self)
+    }
+    fn set_primary_read_only(&self, on: bool) {
+        self.sql(
+            self.primary_port(),
+            &format!("SET GLOBAL read_only = {}", u8::from(on)),
+        );
     }
     fn promote(&self) {
         self.promote_replica()
@@ -854,10 +871,168 @@ async fn failover_under_writes(c: &Arc<dyn Replicated>) {
     );
 }
 
+/// A replica lagging more than `max_replica_lag` (or not replicating) leaves rotation, with
+/// its lag shown, and comes back once it has caught up.
+async fn lagging_replica_leaves_rotation(c: &Arc<dyn Replicated>) {
+    let (host, port) = c.replica_host_port();
+    let cfg = DatabaseConfig::from_url(&c.primary_url())
+        .unwrap()
+        .alias("rep-lag")
+        .replica(host, port)
+        .read_your_writes(ReadYourWrites::Off)
+        .max_replica_lag(Duration::from_secs(1));
+    let db = Database::new(c.backend(), cfg);
+    // In rotation, lag measured and small.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = db.read_connection().await.unwrap();
+        drop(r);
+        let t = db.topology();
+        if let Some(lag) = t.replicas[0].lag {
+            assert!(lag < Duration::from_secs(1), "{t:?}");
+            assert!(t.replicas[0].in_rotation, "{t:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag never measured: {t:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = dal::PoolManager::prometheus_text();
+    assert!(
+        text.contains("dal_replica_lag_seconds{alias=\"rep-lag@replica"),
+        "{text}"
+    );
+    ctl(c, |c| c.lag_on()).await;
+    // Keep writing so the replica falls behind; it leaves rotation.
+    let mut w = db.async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        w.execute("UPDATE [kv] SET [v] = [v] WHERE [k] = 1", ())
+            .await
+            .unwrap();
+        let r = db.read_connection().await.unwrap();
+        let role = r.role();
+        drop(r);
+        let t = db.topology();
+        if !t.replicas[0].in_rotation {
+            let why = t.replicas[0].out_reason.clone().unwrap_or_default();
+            assert!(
+                why.contains("lagging") || why.contains("not replicating"),
+                "{t:?}"
+            );
+            // Out of rotation: reads go to the primary even without read-your-writes.
+            let r = db.read_connection().await.unwrap();
+            assert_eq!(r.role(), Role::Primary);
+            break;
+        }
+        assert_eq!(role, Role::Replica);
+        assert!(
+            Instant::now() < deadline,
+            "the lagging replica stayed in rotation: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(w);
+    let m = dal::PoolManager::all_pool_metrics();
+    assert!(
+        m.iter()
+            .any(|m| m.alias.starts_with("rep-lag@replica") && !m.in_rotation),
+        "{m:?}"
+    );
+    ctl(c, |c| c.lag_off()).await;
+    ctl(c, |c| c.wait_replayed()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = db.read_connection().await.unwrap();
+        if r.role() == Role::Replica {
+            break;
+        }
+        drop(r);
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not return after catching up: {:?}",
+            db.topology()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A primary made read-only while connections to it are pooled (a demotion): the next write is
+/// `Error::ReadOnly` (nothing written), the pool drops its connections to it and, finding no
+/// writable server, says so; once a server accepts writes again, writes go through without
+/// a restart.
+async fn demoted_primary_is_left(c: &Arc<dyn Replicated>) {
+    let url = c.url_with_hosts("target_session_attrs=read-write&alias=rep-demote");
+    let db = Database::from_url(&url).unwrap();
+    let mut w = db.async_connection().await.unwrap();
+    w.execute("CREATE TABLE [demo] ([id] INTEGER PRIMARY KEY)", ())
+        .await
+        .unwrap();
+    w.execute("INSERT INTO [demo] ([id]) VALUES (1)", ())
+        .await
+        .unwrap();
+    drop(w);
+    ctl(c, |c| c.set_primary_read_only(true)).await;
+    // The server applies the change at its next command: poll with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 1;
+    let refused = loop {
+        id += 1;
+        let mut w = db.async_connection().await.unwrap();
+        match w
+            .execute("INSERT INTO [demo] ([id]) VALUES (?)", dal::params![id])
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary never became read-only"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused:?}");
+    assert!(refused.to_string().contains("demoted"), "{refused}");
+    // No writable server now: the pool does not lend its old connection, it looks again.
+    let e = db.async_connection().await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no server accepts read-write sessions"),
+        "{e}"
+    );
+    ctl(c, |c| c.set_primary_read_only(false)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = async {
+            let mut w = db.async_connection().await?;
+            w.execute("INSERT INTO [demo] ([id]) VALUES (?)", dal::params![1000])
+                .await
+        }
+        .await;
+        if ok.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes did not resume: {ok:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The refused insert left nothing.
+    let mut w = db.async_connection().await.unwrap();
+    let rows = w
+        .execute("SELECT [id] FROM [demo] WHERE [id] = ?", dal::params![id])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "a write refused as read-only was stored");
+    drop(w);
+    db.close(Duration::from_secs(5)).await.unwrap();
+}
+
 async fn replica_cases(c: Arc<dyn Replicated>) {
     routing_and_read_only(&c).await;
     read_your_writes_under_lag(&c).await;
+    lagging_replica_leaves_rotation(&c).await;
     replica_down_and_back(&c).await;
+    demoted_primary_is_left(&c).await;
     failover_under_writes(&c).await;
 }
 
