@@ -302,6 +302,12 @@ impl Database {
             .write_position_sql()
             .is_none()
         {
+            if !routing.replicas.is_empty() {
+                return Err(Error::Config(format!(
+                    "{} has no replicas: remove .replica(…) from its configuration",
+                    crate::backend::dialect(backend).name()
+                )));
+            }
             // SQLite: no replicas, no read-only sessions; dal refuses writes on it.
             let conn = self.connection_at(location).await?;
             return Ok(conn
@@ -466,6 +472,8 @@ fn check_health(pool: &Arc<PoolInner>, max_lag: Duration) {
     };
     let pool = pool.clone();
     handle.spawn(async move {
+        // Released however the task ends (also when its runtime is dropped mid-check).
+        let _done = CheckDone(pool.clone());
         let measured = tokio::time::timeout(HEALTH_TIMEOUT, measure_lag(&pool)).await;
         match measured {
             Ok(Ok(lag)) => pool.replica.record_lag(&pool.alias, lag, max_lag),
@@ -477,8 +485,16 @@ fn check_health(pool: &Arc<PoolInner>, max_lag: Duration) {
                 format!("health check got no answer within {HEALTH_TIMEOUT:?}"),
             ),
         }
-        pool.replica.check_done();
     });
+}
+
+/// Marks a replica's health check finished when dropped.
+struct CheckDone(Arc<PoolInner>);
+
+impl Drop for CheckDone {
+    fn drop(&mut self) {
+        self.0.replica.check_done();
+    }
 }
 
 /// The replica's lag (`None`: not replicating).
@@ -506,4 +522,58 @@ async fn measure_lag(pool: &Arc<PoolInner>) -> Result<Option<Duration>> {
             .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite_read_connections_refuse_writes_and_sqlite_has_no_replicas() -> Result<()> {
+        let db = Database::from_url("sqlite::memory:?alias=topology-sqlite")?;
+        let mut w = db.async_connection().await?;
+        w.execute("CREATE TABLE [t] ([x] INTEGER)", ()).await?;
+        w.execute("INSERT INTO [t] ([x]) VALUES (1)", ()).await?;
+        drop(w);
+        let mut r = db.read_connection().await?;
+        assert_eq!((r.role(), r.is_read_only()), (Role::Primary, true));
+        assert_eq!(r.execute("SELECT [x] FROM [t]", ()).await?.len(), 1);
+        let e = r.execute("DELETE FROM [t]", ()).await.err();
+        assert!(matches!(e, Some(Error::ReadOnly(_))), "{e:?}");
+        let e = r
+            .save_entity("things", serde_json::json!({"id": "a"}))
+            .await
+            .err();
+        assert!(matches!(e, Some(Error::ReadOnly(_))), "{e:?}");
+        drop(r);
+        let t = db.topology();
+        assert!(t.replicas.is_empty());
+        assert_eq!(t.primary.role, Role::Primary);
+
+        let with_replica = Database::new(
+            Backend::Sqlite,
+            DatabaseConfig::from_url("sqlite::memory:?alias=topology-sqlite-replica")?
+                .replica("h", 1),
+        );
+        let e = with_replica.read_connection().await.err();
+        assert!(
+            matches!(&e, Some(Error::Config(m)) if m.contains("no replicas")),
+            "{e:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_write_log_covers_writes_until_resolved_again() {
+        let log = WriteLog::default();
+        assert_eq!(log.current(), Some(None), "no write: nothing to wait for");
+        assert!(!log.wrote_within(Duration::from_secs(60)));
+        log.note();
+        assert_eq!(log.current(), None, "a write not yet resolved");
+        assert!(log.wrote_within(Duration::from_secs(60)));
+        *log.resolved.lock().unwrap_or_else(|p| p.into_inner()) = (1, Some("0/10".into()));
+        assert_eq!(log.current(), Some(Some("0/10".into())));
+        log.note();
+        assert_eq!(log.current(), None, "a newer write needs a newer position");
+    }
 }

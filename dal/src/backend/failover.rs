@@ -99,3 +99,162 @@ impl HostList {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::backend::{CancelToken, QueryOutput};
+    use crate::value::Value;
+
+    /// A connection that knows which server it is on and records being closed.
+    struct Fake {
+        server: usize,
+        closed: Arc<Mutex<Vec<usize>>>,
+    }
+
+    struct NoCancel;
+
+    #[async_trait]
+    impl CancelToken for NoCancel {
+        async fn cancel(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl RawConn for Fake {
+        async fn query(&mut self, _: &str, _: &[Value]) -> Result<QueryOutput> {
+            // The server index, so the test can tell which one it got.
+            Ok(QueryOutput {
+                rows: Vec::new(),
+                rows_affected: self.server as u64,
+            })
+        }
+        async fn simple(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn cancel_token(&self) -> std::sync::Arc<dyn CancelToken> {
+            Arc::new(NoCancel)
+        }
+        async fn ping(&mut self) -> Result<()> {
+            Ok(())
+        }
+        async fn close(self: Box<Self>) {
+            self.closed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.server);
+        }
+    }
+
+    const PRIMARY: ServerRole = ServerRole {
+        read_only: false,
+        in_recovery: false,
+    };
+    const STANDBY: ServerRole = ServerRole {
+        read_only: true,
+        in_recovery: true,
+    };
+
+    /// Connects through a host list whose servers have `roles` (`None`: down); returns the
+    /// server chosen (or the error) and the servers whose connections were closed.
+    async fn pick(
+        list: &HostList,
+        roles: &[Option<ServerRole>],
+    ) -> (std::result::Result<u64, String>, Vec<usize>) {
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let r = list
+            .connect(|i| {
+                let closed = closed.clone();
+                let role = roles[i];
+                async move {
+                    match role {
+                        Some(role) => Ok((
+                            Box::new(Fake { server: i, closed }) as Box<dyn RawConn>,
+                            role,
+                        )),
+                        None => Err(Error::Connection("Connection refused".into())),
+                    }
+                }
+            })
+            .await;
+        let chosen = match r {
+            Ok(mut c) => Ok(c
+                .query("", &[])
+                .await
+                .map(|o| o.rows_affected)
+                .unwrap_or(99)),
+            Err(e) => Err(e.to_string()),
+        };
+        let closed = closed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (chosen, closed)
+    }
+
+    fn list(n: usize, target: TargetSessionAttrs) -> HostList {
+        HostList::new(
+            (0..n).map(|i| format!("h{i}:5432")).collect(),
+            target,
+            Duration::from_secs(4),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_first_server_with_the_wanted_role_is_chosen_and_preferred_next_time() {
+        let l = list(3, TargetSessionAttrs::ReadWrite);
+        let (got, closed) = pick(&l, &[Some(STANDBY), None, Some(PRIMARY)]).await;
+        assert_eq!(got, Ok(2));
+        assert_eq!(closed, vec![0], "the standby's connection is closed");
+        // Next time it starts with the server that matched: no round trip to the others.
+        let (got, closed) = pick(&l, &[Some(STANDBY), None, Some(PRIMARY)]).await;
+        assert_eq!((got, closed), (Ok(2), vec![]));
+        // After a failover it goes round the list.
+        let (got, _) = pick(&l, &[Some(PRIMARY), None, None]).await;
+        assert_eq!(got, Ok(0));
+    }
+
+    #[tokio::test]
+    async fn no_matching_server_is_an_error_naming_each() {
+        let l = list(2, TargetSessionAttrs::ReadWrite);
+        let (got, closed) = pick(&l, &[None, Some(STANDBY)]).await;
+        let e = got.unwrap_err();
+        assert!(e.contains("no server accepts read-write sessions"), "{e}");
+        assert!(e.contains("h0:5432") && e.contains("refused"), "{e}");
+        assert!(e.contains("h1:5432: a standby"), "{e}");
+        assert_eq!(closed, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn prefer_standby_falls_back_to_any_server() {
+        let l = list(2, TargetSessionAttrs::PreferStandby);
+        let (got, closed) = pick(&l, &[Some(PRIMARY), Some(STANDBY)]).await;
+        assert_eq!(got, Ok(1));
+        assert_eq!(closed, vec![0], "the primary kept as fallback is closed");
+        let l = list(2, TargetSessionAttrs::PreferStandby);
+        let (got, closed) = pick(&l, &[Some(PRIMARY), None]).await;
+        assert_eq!((got, closed), (Ok(0), vec![]));
+    }
+
+    #[test]
+    fn roles_accepted_per_target() {
+        use TargetSessionAttrs as T;
+        let read_only_primary = ServerRole {
+            read_only: true,
+            in_recovery: false,
+        };
+        for (t, primary, standby, ro_primary) in [
+            (T::Any, true, true, true),
+            (T::ReadWrite, true, false, false),
+            (T::ReadOnly, false, true, true),
+            (T::Primary, true, false, true),
+            (T::Standby, false, true, false),
+        ] {
+            assert_eq!(t.accepts(PRIMARY), primary, "{t}");
+            assert_eq!(t.accepts(STANDBY), standby, "{t}");
+            assert_eq!(t.accepts(read_only_primary), ro_primary, "{t}");
+        }
+    }
+}
