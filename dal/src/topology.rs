@@ -12,7 +12,7 @@
 //! next read asks the primary for its write position (`pg_current_wal_lsn()`,
 //! `@@gtid_binlog_pos`) once — a position at least as far as every write noted before — and
 //! serves the read from a replica only if it has replayed that position (checked on the
-//! replica: `pg_last_wal_replay_lsn()`, `MASTER_GTID_WAIT(…, 0.05)`; remembered per replica,
+//! replica: `pg_last_wal_replay_lsn()`, `MASTER_GTID_WAIT(…, 0.01)`; remembered per replica,
 //! so later reads with no write in between need no check).
 //!
 //! Health: at most once a second per replica (on the read path, in the background), dal
@@ -99,8 +99,6 @@ pub(crate) struct WriteLog {
     last: Mutex<Option<Instant>>,
     /// The primary's write position read after `seq` writes had been noted.
     resolved: Mutex<(u64, Option<String>)>,
-    /// One reader at a time asks the primary for its position.
-    resolving: tokio::sync::Mutex<()>,
 }
 
 impl WriteLog {
@@ -344,14 +342,12 @@ impl Database {
     }
 
     /// The primary's write position covering every write noted through this handle (`None`:
-    /// none noted). Asks the primary at most once per batch of writes; concurrent readers
-    /// wait for one answer.
+    /// none noted). Asks the primary once after each batch of writes; readers that need a
+    /// newer position than the one known ask in parallel (waiting for another reader's answer
+    /// would not help: it may not cover the writes this reader must see), and the answer that
+    /// covers the most writes is kept.
     async fn position_required(&self, routing: &Routing) -> Result<Option<String>> {
         let log = &routing.writes;
-        if let Some(known) = log.current() {
-            return Ok(known);
-        }
-        let _one_at_a_time = log.resolving.lock().await;
         if let Some(known) = log.current() {
             return Ok(known);
         }
@@ -366,7 +362,10 @@ impl Database {
             .first()
             .ok_or_else(|| Error::Internal("the primary gave no write position".into()))?
             .try_get("pos")?;
-        *log.resolved.lock().unwrap_or_else(|p| p.into_inner()) = (seq, Some(pos.clone()));
+        let mut resolved = log.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if seq > resolved.0 {
+            *resolved = (seq, Some(pos.clone()));
+        }
         Ok(Some(pos))
     }
 
