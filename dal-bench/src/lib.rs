@@ -1,6 +1,7 @@
 //! `dal-bench`: dal side by side with raw sqlx, SeaORM, tokio-postgres through deadpool and
-//! pgbench (`cargo run --release -p dal-bench --bin bench`), and the capacity tool
-//! (`cargo run --release -p dal-bench --bin capacity`).
+//! pgbench (`cargo run --release -p dal-bench --bin bench`), the capacity tool
+//! (`cargo run --release -p dal-bench --bin capacity`), and read replicas and failover on
+//! private replicated clusters (`cargo run --release -p dal-bench --bin replicas`).
 //!
 //! This library holds the parts that need no database (statistics, the ideal FIFO queueing
 //! time, the report and its Markdown table, charts, machine description), so that
@@ -8,6 +9,7 @@
 
 pub mod chart;
 pub mod machine;
+pub mod replicas;
 pub mod report;
 pub mod stats;
 
