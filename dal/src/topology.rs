@@ -114,14 +114,19 @@ impl WriteLog {
             .is_some_and(|t| t.elapsed() < window)
     }
 
-    /// The resolved position if it covers every write noted so far.
-    fn current(&self) -> Option<Option<String>> {
-        let seq = self.seq.load(Ordering::Acquire);
+    /// The resolved position if it covers the first `seq` writes.
+    fn covering(&self, seq: u64) -> Option<Option<String>> {
         if seq == 0 {
             return Some(None);
         }
         let r = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
         (r.0 >= seq).then(|| r.1.clone())
+    }
+
+    /// The resolved position if it covers every write noted so far.
+    #[cfg(test)]
+    fn current(&self) -> Option<Option<String>> {
+        self.covering(self.seq.load(Ordering::Acquire))
     }
 }
 
@@ -348,11 +353,12 @@ impl Database {
     /// covers the most writes is kept.
     async fn position_required(&self, routing: &Routing) -> Result<Option<String>> {
         let log = &routing.writes;
-        if let Some(known) = log.current() {
+        // The writes this read must see: those noted before it started. Any answer covering
+        // them will do, also one asked for by another reader.
+        let seq = log.seq.load(Ordering::Acquire);
+        if let Some(known) = log.covering(seq) {
             return Ok(known);
         }
-        // Read before asking: the answer covers at least the writes noted so far.
-        let seq = log.seq.load(Ordering::Acquire);
         let sql = crate::backend::dialect(self.backend())
             .write_position_sql()
             .ok_or_else(|| Error::Internal("no write position on this backend".into()))?;
