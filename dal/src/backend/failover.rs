@@ -5,9 +5,43 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::RawConn;
-use crate::config::{ServerRole, TargetSessionAttrs};
+use crate::config::{DatabaseConfig, ServerRole, TargetSessionAttrs};
 use crate::error::{Error, Result};
+use crate::sql::Backend;
+
+/// A driver's connect options for each server of `config` (its host list, or its one host):
+/// `template` with each server's host and port set by `at`, and the host list over them.
+pub(crate) fn per_server<O>(
+    config: &DatabaseConfig,
+    backend: Backend,
+    template: O,
+    at: impl Fn(O, &str, u16) -> O,
+) -> (Vec<Arc<O>>, HostList)
+where
+    O: Clone,
+{
+    let servers = config.endpoints(crate::backend::dialect(backend).default_port());
+    let options = servers
+        .iter()
+        .map(|(h, p)| Arc::new(at(template.clone(), h, *p)))
+        .collect();
+    let hosts = HostList::new(
+        servers.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
+        config.get_target_session_attrs(),
+        config.get_connection_creation_timeout(),
+    );
+    (options, hosts)
+}
+
+/// Server `i`'s options (an internal error if the host list has no such server).
+pub(crate) fn server<O>(options: &[Arc<O>], i: usize) -> Result<&Arc<O>> {
+    options
+        .get(i)
+        .ok_or_else(|| Error::Internal(format!("no server {i} in the host list")))
+}
 
 /// The servers of one configuration and which of them a connection may use.
 pub(crate) struct HostList {
@@ -102,7 +136,7 @@ impl HostList {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use async_trait::async_trait;
 

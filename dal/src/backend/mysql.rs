@@ -12,7 +12,7 @@ use sqlx::{
     MySql, Row as _, TypeInfo, ValueRef,
 };
 
-use super::failover::HostList;
+use super::failover::{per_server, server, HostList};
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
@@ -59,18 +59,15 @@ impl MySqlDriver {
         if let Some(key) = config.get_ssl_client_key() {
             o = o.ssl_client_key(key);
         }
-        let o = o.disable_statement_logging();
-        let endpoints = config.endpoints(crate::backend::dialect(Backend::MySql).default_port());
+        let (options, hosts) = per_server(
+            config,
+            Backend::MySql,
+            o.disable_statement_logging(),
+            |o, host, port| o.host(host).port(port),
+        );
         Ok(MySqlDriver {
-            options: endpoints
-                .iter()
-                .map(|(h, p)| Arc::new(o.clone().host(h).port(*p)))
-                .collect(),
-            hosts: HostList::new(
-                endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
-                config.get_target_session_attrs(),
-                config.get_connection_creation_timeout(),
-            ),
+            options,
+            hosts,
             read_only: config.is_read_only_session(),
         })
     }
@@ -78,10 +75,7 @@ impl MySqlDriver {
     /// Connects to server `i` and reads its connection id and role in one round trip; a
     /// read-only session is set read-only before it is used.
     async fn open(&self, i: usize) -> Result<(Box<dyn RawConn>, ServerRole)> {
-        let options = self
-            .options
-            .get(i)
-            .ok_or_else(|| Error::Internal(format!("no server {i} in the host list")))?;
+        let options = server(&self.options, i)?;
         let mut conn = MySqlConnection::connect_with(options)
             .await
             .map_err(map_connect_error)?;

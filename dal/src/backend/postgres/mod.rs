@@ -23,7 +23,7 @@ use sqlx::{
     Row as _, SqlSafeStr, Statement, ValueRef,
 };
 
-use super::failover::HostList;
+use super::failover::{per_server, server, HostList};
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
 };
@@ -79,27 +79,18 @@ impl PgDriver {
         if let Some(key) = config.get_ssl_client_key() {
             o = o.ssl_client_key(key);
         }
-        let o = o.disable_statement_logging();
-        let endpoints = config.endpoints(crate::backend::dialect(Backend::Postgres).default_port());
-        PgDriver {
-            options: endpoints
-                .iter()
-                .map(|(h, p)| Arc::new(o.clone().host(h).port(*p)))
-                .collect(),
-            hosts: HostList::new(
-                endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
-                config.get_target_session_attrs(),
-                config.get_connection_creation_timeout(),
-            ),
-        }
+        let (options, hosts) = per_server(
+            config,
+            Backend::Postgres,
+            o.disable_statement_logging(),
+            |o, host, port| o.host(host).port(port),
+        );
+        PgDriver { options, hosts }
     }
 
     /// Connects to server `i` and reads its session id and role in one round trip.
     async fn open(&self, i: usize) -> Result<(Box<dyn RawConn>, ServerRole)> {
-        let options = self
-            .options
-            .get(i)
-            .ok_or_else(|| Error::Internal(format!("no server {i} in the host list")))?;
+        let options = server(&self.options, i)?;
         let mut conn = PgConnection::connect_with(options)
             .await
             .map_err(map_connect_error)?;
