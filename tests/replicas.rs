@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::servers::{MY_PORTS, PG_PORTS};
-use cluster::{MyCluster, PgCluster};
+use cluster::{MyCluster, PgCluster, Replicated};
 use dal::prelude::json;
 use dal::{params, Backend, Database, DatabaseConfig, Error, ReadYourWrites, RetryPolicy, Role};
 
@@ -313,127 +313,8 @@ async fn mariadb_cluster_harness() {
     println!("MyCluster::drop took {:?}", stopping.elapsed());
 }
 // ---------------------------------------------------------------------------------------------
-// Read replicas, read-your-writes and failover through dal, on both clusters.
-
-/// What the cases need of a cluster, whichever backend.
-trait Replicated: Send + Sync {
-    fn backend(&self) -> Backend;
-    fn primary_url(&self) -> String;
-    fn replica_host_port(&self) -> (String, u16);
-    fn url_with_hosts(&self, query: &str) -> String;
-    /// SQL answering one row, column `r`: 1/true on a replica.
-    fn is_replica_sql(&self) -> &'static str;
-    fn lag_on(&self);
-    fn lag_off(&self);
-    fn stop_replica(&self);
-    fn start_replica(&self);
-    fn stop_primary(&self);
-    /// Makes the primary refuse writes (a demotion without a restart), or accept them again.
-    fn set_primary_read_only(&self, on: bool);
-    fn promote(&self);
-    fn wait_replayed(&self);
-}
-
-impl Replicated for PgCluster {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-    fn primary_url(&self) -> String {
-        PgCluster::primary_url(self)
-    }
-    fn replica_host_port(&self) -> (String, u16) {
-        ("127.0.0.1".into(), self.standby_port())
-    }
-    fn url_with_hosts(&self, query: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/dal_test?sslmode=disable&{query}",
-            PgCluster::primary_port(self),
-            self.standby_port()
-        )
-    }
-    fn is_replica_sql(&self) -> &'static str {
-        "SELECT pg_is_in_recovery() AS [r]"
-    }
-    fn lag_on(&self) {
-        self.pause_replay()
-    }
-    fn lag_off(&self) {
-        self.resume_replay()
-    }
-    fn stop_replica(&self) {
-        self.stop_standby()
-    }
-    fn start_replica(&self) {
-        self.start_standby()
-    }
-    fn stop_primary(&self) {
-        PgCluster::stop_primary(self)
-    }
-    fn set_primary_read_only(&self, on: bool) {
-        let port = self.primary_port();
-        if on {
-            self.psql(port, "ALTER SYSTEM SET default_transaction_read_only = on");
-        } else {
-            self.psql(port, "ALTER SYSTEM RESET default_transaction_read_only");
-        }
-        self.psql(port, "SELECT pg_reload_conf()");
-    }
-    fn promote(&self) {
-        self.promote_standby()
-    }
-    fn wait_replayed(&self) {
-        PgCluster::wait_replayed(self)
-    }
-}
-
-impl Replicated for MyCluster {
-    fn backend(&self) -> Backend {
-        Backend::MySql
-    }
-    fn primary_url(&self) -> String {
-        MyCluster::primary_url(self)
-    }
-    fn replica_host_port(&self) -> (String, u16) {
-        ("127.0.0.1".into(), self.replica_port())
-    }
-    fn url_with_hosts(&self, query: &str) -> String {
-        format!(
-            "mysql://dal@127.0.0.1:{},127.0.0.1:{}/dal_test?ssl-mode=disabled&{query}",
-            MyCluster::primary_port(self),
-            self.replica_port()
-        )
-    }
-    fn is_replica_sql(&self) -> &'static str {
-        "SELECT @@read_only AS [r]"
-    }
-    fn lag_on(&self) {
-        self.stop_replica_sql()
-    }
-    fn lag_off(&self) {
-        self.start_replica_sql()
-    }
-    fn stop_replica(&self) {
-        MyCluster::stop_replica(self)
-    }
-    fn start_replica(&self) {
-        MyCluster::start_replica(self)
-    }
-    fn stop_primary(&self) {
-        MyCluster::stop_primary(self)
-    }
-    fn set_primary_read_only(&self, on: bool) {
-        self.sql(
-            self.primary_port(),
-            &format!("SET GLOBAL read_only = {}", u8::from(on)),
-        );
-    }
-    fn promote(&self) {
-        self.promote_replica()
-    }
-    fn wait_replayed(&self) {
-        MyCluster::wait_replayed(self)
-    }
-}
+// Read replicas, read-your-writes and failover through dal, on both clusters (through
+// `cluster::Replicated`, which the replicas benchmark uses too).
 
 fn truthy(row: &dal::Row, col: &str) -> bool {
     match row.get(col) {

@@ -2,8 +2,8 @@
 //! a replica, read-your-writes, failover; its Markdown tables and its checks.
 //!
 //! The `bench` report ([`crate::report`]) compares dal with alternatives; this one compares
-//! dal with itself (a `Database` without replica is the baseline) and adds the failover
-//! timings, so it has types of its own. Only the machine description and the number format
+//! dal with itself (a workload on a `Database` without replica is the baseline of the same
+//! workload with one) and adds the failover timings, so it has types of its own. Only the machine description and the number format
 //! are shared.
 
 use serde::{Deserialize, Serialize};
@@ -22,16 +22,20 @@ pub enum ReadWorkload {
     PrimaryAlone,
     /// b. A `Database` with one replica; `read_connection()` per query, no writes.
     Replica,
-    /// c. The same; each iteration UPDATEs a row through `async_connection()`, then SELECTs
-    /// it back through `read_connection()`.
+    /// c0. A `Database` without replica; each iteration UPDATEs a row through
+    /// `async_connection()`, then SELECTs it back through another `async_connection()`.
+    WriteThenReadPrimaryAlone,
+    /// c. A `Database` with one replica; each iteration UPDATEs a row through
+    /// `async_connection()`, then SELECTs it back through `read_connection()`.
     ReadYourWrites,
 }
 
 impl ReadWorkload {
     /// In run order (the rounds rotate it).
-    pub const ALL: [ReadWorkload; 3] = [
+    pub const ALL: [ReadWorkload; 4] = [
         ReadWorkload::PrimaryAlone,
         ReadWorkload::Replica,
+        ReadWorkload::WriteThenReadPrimaryAlone,
         ReadWorkload::ReadYourWrites,
     ];
 
@@ -40,7 +44,18 @@ impl ReadWorkload {
         match self {
             ReadWorkload::PrimaryAlone => "read_primary_alone",
             ReadWorkload::Replica => "read_primary_plus_replica",
+            ReadWorkload::WriteThenReadPrimaryAlone => "write_then_read_primary_alone",
             ReadWorkload::ReadYourWrites => "read_your_writes_after_each_write",
+        }
+    }
+
+    /// Its letter in the tables: `a`, `b`, `c0`, `c`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            ReadWorkload::PrimaryAlone => "a",
+            ReadWorkload::Replica => "b",
+            ReadWorkload::WriteThenReadPrimaryAlone => "c0",
+            ReadWorkload::ReadYourWrites => "c",
         }
     }
 
@@ -49,10 +64,44 @@ impl ReadWorkload {
         match self {
             ReadWorkload::PrimaryAlone => "a. Read throughput, primary alone (async_connection)",
             ReadWorkload::Replica => "b. Read throughput, primary + 1 replica (read_connection)",
+            ReadWorkload::WriteThenReadPrimaryAlone => {
+                "c0. UPDATE then SELECT, both through async_connection, primary alone (no replica)"
+            }
             ReadWorkload::ReadYourWrites => {
                 "c. Primary + 1 replica, read-your-writes after each write (UPDATE via async_connection, then SELECT via read_connection)"
             }
         }
+    }
+
+    /// Whether its `Database` has the replica (b and c).
+    pub fn with_replica(self) -> bool {
+        matches!(self, ReadWorkload::Replica | ReadWorkload::ReadYourWrites)
+    }
+
+    /// Whether each iteration writes before it reads (c0 and c: two client statements).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            ReadWorkload::WriteThenReadPrimaryAlone | ReadWorkload::ReadYourWrites
+        )
+    }
+
+    /// The workload its q/s is divided by: the same statements on a `Database` without
+    /// replica (b ÷ a, c ÷ c0); `None` for the baselines themselves.
+    pub fn baseline(self) -> Option<ReadWorkload> {
+        match self {
+            ReadWorkload::Replica => Some(ReadWorkload::PrimaryAlone),
+            ReadWorkload::ReadYourWrites => Some(ReadWorkload::WriteThenReadPrimaryAlone),
+            ReadWorkload::PrimaryAlone | ReadWorkload::WriteThenReadPrimaryAlone => None,
+        }
+    }
+
+    /// The workloads whose baseline it is.
+    pub fn baseline_of(self) -> Vec<ReadWorkload> {
+        Self::ALL
+            .into_iter()
+            .filter(|w| w.baseline() == Some(self))
+            .collect()
     }
 }
 
@@ -61,9 +110,9 @@ impl ReadWorkload {
 pub struct ReadRound {
     /// 1-based.
     pub round: usize,
-    /// Client statements per second (c: the UPDATE and the SELECT both count).
+    /// Client statements per second (c0 and c: the UPDATE and the SELECT both count).
     pub qps: f64,
-    /// Iterations per second (c: UPDATE + SELECT pairs; otherwise = `qps`).
+    /// Iterations per second (c0 and c: UPDATE + SELECT pairs; otherwise = `qps`).
     pub iterations_per_s: f64,
     /// Share of the SELECTs served by a replica (`Connection::role()`).
     pub replica_share: f64,
@@ -71,9 +120,9 @@ pub struct ReadRound {
     pub reads_on_replica: u64,
     /// SELECTs served by the primary.
     pub reads_on_primary: u64,
-    /// c: SELECTs that did not return the value the same client had just written.
+    /// c0 and c: SELECTs that did not return the value the same client had just written.
     pub stale_reads: u64,
-    /// Mean time to obtain the SELECT's connection (`async_connection()` for a,
+    /// Mean time to obtain the SELECT's connection (`async_connection()` for a and c0,
     /// `read_connection()` for b and c, read-your-writes checks included), µs.
     pub read_acquire_us: f64,
     /// This process's CPU time (all threads) per client statement, µs.
@@ -105,8 +154,11 @@ pub struct ReadResult {
     pub median_read_acquire_us: Option<f64>,
     /// Median of the rounds' client CPU per statement, µs.
     pub median_client_cpu_us_per_query: Option<f64>,
-    /// Median q/s ÷ median q/s of a (primary alone) on the same backend.
-    pub ratio_to_primary_alone: Option<f64>,
+    /// The workload whose median q/s this one's is divided by ([`ReadWorkload::baseline`]:
+    /// a for b, c0 for c); `None` for a and c0.
+    pub baseline: Option<ReadWorkload>,
+    /// Median q/s ÷ median q/s of [`baseline`](Self::baseline) on the same backend.
+    pub ratio_to_baseline: Option<f64>,
     /// Stale reads over all rounds.
     pub stale_reads: u64,
 }
@@ -116,13 +168,14 @@ fn median_of<T>(xs: &[T], f: impl Fn(&T) -> f64) -> Option<f64> {
 }
 
 impl ReadResult {
-    /// The result of `rounds`; `baseline` is the median q/s of a on the same backend.
+    /// The result of `rounds`; `baseline_qps` is the median q/s of `workload.baseline()` on
+    /// the same backend (ignored for a baseline).
     pub fn new(
         workload: ReadWorkload,
         backend: &str,
         clients: usize,
         rounds: Vec<ReadRound>,
-        baseline: Option<f64>,
+        baseline_qps: Option<f64>,
     ) -> Self {
         let median_qps = median_of(&rounds, |r| r.qps);
         ReadResult {
@@ -136,8 +189,9 @@ impl ReadResult {
             median_replica_share: median_of(&rounds, |r| r.replica_share),
             median_read_acquire_us: median_of(&rounds, |r| r.read_acquire_us),
             median_client_cpu_us_per_query: median_of(&rounds, |r| r.client_cpu_us_per_query),
-            ratio_to_primary_alone: match (median_qps, baseline) {
-                (Some(m), Some(b)) if b > 0.0 => Some(m / b),
+            baseline: workload.baseline(),
+            ratio_to_baseline: match (workload.baseline(), median_qps, baseline_qps) {
+                (Some(_), Some(m), Some(b)) if b > 0.0 => Some(m / b),
                 _ => None,
             },
             stale_reads: rounds.iter().map(|r| r.stale_reads).sum(),
@@ -274,7 +328,7 @@ pub struct ReplicasReport {
     pub loadavg_end: String,
     /// How.
     pub settings: Settings,
-    /// a, b and c per backend.
+    /// a, b, c0 and c per backend.
     pub reads: Vec<ReadResult>,
     /// d per backend.
     pub failover: Vec<FailoverResult>,
@@ -351,13 +405,14 @@ fn line<R>(
     row(&cells)
 }
 
-/// The read table: a, b, c per backend, a round per column, the median, c's pairs/s.
+/// The read table: a, b, c0, c per backend, a round per column, the median, the ratio to the
+/// baseline (b ÷ a, c ÷ c0); c0's and c's pairs/s.
 pub fn reads_table(r: &ReplicasReport) -> String {
     let mut s = header(
         &["Workload", "Backend"],
         r.settings.rounds,
         &[
-            "÷ a (primary alone)",
+            "÷ baseline without replica (b ÷ a, c ÷ c0)",
             "Served by replica / primary",
             "Stale reads",
             "Read conn. acquire, mean µs",
@@ -365,10 +420,18 @@ pub fn reads_table(r: &ReplicasReport) -> String {
         ],
     );
     for w in &r.reads {
-        let ratio = match (w.workload, w.ratio_to_primary_alone) {
-            (ReadWorkload::PrimaryAlone, _) => "1.00× (baseline)".into(),
-            (_, Some(x)) => format!("{x:.2}×"),
-            _ => "n/a".into(),
+        let ratio = match (w.baseline, w.ratio_to_baseline) {
+            (None, _) => {
+                let of: Vec<&str> = w
+                    .workload
+                    .baseline_of()
+                    .iter()
+                    .map(|b| b.letter())
+                    .collect();
+                format!("1.00× (baseline of {})", of.join(", "))
+            }
+            (Some(b), Some(x)) => format!("{x:.2}× (÷ {})", b.letter()),
+            (Some(_), None) => "n/a".into(),
         };
         let share = w
             .median_replica_share
@@ -387,9 +450,12 @@ pub fn reads_table(r: &ReplicasReport) -> String {
                 num(w.median_client_cpu_us_per_query, ""),
             ],
         ));
-        if w.workload == ReadWorkload::ReadYourWrites {
+        if w.workload.writes() {
             s.push_str(&line(
-                "c. the same in UPDATE + SELECT pairs per second",
+                &format!(
+                    "{}. the same in UPDATE + SELECT pairs per second",
+                    w.workload.letter()
+                ),
                 &w.backend,
                 &w.rounds,
                 |x| num(Some(x.iterations_per_s), "pairs/s"),
@@ -665,7 +731,6 @@ mod tests {
             ],
             None,
         );
-        let baseline = a.median_qps;
         let b = ReadResult::new(
             ReadWorkload::Replica,
             "PostgreSQL",
@@ -675,18 +740,30 @@ mod tests {
                 read_round(2, 100.0, 0.5, 0),
                 read_round(3, 100.0, 1.0, 0),
             ],
-            baseline,
+            a.median_qps,
+        );
+        let c0 = ReadResult::new(
+            ReadWorkload::WriteThenReadPrimaryAlone,
+            "PostgreSQL",
+            20,
+            vec![
+                read_round(1, 800.0, 0.0, 0),
+                read_round(2, 400.0, 0.0, 0),
+                read_round(3, 600.0, 0.0, 0),
+            ],
+            // A baseline has no ratio, whatever it is given.
+            a.median_qps,
         );
         let c = ReadResult::new(
             ReadWorkload::ReadYourWrites,
             "PostgreSQL",
             20,
             vec![
-                read_round(1, 50.0, 0.8, 0),
-                read_round(2, 50.0, 0.9, 2),
-                read_round(3, 50.0, 0.7, 0),
+                read_round(1, 500.0, 0.8, 0),
+                read_round(2, 450.0, 0.9, 2),
+                read_round(3, 300.0, 0.7, 0),
             ],
-            baseline,
+            c0.median_qps,
         );
         let d = FailoverResult::new(
             "MariaDB",
@@ -698,7 +775,7 @@ mod tests {
             ],
         );
         let failover = vec![d];
-        let reads = vec![a, b, c];
+        let reads = vec![a, b, c0, c];
         ReplicasReport {
             settings: Settings {
                 rounds: 3,
@@ -715,10 +792,21 @@ mod tests {
     fn medians_ratios_and_checks() {
         let r = report();
         assert_eq!(r.reads[0].median_qps, Some(200.0));
-        assert_eq!(r.reads[1].ratio_to_primary_alone, Some(0.5));
-        assert_eq!(r.reads[2].ratio_to_primary_alone, Some(0.25));
+        // b ÷ a, c ÷ c0; a and c0 are baselines, without a ratio.
+        assert_eq!(r.reads[0].baseline, None);
+        assert_eq!(r.reads[0].ratio_to_baseline, None);
+        assert_eq!(r.reads[1].baseline, Some(ReadWorkload::PrimaryAlone));
+        assert_eq!(r.reads[1].ratio_to_baseline, Some(0.5));
+        assert_eq!(r.reads[2].median_qps, Some(600.0));
+        assert_eq!(r.reads[2].baseline, None);
+        assert_eq!(r.reads[2].ratio_to_baseline, None);
+        assert_eq!(
+            r.reads[3].baseline,
+            Some(ReadWorkload::WriteThenReadPrimaryAlone)
+        );
+        assert_eq!(r.reads[3].ratio_to_baseline, Some(0.75));
         assert_eq!(r.reads[1].median_replica_share, Some(1.0));
-        assert_eq!(r.reads[2].stale_reads, 2);
+        assert_eq!(r.reads[3].stale_reads, 2);
         let f = &r.failover[0];
         assert_eq!(f.median_stop_to_promoted_s, Some(0.625));
         // A round where a writer did not resume has no (ii): no median either.
@@ -740,15 +828,37 @@ mod tests {
         let md = markdown(&report());
         let reads = reads_table(&report());
         let lines: Vec<&str> = reads.lines().collect();
-        // Header, alignment, a, b, c and c's pairs/s.
-        assert_eq!(lines.len(), 6, "{reads}");
+        // Header, alignment, a, b, c0 and its pairs/s, c and its pairs/s.
+        assert_eq!(lines.len(), 8, "{reads}");
         let columns = |l: &str| l.matches('|').count() - 1;
         assert!(lines.iter().all(|l| columns(l) == 2 + 3 + 1 + 5), "{reads}");
+        assert!(lines[0].contains("| ÷ baseline without replica (b ÷ a, c ÷ c0) |"));
         assert!(
-            lines[2].contains("| **200 q/s** | 1.00× (baseline) |"),
+            lines[2].contains("| **200 q/s** | 1.00× (baseline of b) |"),
             "{reads}"
         );
-        assert!(lines[3].contains("| 0.50× | 100.0 % / 0.0 % |"), "{reads}");
+        assert!(
+            lines[3].contains("| 0.50× (÷ a) | 100.0 % / 0.0 % |"),
+            "{reads}"
+        );
+        assert!(lines[4].starts_with("| c0. UPDATE then SELECT"), "{reads}");
+        assert!(
+            lines[4].contains("| **600 q/s** | 1.00× (baseline of c) | 0.0 % / 100.0 % |"),
+            "{reads}"
+        );
+        assert!(
+            lines[5].starts_with("| c0. the same in UPDATE + SELECT pairs per second |"),
+            "{reads}"
+        );
+        assert!(lines[6].starts_with("| c. Primary + 1 replica"), "{reads}");
+        assert!(
+            lines[6].contains("| **450 q/s** | 0.75× (÷ c0) | 80.0 % / 20.0 % | 2 |"),
+            "{reads}"
+        );
+        assert!(
+            lines[7].starts_with("| c. the same in UPDATE + SELECT pairs per second |"),
+            "{reads}"
+        );
         let failover = failover_table(&report());
         assert!(
             failover.lines().all(|l| columns(l) == 2 + 3 + 1 + 1),

@@ -10,6 +10,8 @@
 //! Pools are shared by configuration (see `DatabaseConfig::hash`): give each `Database` a
 //! distinct alias, so that a later cluster on the same port never joins a pool whose
 //! connections went to a server that is gone.
+//!
+//! [`Replicated`] is what the replica tests and the replicas benchmark use of either cluster.
 #![allow(dead_code)] // each test binary uses its own subset
 
 #[path = "servers.rs"]
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use dal::Backend;
 use servers::{
     log_tail, output, pg_command, run, spare_ports, terminate, wait_until, PortLease, TempDir,
     MY_PORTS, PG_PORTS,
@@ -834,4 +837,156 @@ pub fn gtid_covers(have: &str, want: &str) -> bool {
     parse(want)
         .iter()
         .all(|(domain, seq)| have.get(domain).is_some_and(|h| h >= seq))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Either cluster
+
+/// What the replica tests (`tests/replicas.rs`) and the replicas benchmark
+/// (`dal-bench/src/bin/replicas.rs`) need of a cluster, whichever backend: "replica" is the
+/// PostgreSQL standby or the MariaDB replica. Every method blocks, as the clusters' own do.
+pub trait Replicated: Send + Sync {
+    fn backend(&self) -> Backend;
+    fn primary_port(&self) -> u16;
+    fn replica_port(&self) -> u16;
+    /// The replica's host and port, for `DatabaseConfig::replica`.
+    fn replica_host_port(&self) -> (String, u16);
+    fn primary_url(&self) -> String;
+    fn replica_url(&self) -> String;
+    /// Both servers in one URL (a host list), primary first, with `query` appended.
+    fn url_with_hosts(&self, query: &str) -> String;
+    /// SQL answering one row, column `r`: 1/true on a replica.
+    fn is_replica_sql(&self) -> &'static str;
+    /// Stops applying replication on the replica (it still receives), or resumes it.
+    fn lag_on(&self);
+    fn lag_off(&self);
+    fn stop_replica(&self);
+    fn start_replica(&self);
+    /// Stops the primary cleanly, once the replica has received everything.
+    fn stop_primary(&self);
+    /// Makes the primary refuse writes (a demotion without a restart), or accept them again.
+    fn set_primary_read_only(&self, on: bool);
+    /// Promotes the replica (once it has applied everything it received).
+    fn promote(&self);
+    /// Returns once the replica has applied everything the primary has written.
+    fn wait_replayed(&self);
+}
+
+impl Replicated for PgCluster {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+    fn primary_port(&self) -> u16 {
+        PgCluster::primary_port(self)
+    }
+    fn replica_port(&self) -> u16 {
+        self.standby_port()
+    }
+    fn replica_host_port(&self) -> (String, u16) {
+        ("127.0.0.1".into(), self.standby_port())
+    }
+    fn primary_url(&self) -> String {
+        PgCluster::primary_url(self)
+    }
+    fn replica_url(&self) -> String {
+        self.standby_url()
+    }
+    fn url_with_hosts(&self, query: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/dal_test?sslmode=disable&{query}",
+            PgCluster::primary_port(self),
+            self.standby_port()
+        )
+    }
+    fn is_replica_sql(&self) -> &'static str {
+        "SELECT pg_is_in_recovery() AS [r]"
+    }
+    fn lag_on(&self) {
+        self.pause_replay()
+    }
+    fn lag_off(&self) {
+        self.resume_replay()
+    }
+    fn stop_replica(&self) {
+        self.stop_standby()
+    }
+    fn start_replica(&self) {
+        self.start_standby()
+    }
+    fn stop_primary(&self) {
+        PgCluster::stop_primary(self)
+    }
+    fn set_primary_read_only(&self, on: bool) {
+        let port = PgCluster::primary_port(self);
+        if on {
+            self.psql(port, "ALTER SYSTEM SET default_transaction_read_only = on");
+        } else {
+            self.psql(port, "ALTER SYSTEM RESET default_transaction_read_only");
+        }
+        self.psql(port, "SELECT pg_reload_conf()");
+    }
+    fn promote(&self) {
+        self.promote_standby()
+    }
+    fn wait_replayed(&self) {
+        PgCluster::wait_replayed(self)
+    }
+}
+
+impl Replicated for MyCluster {
+    fn backend(&self) -> Backend {
+        Backend::MySql
+    }
+    fn primary_port(&self) -> u16 {
+        MyCluster::primary_port(self)
+    }
+    fn replica_port(&self) -> u16 {
+        MyCluster::replica_port(self)
+    }
+    fn replica_host_port(&self) -> (String, u16) {
+        ("127.0.0.1".into(), MyCluster::replica_port(self))
+    }
+    fn primary_url(&self) -> String {
+        MyCluster::primary_url(self)
+    }
+    fn replica_url(&self) -> String {
+        MyCluster::replica_url(self)
+    }
+    fn url_with_hosts(&self, query: &str) -> String {
+        format!(
+            "mysql://dal@127.0.0.1:{},127.0.0.1:{}/dal_test?ssl-mode=disabled&{query}",
+            MyCluster::primary_port(self),
+            MyCluster::replica_port(self)
+        )
+    }
+    fn is_replica_sql(&self) -> &'static str {
+        "SELECT @@read_only AS [r]"
+    }
+    fn lag_on(&self) {
+        self.stop_replica_sql()
+    }
+    fn lag_off(&self) {
+        self.start_replica_sql()
+    }
+    fn stop_replica(&self) {
+        MyCluster::stop_replica(self)
+    }
+    fn start_replica(&self) {
+        MyCluster::start_replica(self)
+    }
+    fn stop_primary(&self) {
+        MyCluster::stop_primary(self)
+    }
+    fn set_primary_read_only(&self, on: bool) {
+        self.sql(
+            MyCluster::primary_port(self),
+            &format!("SET GLOBAL read_only = {}", u8::from(on)),
+        );
+    }
+    fn promote(&self) {
+        self.promote_replica()
+    }
+    fn wait_replayed(&self) {
+        MyCluster::wait_replayed(self)
+    }
 }

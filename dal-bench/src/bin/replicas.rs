@@ -13,24 +13,29 @@
 //! - a. primary alone: a `Database` without replica, one `async_connection()` per query;
 //! - b. primary + 1 replica: the same SELECT through `read_connection()` (no writes through
 //!   the handle, so the replica serves them; the share it served is reported and checked);
+//! - c0. primary alone, write then read: a `Database` without replica; each iteration UPDATEs
+//!   a row through `async_connection()`, then SELECTs it back through another
+//!   `async_connection()` (c without the replica: c's baseline);
 //! - c. primary + 1 replica, read-your-writes: each iteration UPDATEs a row through
 //!   `async_connection()`, then SELECTs it back through `read_connection()` (a read older than
-//!   the write counts as stale; the shares served by the replica and the primary are reported);
+//!   the write counts as stale, in c0 too; the shares served by the replica and the primary
+//!   are reported);
 //! - d. failover: a host-list `Database` (`target_session_attrs=read-write`) with 8 writer
 //!   tasks inserting in a loop; the primary is stopped and the replica promoted. Measured:
 //!   (i) stop → promotion done, (ii) promotion done → first successful write of every writer,
 //!   and the writers' outage (the longest time between two acknowledged inserts of a writer),
 //!   (iii) writes acknowledged vs present on the new primary. A fresh cluster per round.
 //!
-//! a, b and c run in alternating rounds (the order rotates each round) on one cluster per
+//! a, b, c0 and c run in alternating rounds (the order rotates each round) on one cluster per
 //! backend; each round builds its `Database` (its own alias, so its own pools), warms up,
-//! measures, and closes it. Figures are medians over the rounds; b/a and c/a are ratios of
-//! medians. Writes `bench-results/replicas.{json,md}` and prints the tables (the report's
-//! types, tables and checks are in `dal_bench::replicas`, tested without a database).
+//! measures, and closes it. Figures are medians over the rounds; b/a and c/c0 are ratios of
+//! medians (each workload with the replica against the same statements without it). Writes
+//! `bench-results/replicas.{json,md}` and prints the tables (the report's types, tables and
+//! checks are in `dal_bench::replicas`, tested without a database).
 //!
 //! Checks (the files are written first; then the run fails if one did not hold): b served at
-//! least 99 % of its reads from the replica, c read no stale value, every writer wrote again
-//! after the promotion, and every acknowledged write is on the new primary.
+//! least 99 % of its reads from the replica, c0 and c read no stale value, every writer wrote
+//! again after the promotion, and every acknowledged write is on the new primary.
 
 // The harness is test code: it panics with the servers' state when something goes wrong (the
 // tests opt out of these lints at their crate root). Its panics come back here as errors of
@@ -55,7 +60,7 @@ use dal_bench::report::fmt_num;
 use dal_bench::stats::{median, Rng};
 use dal_bench::{results_dir, BoxError, Result};
 
-use cluster::{MyCluster, PgCluster};
+use cluster::{MyCluster, PgCluster, Replicated};
 
 const HELP: &str = "cargo run --release -p dal-bench --bin replicas -- [options]
   --rounds N        rounds per workload, and failover rounds per backend (default 3)
@@ -161,9 +166,9 @@ impl Kind {
     }
 
     /// Starts a fresh cluster of this kind (blocking work, off the runtime's threads).
-    async fn start(self) -> Result<Arc<dyn Cluster>> {
+    async fn start(self) -> Result<Arc<dyn Replicated>> {
         let t = Instant::now();
-        let c: Arc<dyn Cluster> = match self {
+        let c: Arc<dyn Replicated> = match self {
             Kind::Postgres => Arc::new(tokio::task::spawn_blocking(PgCluster::start).await?),
             Kind::MariaDb => Arc::new(tokio::task::spawn_blocking(MyCluster::start).await?),
         };
@@ -178,91 +183,9 @@ impl Kind {
     }
 }
 
-/// What the workloads need of a cluster, whichever backend (as `tests/replicas.rs` has it).
-trait Cluster: Send + Sync {
-    fn backend(&self) -> Backend;
-    fn primary_port(&self) -> u16;
-    fn replica_port(&self) -> u16;
-    fn primary_url(&self) -> String;
-    fn replica_url(&self) -> String;
-    /// Both servers in one URL, primary first, with `query` appended.
-    fn host_list_url(&self, query: &str) -> String;
-    fn wait_replayed(&self);
-    fn stop_primary(&self);
-    fn promote(&self);
-}
-
-impl Cluster for PgCluster {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-    fn primary_port(&self) -> u16 {
-        PgCluster::primary_port(self)
-    }
-    fn replica_port(&self) -> u16 {
-        self.standby_port()
-    }
-    fn primary_url(&self) -> String {
-        PgCluster::primary_url(self)
-    }
-    fn replica_url(&self) -> String {
-        self.standby_url()
-    }
-    fn host_list_url(&self, query: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/dal_test?sslmode=disable&{query}",
-            PgCluster::primary_port(self),
-            self.standby_port()
-        )
-    }
-    fn wait_replayed(&self) {
-        PgCluster::wait_replayed(self)
-    }
-    fn stop_primary(&self) {
-        PgCluster::stop_primary(self)
-    }
-    fn promote(&self) {
-        self.promote_standby()
-    }
-}
-
-impl Cluster for MyCluster {
-    fn backend(&self) -> Backend {
-        Backend::MySql
-    }
-    fn primary_port(&self) -> u16 {
-        MyCluster::primary_port(self)
-    }
-    fn replica_port(&self) -> u16 {
-        MyCluster::replica_port(self)
-    }
-    fn primary_url(&self) -> String {
-        MyCluster::primary_url(self)
-    }
-    fn replica_url(&self) -> String {
-        MyCluster::replica_url(self)
-    }
-    fn host_list_url(&self, query: &str) -> String {
-        format!(
-            "mysql://dal@127.0.0.1:{},127.0.0.1:{}/dal_test?ssl-mode=disabled&{query}",
-            MyCluster::primary_port(self),
-            MyCluster::replica_port(self)
-        )
-    }
-    fn wait_replayed(&self) {
-        MyCluster::wait_replayed(self)
-    }
-    fn stop_primary(&self) {
-        MyCluster::stop_primary(self)
-    }
-    fn promote(&self) {
-        self.promote_replica()
-    }
-}
-
 /// Runs a blocking cluster operation off the runtime's threads; returns how long it took. A
 /// panic of the harness (it panics with the servers' state) comes back as the error.
-async fn ctl(c: &Arc<dyn Cluster>, op: fn(&dyn Cluster)) -> Result<Duration> {
+async fn ctl(c: &Arc<dyn Replicated>, op: fn(&dyn Replicated)) -> Result<Duration> {
     let c = c.clone();
     let t = Instant::now();
     tokio::task::spawn_blocking(move || op(c.as_ref())).await?;
@@ -270,7 +193,7 @@ async fn ctl(c: &Arc<dyn Cluster>, op: fn(&dyn Cluster)) -> Result<Duration> {
 }
 
 /// Stops the cluster's servers and removes its directory (the harness's Drop, which blocks).
-async fn dispose(c: Arc<dyn Cluster>) -> Result<()> {
+async fn dispose(c: Arc<dyn Replicated>) -> Result<()> {
     tokio::task::spawn_blocking(move || drop(c)).await?;
     Ok(())
 }
@@ -292,15 +215,15 @@ fn database(config: DatabaseConfig) -> Result<Database> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Read workloads (a, b, c)
+// Read workloads (a, b, c0, c)
 
 /// The `Database` of one round of `w`: its own alias, pools of `CLIENTS`, the replica for b
 /// and c.
-fn read_database(w: ReadWorkload, c: &dyn Cluster) -> Result<Database> {
+fn read_database(w: ReadWorkload, c: &dyn Replicated) -> Result<Database> {
     let mut config = DatabaseConfig::from_url(&c.primary_url())?
         .alias(alias(w.id()))
         .pool_size(CLIENTS, CLIENTS);
-    if w != ReadWorkload::PrimaryAlone {
+    if w.with_replica() {
         config = config.replica("127.0.0.1", c.replica_port());
     }
     database(config)
@@ -309,14 +232,14 @@ fn read_database(w: ReadWorkload, c: &dyn Cluster) -> Result<Database> {
 /// What the clients of one round counted (monotonic).
 #[derive(Default)]
 struct Counters {
-    /// Statements sent by the clients (c: the UPDATE and the SELECT; dal's own position and
-    /// replay checks are not counted).
+    /// Statements sent by the clients (c0 and c: the UPDATE and the SELECT; dal's own position
+    /// and replay checks are not counted).
     queries: AtomicU64,
     iterations: AtomicU64,
     /// SELECTs served by a replica / by the primary (`Connection::role`).
     on_replica: AtomicU64,
     on_primary: AtomicU64,
-    /// c: SELECTs that did not see the value the same client had just written.
+    /// c0 and c: SELECTs that did not see the value the same client had just written.
     stale: AtomicU64,
     /// Time spent obtaining the SELECTs' connections, ns.
     acquire_ns: AtomicU64,
@@ -377,7 +300,7 @@ async fn select(conn: &mut dal::Connection, id: i64) -> Result<i64> {
     Ok(row.try_get::<i64, _>(0)?)
 }
 
-/// Values written by c, unique over the run (so an old value is never mistaken for the new).
+/// Values written by c0 and c, unique over the run (so an old value is never mistaken for the new).
 static NEXT_VALUE: AtomicI64 = AtomicI64::new(1);
 
 /// One iteration of `w` by client `client` with random bits `r`.
@@ -402,7 +325,7 @@ async fn iteration(
             n.served(conn.role(), acquired_in);
             n.queries.fetch_add(1, Ordering::Relaxed);
         }
-        ReadWorkload::ReadYourWrites => {
+        ReadWorkload::WriteThenReadPrimaryAlone | ReadWorkload::ReadYourWrites => {
             // Each client writes only its own rows (id ≡ client + 1 mod CLIENTS): no lock
             // waits between clients, and the value read back must be the one it just wrote.
             let slot = r % (ROWS as u64 / CLIENTS as u64);
@@ -413,7 +336,12 @@ async fn iteration(
                 w.execute(UPDATE, params![value, id]).await?;
             } // given back before the read: the read may need a primary connection to ask its position
             let t = Instant::now();
-            let mut conn = db.read_connection().await?;
+            // c0 the same without the replica: a second async_connection for the SELECT.
+            let mut conn = if w == ReadWorkload::ReadYourWrites {
+                db.read_connection().await?
+            } else {
+                db.async_connection().await?
+            };
             let acquired_in = t.elapsed();
             if select(&mut conn, id).await? != value {
                 n.stale.fetch_add(1, Ordering::Relaxed);
@@ -429,14 +357,14 @@ async fn iteration(
 /// `CLIENTS` tasks run `w` back to back; the counts of the window after the warm-up.
 async fn measure_read(
     o: &Opts,
-    c: &Arc<dyn Cluster>,
+    c: &Arc<dyn Replicated>,
     w: ReadWorkload,
     round: usize,
 ) -> Result<ReadRound> {
     let db = read_database(w, c.as_ref())?;
     // First use opens the pools' connections before the clock starts.
     drop(db.async_connection().await?);
-    if w != ReadWorkload::PrimaryAlone {
+    if w.with_replica() {
         drop(db.read_connection().await?);
     }
     let counters = Arc::new(Counters::default());
@@ -486,7 +414,7 @@ async fn measure_read(
 /// Creates and fills the table on the primary, waits until the replica has replayed it and
 /// checks, through a read connection, that the replica serves all of it. Returns the server
 /// version.
-async fn prepare(c: &Arc<dyn Cluster>) -> Result<String> {
+async fn prepare(c: &Arc<dyn Replicated>) -> Result<String> {
     let config = DatabaseConfig::from_url(&c.primary_url())?
         .alias(alias("setup"))
         .replica("127.0.0.1", c.replica_port());
@@ -535,7 +463,7 @@ async fn prepare(c: &Arc<dyn Cluster>) -> Result<String> {
     Ok(version)
 }
 
-/// a, b and c on a fresh cluster of `kind`: the server version and the results.
+/// a, b, c0 and c on a fresh cluster of `kind`: the server version and the results.
 async fn read_workloads(o: &Opts, kind: Kind) -> Result<(String, Vec<ReadResult>)> {
     eprintln!("{}: read workloads", kind.name());
     let c = kind.start().await?;
@@ -544,11 +472,11 @@ async fn read_workloads(o: &Opts, kind: Kind) -> Result<(String, Vec<ReadResult>
     outcome
 }
 
-/// a, b and c in alternating rounds (the order rotates each round).
+/// a, b, c0 and c in alternating rounds (the order rotates each round).
 async fn run_reads(
     o: &Opts,
     kind: Kind,
-    c: &Arc<dyn Cluster>,
+    c: &Arc<dyn Replicated>,
 ) -> Result<(String, Vec<ReadResult>)> {
     let version = prepare(c).await?;
     let all = ReadWorkload::ALL;
@@ -567,15 +495,25 @@ async fn run_reads(
                 m.stale_reads
             );
             rounds[i].push(m);
-            // The replica finishes replaying c's updates before the next workload starts.
+            // The replica finishes replaying c0's and c's updates before the next workload
+            // starts.
             ctl(c, |c| c.wait_replayed()).await?;
         }
     }
-    let baseline = median(&rounds[0].iter().map(|r| r.qps).collect::<Vec<_>>());
+    // b ÷ a, c ÷ c0: each against the same statements without the replica.
+    let median_qps = |w: ReadWorkload| {
+        let i = all.iter().position(|&x| x == w)?;
+        median(&rounds[i].iter().map(|r| r.qps).collect::<Vec<_>>())
+    };
+    let baselines: Vec<Option<f64>> = all
+        .iter()
+        .map(|w| w.baseline().and_then(median_qps))
+        .collect();
     let results = all
         .iter()
         .zip(rounds)
-        .map(|(&w, rounds)| ReadResult::new(w, kind.name(), CLIENTS, rounds, baseline))
+        .zip(baselines)
+        .map(|((&w, rounds), baseline)| ReadResult::new(w, kind.name(), CLIENTS, rounds, baseline))
         .collect();
     Ok((version, results))
 }
@@ -658,8 +596,8 @@ async fn failover_round(kind: Kind, round: usize) -> Result<FailoverRound> {
     outcome
 }
 
-async fn run_failover(kind: Kind, c: &Arc<dyn Cluster>, round: usize) -> Result<FailoverRound> {
-    let url = c.host_list_url(&format!(
+async fn run_failover(kind: Kind, c: &Arc<dyn Replicated>, round: usize) -> Result<FailoverRound> {
+    let url = c.url_with_hosts(&format!(
         "target_session_attrs=read-write&alias={}",
         alias(&format!("failover-{}", kind.tag()))
     ));
@@ -763,7 +701,7 @@ async fn run_failover(kind: Kind, c: &Arc<dyn Cluster>, round: usize) -> Result<
 }
 
 /// The ids on the new primary (the former replica), read over a pool of its own.
-async fn ids_on_new_primary(c: &Arc<dyn Cluster>) -> Result<HashSet<i64>> {
+async fn ids_on_new_primary(c: &Arc<dyn Replicated>) -> Result<HashSet<i64>> {
     let config = DatabaseConfig::from_url(&c.replica_url())?.alias(alias("check"));
     let db = database(config)?;
     let mut conn = db.async_connection().await?;
@@ -789,9 +727,9 @@ fn loadavg() -> String {
 fn notes(o: &Opts) -> Vec<String> {
     let mut n = vec![
         "Everything runs on this one machine: the client (this process), the primary and the replica share its CPUs, so a replica adds no CPU to serve reads with and no read speed-up is to be expected here; the ratios show what routing through dal costs on a shared machine, not what a replica on a machine of its own would bring.".to_owned(),
-        "a uses a Database without replica (async_connection per query); b and c a Database with .replica(..) (read_connection per read, read-your-writes mode Session, the default). Each round builds its Database with an alias of its own (so pools of its own: the primary's read-write pool, the replica's pool, the primary's read pool), opens them, warms up, measures, and closes them.".to_owned(),
-        "c counts both client statements (UPDATE and SELECT) in q/s; its pairs/s row is half of that. dal's own read-your-writes work (asking the primary for its write position, the replay check on the replica, which on MariaDB is MASTER_GTID_WAIT(pos, 0.05): it waits up to 50 ms for the replica to apply the write) is not counted as queries; it shows in the read connection's acquisition time. Each client updates only its own rows, so a read that does not return the value just written counts as stale.".to_owned(),
-        "Served by replica / primary: Connection::role() of the SELECTs in the measured window. Read conn. acquire: mean time of the call that lent the SELECT's connection (a: async_connection, b and c: read_connection).".to_owned(),
+        "a and c0 use a Database without replica (async_connection for every statement); b and c a Database with .replica(..) (read_connection for every SELECT, async_connection for c's UPDATE; read-your-writes mode Session, the default). Each workload with the replica is divided by the same statements without it: b by a (point SELECTs only), c by c0 (UPDATE, then SELECT of the row just written), so b ÷ a and c ÷ c0 are what routing through dal's replica support costs. Each round builds its Database with an alias of its own (so pools of its own: the primary's read-write pool, the replica's pool, the primary's read pool), opens them, warms up, measures, and closes them.".to_owned(),
+        "c0 and c count both client statements (UPDATE and SELECT) in q/s; their pairs/s rows are half of that. In both, each iteration updates a row through async_connection, gives that connection back, then takes a connection for the SELECT (c0: async_connection again, on the primary; c: read_connection, the replica if it has applied the update, else the primary's read pool). dal's own read-your-writes work in c (asking the primary for its write position, the replay check on the replica: on PostgreSQL pg_last_wal_replay_lsn() compared with it, on MariaDB MASTER_GTID_WAIT(pos, 0.01), which waits up to 10 ms for the replica to apply the write) is not counted as queries; it shows in the read connection's acquisition time. Each client updates only its own rows, so a read that does not return the value just written counts as stale.".to_owned(),
+        "Served by replica / primary: Connection::role() of the SELECTs in the measured window. Read conn. acquire: mean time of the call that lent the SELECT's connection (a and c0: async_connection, b and c: read_connection).".to_owned(),
         "Client CPU µs/q: this process's CPU time (all threads) per client statement.".to_owned(),
         "The clusters are the test harness's (tests/support/cluster.rs): PostgreSQL 15 with fsync=off and a streaming standby (hot_standby_feedback); MariaDB with innodb_flush_log_at_trx_commit=0, sync_binlog=0, ROW binary logs and a GTID replica. Their figures are not comparable with bench-results/latest.md (the shared servers).".to_owned(),
     ];
