@@ -84,6 +84,10 @@ pub struct DatabaseConfig {
     // Topology (see `topology.rs`): a host list and which of them to use (part of `hash()`
     // when set), read replicas (each its own pool, not part of this hash), how reads see
     // earlier writes, and whether sessions are read-only (replica and read pools).
+    /// Set: the pool's maximum is computed from the server's `max_connections` (see
+    /// [`expected_app_servers`](Self::expected_app_servers)) unless `pool_size` was set.
+    expected_app_servers: Option<usize>,
+    pool_size_set: bool,
     hosts: Vec<(String, Option<u16>)>,
     target_session_attrs: TargetSessionAttrs,
     replicas: Vec<ReplicaSpec>,
@@ -118,6 +122,8 @@ impl DatabaseConfig {
             application_name: None,
             pg_options: Vec::new(),
             charset: None,
+            expected_app_servers: None,
+            pool_size_set: false,
             hosts: Vec::new(),
             target_session_attrs: TargetSessionAttrs::Any,
             replicas: Vec::new(),
@@ -190,7 +196,42 @@ impl DatabaseConfig {
     /// says whether to look at slow queries, scale vertically, or add app servers.
     pub fn pool_size(mut self, min: usize, max: usize) -> Self {
         self.pool_size = (min, max);
+        self.pool_size_set = true;
         self
+    }
+
+    /// Sizes the pool automatically for `servers` application servers (processes) sharing the
+    /// database, unless [`pool_size`](Self::pool_size) is set explicitly: on first use the pool
+    /// reads the server's `max_connections` and takes
+    /// `max = (max_connections − reserve) / servers`, where the reserve is a tenth of
+    /// `max_connections` (at least 3) for administrators, migrations and monitoring; `max` is
+    /// kept between 2 and 100, and `min` at most `max`. The seed's guidance: leave headroom,
+    /// split the rest between app servers. Without it the pool keeps the default bounds
+    /// (1, 20). SQLite ignores it. Part of [`hash`](Self::hash). URL:
+    /// `expected_app_servers=4`.
+    ///
+    /// ```
+    /// // 4 app servers against a PostgreSQL with max_connections = 100:
+    /// // (100 − 10) / 4 = 22 connections at most per app server.
+    /// let cfg = dal::DatabaseConfig::new("shop").expected_app_servers(4);
+    /// assert_eq!(cfg.get_expected_app_servers(), Some(4));
+    /// ```
+    pub fn expected_app_servers(mut self, servers: usize) -> Self {
+        self.expected_app_servers = Some(servers.max(1));
+        self
+    }
+
+    /// The number of app servers the pool is sized for, if set.
+    pub fn get_expected_app_servers(&self) -> Option<usize> {
+        self.expected_app_servers
+    }
+
+    /// The automatic maximum for a server accepting `max_connections`, when the pool is sized
+    /// automatically (see [`expected_app_servers`](Self::expected_app_servers)).
+    pub(crate) fn auto_pool_max(&self, max_connections: usize) -> Option<usize> {
+        let servers = self.expected_app_servers.filter(|_| !self.pool_size_set)?;
+        let reserve = (max_connections / 10).max(3);
+        Some((max_connections.saturating_sub(reserve) / servers).clamp(2, 100))
     }
     /// Whether and how connections use TLS (default [`SslMode::Prefer`], as libpq). Part of
     /// [`hash`](Self::hash). URL: `sslmode=…` (PostgreSQL), `ssl-mode=…` (MySQL).
@@ -481,6 +522,9 @@ impl DatabaseConfig {
         );
         if self.log_parameter_values {
             canonical.push_str("|log_parameter_values");
+        }
+        if let Some(n) = self.expected_app_servers {
+            canonical.push_str(&format!("|expected_app_servers={n}"));
         }
         if let Some(name) = &self.application_name {
             canonical.push_str(&format!("|application_name={name:?}"));

@@ -143,6 +143,11 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn replayed_sql(&self) -> Option<&'static str> {
         None
     }
+    /// The server's connection limit, one row with an integer column `n`, in the backend's
+    /// native SQL (run on a raw connection while the pool sets itself up). `None`: no limit.
+    fn max_connections_sql(&self) -> Option<&'static str> {
+        None
+    }
     /// On a replica: its lag behind the primary in seconds, and the name of the column that
     /// holds it (NULL: not replicating, lag unknown; no row: not a replica).
     fn replica_lag_sql(&self) -> Option<(&'static str, &'static str)> {

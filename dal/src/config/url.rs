@@ -18,6 +18,7 @@ const COMMON_OPTIONS: &[&str] = &[
     "connection_creation_timeout",
     "pool_min",
     "pool_max",
+    "expected_app_servers",
 ];
 impl DatabaseConfig {
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
@@ -28,7 +29,7 @@ impl DatabaseConfig {
     ///
     /// * every backend: `alias`, `env`, `connection_acquisition_timeout`,
     ///   `pool_creation_timeout`, `query_execution_timeout`, `connection_creation_timeout`
-    ///   (seconds, may be fractional), `pool_min`, `pool_max`;
+    ///   (seconds, may be fractional), `pool_min`, `pool_max`, `expected_app_servers`;
     /// * PostgreSQL (as libpq): `application_name` (default `dal`), `connect_timeout` (seconds,
     ///   sets `connection_creation_timeout`), `options` (run-time parameters,
     ///   `-c name=value …`), `user`, `password`, `host`, `port`, `dbname` (they override the
@@ -239,6 +240,14 @@ impl DatabaseConfig {
                 let min = self.pool_size.0;
                 self.pool_size(min, count()?)
             }
+            "expected_app_servers" => match count()? {
+                0 => {
+                    return Err(Error::Config(
+                        "option expected_app_servers: 0 is not a number of app servers".into(),
+                    ))
+                }
+                n => self.expected_app_servers(n),
+            },
             // Standard PostgreSQL (libpq) options.
             "application_name" => self.application_name(value),
             "connect_timeout" => {

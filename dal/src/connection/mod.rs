@@ -222,6 +222,7 @@ impl Connection {
 
     /// Round trip to the server.
     pub async fn ping(&mut self) -> Result<()> {
+        self.check_reclaimed()?;
         let conn = self.raw()?;
         conn.raw.ping().await
     }
@@ -256,6 +257,26 @@ impl Connection {
 
     pub(crate) fn mark_schema_changed_in_tx(&mut self) {
         self.schema_changed_in_tx = true;
+    }
+
+    /// Fails, for good, once the pool reclaimed this connection (held past
+    /// [`PoolTuning::reclaim_leaks`](crate::PoolTuning::reclaim_leaks)).
+    fn check_reclaimed(&mut self) -> Result<()> {
+        match self.conn.as_ref().and_then(PooledRaw::reclaimed_after) {
+            None => Ok(()),
+            Some(held) => {
+                self.broken = true;
+                self.in_tx = false;
+                Err(Error::Connection(
+                    format!(
+                        "reclaimed after {held:.1?} held (PoolTuning::reclaim_leaks): the pool \
+                         took this connection back, anything not committed is rolled back; \
+                         get a new one"
+                    )
+                    .into(),
+                ))
+            }
+        }
     }
 
     /// The physical connection, unless it is known lost or already given back.

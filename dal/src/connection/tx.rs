@@ -114,6 +114,7 @@ impl Connection {
     }
 
     async fn settle(&mut self, rolling_back: bool) -> Result<()> {
+        self.check_reclaimed()?;
         if self.busy {
             return self.settle_interrupted(rolling_back).await;
         }

@@ -211,13 +211,51 @@ impl PoolInner {
     }
 
     async fn warm_up(&self) -> Result<()> {
-        for _ in 0..self.min {
+        self.size_from_server().await?;
+        for _ in self.idle_count()..self.bounds().0 {
             // Bounded by connection_creation_timeout here, and by the caller's
             // pool_creation_timeout around the whole warm-up.
             let conn = self
                 .open_within(Duration::MAX, Instant::now(), Duration::MAX)
                 .await?;
             self.push_idle(conn);
+        }
+        Ok(())
+    }
+
+    /// With `expected_app_servers` (and no explicit pool size): reads the server's
+    /// `max_connections` on the pool's first connection (kept idle) and sets the pool's
+    /// maximum from it (see [`DatabaseConfig::expected_app_servers`](crate::DatabaseConfig::expected_app_servers)).
+    async fn size_from_server(&self) -> Result<()> {
+        if self.config.auto_pool_max(100).is_none() {
+            return Ok(());
+        }
+        let Some(sql) = crate::backend::dialect(self.backend).max_connections_sql() else {
+            return Ok(());
+        };
+        let mut conn = self
+            .open_within(Duration::MAX, Instant::now(), Duration::MAX)
+            .await?;
+        let answer = conn.raw.query(sql, &[]).await;
+        self.push_idle(conn);
+        let limit = answer?
+            .rows
+            .first()
+            .and_then(|r| r.get("n").cloned())
+            .and_then(|v| match v {
+                crate::value::Value::Int(n) => usize::try_from(n).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Internal("the server did not say its max_connections".into()))?;
+        if let Some(max) = self.config.auto_pool_max(limit) {
+            tracing::info!(
+                target: "dal::pool",
+                alias = %self.alias,
+                max_connections = limit,
+                pool_max = max,
+                "pool sized from the server's max_connections and expected_app_servers"
+            );
+            self.resize(max);
         }
         Ok(())
     }
@@ -264,6 +302,7 @@ impl PoolInner {
             lend: NOT_LENT,
             seen: StatementsSeen::default(),
             epoch,
+            reclaimed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 

@@ -61,6 +61,9 @@ impl PoolInner {
         if let Some(threshold) = tuning.leak_detection_threshold {
             self.report_leaks(threshold);
         }
+        if let Some(threshold) = tuning.reclaim_leaks {
+            self.reclaim(threshold);
+        }
         self.reap(&tuning);
         self.top_up().await;
         #[cfg(feature = "metrics")]
@@ -85,7 +88,7 @@ impl PoolInner {
         let mut out: Vec<(PooledRaw, CloseReason)> = Vec::new();
         {
             let mut s = self.state();
-            let mut keep_above = self.size().saturating_sub(self.min);
+            let mut keep_above = self.size().saturating_sub(self.bounds().0);
             // Oldest idle first: the stack is pushed and popped at its end.
             let mut i = 0;
             while i < s.idle.len() {
@@ -121,7 +124,7 @@ impl PoolInner {
     /// Opens connections until the pool holds `min` again (after reaping, retirement or
     /// failures), one at a time, without ever exceeding `max`: each opening holds a permit.
     async fn top_up(&self) {
-        while self.initialized.initialized() && !self.is_closed() && self.size() < self.min {
+        while self.initialized.initialized() && !self.is_closed() && self.size() < self.bounds().0 {
             // Held while opening, given back when dropped: a connection being opened counts
             // against `max` like one in use.
             let Ok(_permit) = self.semaphore.try_acquire() else {

@@ -103,6 +103,20 @@ pub(crate) struct PooledRaw {
     pub(crate) seen: StatementsSeen,
     /// The pool's failover epoch when it was opened: older ones are closed at checkout.
     epoch: u64,
+    /// Non-zero once the pool took it back from a holder who kept it too long
+    /// ([`PoolTuning::reclaim_leaks`]): how long it had been held, in milliseconds, plus one.
+    /// Shared with its lend record; written under the state lock.
+    pub(crate) reclaimed: Arc<AtomicU64>,
+}
+
+impl PooledRaw {
+    /// How long it had been held when the pool reclaimed it, if it did.
+    pub(crate) fn reclaimed_after(&self) -> Option<Duration> {
+        match self.reclaimed.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms - 1)),
+        }
+    }
 }
 
 /// The idle stack and the lend records, under one lock held for a few instructions.
@@ -150,8 +164,10 @@ pub(crate) struct PoolInner {
     /// database that joins (see [`DatabaseConfig::hash`]).
     pub config: DatabaseConfig,
     driver: Arc<dyn Driver>,
-    min: usize,
-    max: usize,
+    /// Pool bounds; set from the configuration, and once from the server's
+    /// `max_connections` when the pool sizes itself (`expected_app_servers`).
+    min: AtomicUsize,
+    max: AtomicUsize,
     semaphore: Semaphore,
     state: Mutex<State>,
     /// Physical connections open (idle, in use, or being opened/validated).
@@ -216,8 +232,8 @@ impl PoolInner {
             backend,
             config: config.clone(),
             driver,
-            min,
-            max,
+            min: AtomicUsize::new(min),
+            max: AtomicUsize::new(max),
             semaphore: Semaphore::new(max),
             state: Mutex::new(State {
                 idle: Vec::with_capacity(max),
@@ -281,16 +297,18 @@ impl PoolInner {
 
     /// Gives a clean connection back. Called by the connection's drop path.
     pub(crate) fn release(&self, mut conn: PooledRaw) {
-        self.in_use.fetch_sub(1, Ordering::AcqRel);
-        self.stats.releases.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        self.facade.released();
         let now = Instant::now();
         let expired = self
             .tuning
             .max_lifetime()
             .is_some_and(|l| now.saturating_duration_since(conn.created_at) >= l);
         let mut state = self.state();
+        if conn.reclaimed_after().is_some() {
+            // Its slot was given back when it was reclaimed: only the socket is left.
+            drop(state);
+            self.close_reclaimed(conn);
+            return;
+        }
         let reported = Self::unlend(&mut state, &mut conn);
         let to_close = if !expired && !self.is_closed() {
             conn.idle_since = now;
@@ -300,6 +318,10 @@ impl PoolInner {
             Some(conn)
         };
         drop(state);
+        self.in_use.fetch_sub(1, Ordering::AcqRel);
+        self.stats.releases.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.released();
         if let Some(rec) = reported {
             self.log_returned_leak(&rec);
         }
@@ -322,16 +344,30 @@ impl PoolInner {
 
     /// Closes a connection that must not be reused, and gives its permit back.
     pub(crate) fn release_broken(&self, mut conn: PooledRaw) {
+        let mut state = self.state();
+        if conn.reclaimed_after().is_some() {
+            drop(state);
+            self.close_reclaimed(conn);
+            return;
+        }
+        let reported = Self::unlend(&mut state, &mut conn);
+        drop(state);
         self.in_use.fetch_sub(1, Ordering::AcqRel);
         self.stats.releases.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.facade.released();
-        let reported = Self::unlend(&mut self.state(), &mut conn);
         if let Some(rec) = reported {
             self.log_returned_leak(&rec);
         }
         self.close_conn(conn, CloseReason::Discard);
         self.semaphore.add_permits(1);
+    }
+
+    /// Closes a reclaimed connection its holder finally gave back: its permit, lend record
+    /// and in-use count were given back when it was reclaimed.
+    fn close_reclaimed(&self, mut conn: PooledRaw) {
+        conn.lend = observability::NOT_LENT;
+        self.close_conn(conn, CloseReason::Discard);
     }
 
     /// Puts back a connection that was taken without being lent (health probe): idle if it
@@ -423,7 +459,22 @@ impl PoolInner {
     }
 
     pub(crate) fn bounds(&self) -> (usize, usize) {
-        (self.min, self.max)
+        (
+            self.min.load(Ordering::Relaxed),
+            self.max.load(Ordering::Relaxed),
+        )
+    }
+
+    /// New bounds (while the pool sets itself up, before any permit is taken): the permits
+    /// follow the maximum, the minimum stays at most the maximum.
+    fn resize(&self, max: usize) {
+        let old = self.max.swap(max, Ordering::AcqRel);
+        if max > old {
+            self.semaphore.add_permits(max - old);
+        } else {
+            self.semaphore.forget_permits(old - max);
+        }
+        self.min.fetch_min(max, Ordering::AcqRel);
     }
 
     /// Refuses new acquisitions, waits up to `timeout` for connections in use to come back,

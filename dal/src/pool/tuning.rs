@@ -35,6 +35,14 @@ pub struct PoolTuning {
     /// A connection idle at least this long is pinged before it is lent; younger ones are lent
     /// without a round trip. Default 30 s.
     pub validate_after_idle: Option<Duration>,
+    /// A connection held longer than this is taken back: the pool counts its slot free again
+    /// at once (so a leak cannot starve other callers), logs it at WARN (target
+    /// `dal::pool::leak`) with where it was acquired, and the holder's next call on it fails
+    /// with [`Error::Connection`](crate::Error::Connection) `reclaimed after …` (the physical
+    /// connection is closed when the holder drops it; an open transaction is rolled back by
+    /// the server then). Counted in [`PoolMetrics::connections_reclaimed`](crate::PoolMetrics::connections_reclaimed).
+    /// Default `None` (off): set it well above your longest legitimate use of a connection.
+    pub reclaim_leaks: Option<Duration>,
 }
 
 impl Default for PoolTuning {
@@ -44,6 +52,7 @@ impl Default for PoolTuning {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             validate_after_idle: Some(Duration::from_secs(30)),
+            reclaim_leaks: None,
         }
     }
 }
@@ -69,6 +78,17 @@ impl PoolTuning {
         self.validate_after_idle = t;
         self
     }
+    /// See [`reclaim_leaks`](Self#structfield.reclaim_leaks).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = dal::PoolTuning::default().reclaim_leaks(Some(Duration::from_secs(600)));
+    /// assert_eq!(t.reclaim_leaks, Some(Duration::from_secs(600)));
+    /// ```
+    pub fn reclaim_leaks(mut self, t: Option<Duration>) -> Self {
+        self.reclaim_leaks = t;
+        self
+    }
 
     /// How often the housekeeper runs: every second, or more often when a threshold is short.
     pub(super) fn period(&self) -> Duration {
@@ -76,6 +96,7 @@ impl PoolTuning {
             self.leak_detection_threshold,
             self.idle_timeout,
             self.max_lifetime,
+            self.reclaim_leaks,
         ]
         .into_iter()
         .flatten()
@@ -101,6 +122,7 @@ pub(crate) struct TuningCell {
     idle: AtomicU64,
     lifetime: AtomicU64,
     validate: AtomicU64,
+    reclaim: AtomicU64,
 }
 
 impl TuningCell {
@@ -110,6 +132,7 @@ impl TuningCell {
             idle: AtomicU64::new(NONE),
             lifetime: AtomicU64::new(NONE),
             validate: AtomicU64::new(NONE),
+            reclaim: AtomicU64::new(NONE),
         };
         c.set(t);
         c
@@ -122,6 +145,7 @@ impl TuningCell {
         self.lifetime.store(enc(t.max_lifetime), Ordering::Relaxed);
         self.validate
             .store(enc(t.validate_after_idle), Ordering::Relaxed);
+        self.reclaim.store(enc(t.reclaim_leaks), Ordering::Relaxed);
     }
 
     pub(crate) fn get(&self) -> PoolTuning {
@@ -130,6 +154,7 @@ impl TuningCell {
             idle_timeout: dec(self.idle.load(Ordering::Relaxed)),
             max_lifetime: dec(self.lifetime.load(Ordering::Relaxed)),
             validate_after_idle: dec(self.validate.load(Ordering::Relaxed)),
+            reclaim_leaks: dec(self.reclaim.load(Ordering::Relaxed)),
         }
     }
 

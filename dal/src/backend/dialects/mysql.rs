@@ -182,6 +182,9 @@ impl super::super::Dialect for MySqlDialect {
             }
         }
     }
+    fn max_connections_sql(&self) -> Option<&'static str> {
+        Some("SELECT CAST(@@max_connections AS SIGNED) AS n")
+    }
     fn write_position_sql(&self) -> Option<&'static str> {
         Some("SELECT @@gtid_binlog_pos AS [pos]")
     }

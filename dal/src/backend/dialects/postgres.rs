@@ -153,6 +153,9 @@ impl super::super::Dialect for PgDialect {
         };
         (kind, constraint.map(str::to_owned))
     }
+    fn max_connections_sql(&self) -> Option<&'static str> {
+        Some("SELECT CAST(current_setting('max_connections') AS INT8) AS n")
+    }
     fn write_position_sql(&self) -> Option<&'static str> {
         Some("SELECT CAST(pg_current_wal_lsn() AS TEXT) AS [pos]")
     }

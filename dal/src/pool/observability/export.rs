@@ -133,7 +133,7 @@ pub(crate) fn prometheus_text(groups: &[Vec<Arc<PoolInner>>]) -> String {
 
 /// Plain counters (and the window gauge) read from [`PoolMetrics`].
 fn counters(o: &mut String, snaps: &[Snap]) {
-    let counters: [(&'static str, &str, Get<PoolMetrics, u64>); 10] = [
+    let counters: [(&'static str, &str, Get<PoolMetrics, u64>); 11] = [
         (
             "dal_pool_acquisitions_total",
             "Connections lent by the pool.",
@@ -169,6 +169,11 @@ fn counters(o: &mut String, snaps: &[Snap]) {
             "dal_pool_leaks_detected_total",
             "Connections reported as possibly leaked by the housekeeper.",
             |m| m.leaks_detected,
+        ),
+        (
+            "dal_pool_connections_reclaimed_total",
+            "Connections taken back from holders who kept them past reclaim_leaks.",
+            |m| m.connections_reclaimed,
         ),
         (
             "dal_pool_validation_failures_total",

@@ -61,6 +61,8 @@ pub(crate) struct LendRecord {
     pub backtrace: Option<Arc<Backtrace>>,
     /// Already reported by the housekeeper (reported once, like HikariCP).
     pub reported: bool,
+    /// The connection's reclaim mark (see [`PooledRaw::reclaimed`]).
+    pub reclaimed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Slot index meaning "not lent".
@@ -104,6 +106,20 @@ impl Lent {
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut LendRecord> {
         self.slots.iter_mut().flatten()
     }
+
+    /// Removes and returns the records lent at or before `cutoff`.
+    pub(crate) fn take_lent_before(&mut self, cutoff: Instant) -> Vec<LendRecord> {
+        let mut out = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|r| r.since <= cutoff) {
+                if let Some(rec) = slot.take() {
+                    self.free.push(i);
+                    out.push(rec);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// `dal/../tests/pool.rs` → `tests/pool.rs`: resolves `..` segments lexically (cargo names
@@ -123,12 +139,17 @@ fn tidy_path(path: &str) -> String {
 }
 
 impl LendRecord {
-    pub(crate) fn new(since: Instant, location: &'static Location<'static>) -> Self {
+    pub(crate) fn new(
+        since: Instant,
+        location: &'static Location<'static>,
+        reclaimed: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         LendRecord {
             since,
             location,
             backtrace: capture_backtraces().then(|| Arc::new(Backtrace::force_capture())),
             reported: false,
+            reclaimed,
         }
     }
 
@@ -157,8 +178,44 @@ impl PoolInner {
         at: Instant,
         location: &'static Location<'static>,
     ) {
-        let rec = LendRecord::new(at, location);
+        conn.reclaimed.store(0, Ordering::Release);
+        let rec = LendRecord::new(at, location, conn.reclaimed.clone());
         conn.lend = self.state().lent.insert(rec);
+    }
+
+    /// Takes back the connections held for at least `threshold` ([`PoolTuning::reclaim_leaks`](crate::PoolTuning::reclaim_leaks)):
+    /// marks each (its holder's next call fails), frees its lend slot, its in-use count and
+    /// its permit at once, and logs it. Returns how many were reclaimed.
+    pub(crate) fn reclaim(&self, threshold: Duration) -> usize {
+        let now = Instant::now();
+        let Some(cutoff) = now.checked_sub(threshold) else {
+            return 0;
+        };
+        let taken = {
+            let mut state = self.state();
+            let taken = state.lent.take_lent_before(cutoff);
+            for rec in &taken {
+                let held = now.saturating_duration_since(rec.since);
+                let ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX - 1);
+                rec.reclaimed.store(ms.saturating_add(1), Ordering::Release);
+            }
+            taken
+        };
+        for rec in &taken {
+            self.in_use.fetch_sub(1, Ordering::AcqRel);
+            self.stats.reclaimed.fetch_add(1, Ordering::Relaxed);
+            self.semaphore.add_permits(1);
+            let report = rec.report(&self.hash, &self.alias, now);
+            tracing::warn!(
+                target: "dal::pool::leak",
+                alias = %self.alias,
+                held_ms = report.held_for.as_millis() as u64,
+                location = %report.location,
+                backtrace = report.backtrace.as_deref().unwrap_or(""),
+                "connection held too long was reclaimed: its holder's next call fails"
+            );
+        }
+        taken.len()
     }
 
     /// Forgets the lend record of `conn` (called under the state lock). Returns the record when
@@ -239,13 +296,13 @@ mod tests {
     fn slots_are_reused() {
         let mut l = Lent::with_capacity(2);
         let here = Location::caller();
-        let a = l.insert(LendRecord::new(Instant::now(), here));
-        let b = l.insert(LendRecord::new(Instant::now(), here));
-        let c = l.insert(LendRecord::new(Instant::now(), here));
+        let a = l.insert(LendRecord::new(Instant::now(), here, Arc::default()));
+        let b = l.insert(LendRecord::new(Instant::now(), here, Arc::default()));
+        let c = l.insert(LendRecord::new(Instant::now(), here, Arc::default()));
         assert_eq!((a, b, c), (0, 1, 2));
         assert!(l.remove(b).is_some());
         assert!(l.remove(b).is_none());
-        assert_eq!(l.insert(LendRecord::new(Instant::now(), here)), 1);
+        assert_eq!(l.insert(LendRecord::new(Instant::now(), here, Arc::default())), 1);
         assert_eq!(l.iter_mut().count(), 3);
     }
 

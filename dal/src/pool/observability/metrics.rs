@@ -195,6 +195,9 @@ pub struct PoolMetrics {
     pub breaker_state: Option<String>,
     /// Connections reported by the background leak detector.
     pub leaks_detected: u64,
+    /// Connections taken back from holders who kept them past
+    /// [`PoolTuning::reclaim_leaks`](crate::PoolTuning::reclaim_leaks).
+    pub connections_reclaimed: u64,
     /// Length of the sliding window behind `timeout_rate()`.
     pub window: Duration,
     /// Acquisition attempts in the window.
@@ -262,6 +265,7 @@ impl PoolMetrics {
             breaker_transitions: HashMap::new(),
             breaker_state: None,
             leaks_detected: 0,
+            connections_reclaimed: 0,
             window: Duration::from_secs(WINDOW_SECS),
             window_acquisitions: 0,
             window_timeouts: 0,
@@ -316,6 +320,7 @@ impl PoolMetrics {
                 worst_state = state;
             }
             m.leaks_detected += load(&s.leaks_detected);
+            m.connections_reclaimed += load(&s.reclaimed);
             let (acquisitions, timeouts) = s.window.totals();
             m.window_acquisitions += acquisitions;
             m.window_timeouts += timeouts;

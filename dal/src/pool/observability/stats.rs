@@ -307,6 +307,7 @@ pub(crate) struct Stats {
     pub stmt_hits: AtomicU64,
     pub stmt_misses: AtomicU64,
     pub leaks_detected: AtomicU64,
+    pub reclaimed: AtomicU64,
     /// Transitions into each of [`BREAKER_STATES`], then "other".
     pub breaker_transitions: [AtomicU64; 4],
     /// Index into [`BREAKER_STATES`] of the last state entered, `usize::MAX` before any.
@@ -365,6 +366,7 @@ impl Stats {
             stmt_hits: AtomicU64::new(0),
             stmt_misses: AtomicU64::new(0),
             leaks_detected: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
             breaker_transitions: Default::default(),
             breaker_state: AtomicUsize::new(usize::MAX),
             wait: Histogram::default(),
