@@ -152,7 +152,7 @@ async fn main() -> dal::Result<()> {
         );
     }
 
-    conn.delete::<User>(&id, DeleteOptions::default()).await?;
+    conn.delete::<User>(&id).await?;
     println!(
         "after soft delete: {:?}",
         conn.get::<User>(&id).await?.map(|u| u.name)

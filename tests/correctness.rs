@@ -585,11 +585,11 @@ async fn decimals_enums_aliases_newtypes_and_bytes_get_their_own_column_types() 
         let names: Vec<&str> = over_ten.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["desk", "pen"]);
         let discontinued = conn
-            .count::<Product>(FindOptions::default().filter("[status] = 'Discontinued'", ()))
+            .count_with::<Product>(FindOptions::default().filter("[status] = 'Discontinued'", ()))
             .await?;
         assert_eq!(discontinued, 1);
         let pricey = conn
-            .count::<Product>(
+            .count_with::<Product>(
                 FindOptions::default().filter("[cents] > ? AND [sku] >= ?", params![100, 7]),
             )
             .await?;
@@ -804,7 +804,7 @@ async fn run_orders(db: Database, optimistic: bool) -> dal::Result<()> {
             stock_id: "setup".into(),
         })
         .await?;
-    conn.delete::<Order>(
+    conn.delete_with::<Order>(
         setup.id.as_deref().unwrap_or_default(),
         DeleteOptions::default(),
     )
@@ -841,7 +841,7 @@ async fn run_orders(db: Database, optimistic: bool) -> dal::Result<()> {
     }
     let mut conn = db.async_connection().await?;
     let stock: Stock = conn.get("widget").await?.unwrap();
-    let orders = conn.count::<Order>(FindOptions::default()).await?;
+    let orders = conn.count::<Order>().await?;
     assert_eq!(sold, STOCK as usize, "orders that reported success");
     assert_eq!(stock.quantity, 0, "stock left");
     assert_eq!(orders, STOCK, "orders stored");

@@ -105,7 +105,7 @@ async fn every_supported_field_type_round_trips() {
             .await?;
         assert_eq!(found, vec![saved.clone()]);
         assert_eq!(
-            conn.count::<AllTypes>(FindOptions::default().filter("[flag] = ?", params![true]))
+            conn.count_with::<AllTypes>(FindOptions::default().filter("[flag] = ?", params![true]))
                 .await?,
             1
         );
@@ -195,7 +195,7 @@ async fn unique_constraint_violation_is_a_clear_error_and_writes_nothing() {
             .await
             .unwrap_err();
         assert!(e.is_unique_violation(), "{e:?}");
-        assert_eq!(conn.count::<Account>(FindOptions::default()).await?, 1);
+        assert_eq!(conn.count::<Account>().await?, 1);
         let only = conn.find::<Account>().await?;
         assert_eq!(only[0].balance, 1, "the other account was not overwritten");
         Ok(())
@@ -240,10 +240,7 @@ async fn typed_and_dynamic_share_rows_and_history() {
         let v1 = conn.get_version::<Account>(&id, 1).await?.unwrap();
         assert_eq!(v1.entity.balance, 10);
         // Typed delete/restore.
-        assert!(
-            conn.delete::<Account>(&id, DeleteOptions::default())
-                .await?
-        );
+        assert!(conn.delete::<Account>(&id).await?);
         assert!(conn.get::<Account>(&id).await?.is_none());
         assert!(conn.restore::<Account>(&id).await?);
         assert_eq!(conn.history::<Account>(&id).await?.len(), 4);
@@ -325,8 +322,10 @@ async fn save_all_writes_a_batch_with_history() {
         assert_eq!(saved.len(), 50);
         assert!(saved.iter().all(|a| a.id.is_some()));
         assert_eq!(
-            conn.count::<Account>(FindOptions::default().filter("[balance] >= ?", params![25]))
-                .await?,
+            conn.count_with::<Account>(
+                FindOptions::default().filter("[balance] >= ?", params![25])
+            )
+            .await?,
             25
         );
         assert_eq!(

@@ -50,7 +50,8 @@ pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
 pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
 pub use entity::{
-    DeleteOptions, Entity, FieldDef, FieldType, FindOptions, IntoEntity, SaveOptions, Versioned,
+    DeleteOptions, Entity, FieldDef, FieldType, FindOptions, GetOptions, IntoEntity,
+    RestoreOptions, SaveOptions, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
 pub use pool::{
@@ -72,6 +73,9 @@ pub mod prelude {
         QueryOptions, ReadYourWrites, Result, Role, Row, ScalingAdvice, SyncConnection,
         TimeoutKind, Value,
     };
-    pub use crate::{Decimal, DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
+    pub use crate::{
+        Decimal, DeleteOptions, FindOptions, GetOptions, IntoEntity, RestoreOptions, SaveOptions,
+        Versioned,
+    };
     pub use serde_json::{json, Map, Value as JsonValue};
 }

@@ -98,10 +98,7 @@ impl SyncConnection {
         opts: DeleteOptions,
     ) -> Result<bool> {
         let id = id.as_ref().to_owned();
-        let audit = Audit {
-            user_id: opts.user_id.clone(),
-            comment: None,
-        };
+        let audit = opts.audit();
         self.with(|c| async move {
             c.delete_entity_impl(name, &id, opts.permanent, &audit)
                 .await

@@ -42,7 +42,9 @@ pub mod typed;
 
 pub(crate) use ops::{Audit, EntityMap, SaveRequest};
 pub use typed::{Entity, FieldDef, FieldType};
-pub use typed_api::{FindTyped, Versioned};
+pub use typed_api::{
+    CountTyped, DeleteTyped, FindTyped, GetTyped, RestoreTyped, SaveAllTyped, SaveTyped, Versioned,
+};
 
 type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -177,26 +179,163 @@ impl FindOptions {
     }
 }
 
-/// Options of a delete.
+/// Options of a delete: soft or permanent, and who and why (recorded in the history row the
+/// deletion appends). Taken by the typed [`Connection::delete_with`] and by the blocking twin;
+/// the async builders ([`Connection::delete_entity`], [`Connection::delete`]) have the same
+/// options as methods.
+///
+/// ```
+/// use dal::DeleteOptions;
+/// let opts = DeleteOptions::default().permanent().user_id("u-17").comment("GDPR request");
+/// assert!(opts.permanent);
+/// assert_eq!(opts.comment.as_deref(), Some("GDPR request"));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     /// Remove the row instead of setting `deleted_at` (history stays).
     pub permanent: bool,
-    /// Recorded in history.
+    /// Recorded as `updated_by` (soft delete) and `history_user_id`.
     pub user_id: Option<String>,
+    /// Recorded as `history_comment`.
+    pub comment: Option<String>,
 }
 
+impl DeleteOptions {
+    /// Removes the row instead of soft-deleting it (its history stays).
+    pub fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+    /// Sets the user.
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.user_id = Some(user.into());
+        self
+    }
+    /// Sets the comment.
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    fn audit(&self) -> Audit {
+        Audit {
+            user_id: self.user_id.clone(),
+            comment: self.comment.clone(),
+        }
+    }
+}
+
+/// Options of a restore: who and why (recorded in the history row the restore appends, and
+/// `updated_by`). Taken by the typed [`Connection::restore_with`] and by the blocking twin.
+///
+/// ```
+/// let opts = dal::RestoreOptions::default().user_id("admin").comment("deleted by mistake");
+/// assert_eq!(opts.user_id.as_deref(), Some("admin"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Recorded as `updated_by` and `history_user_id`.
+    pub user_id: Option<String>,
+    /// Recorded as `history_comment`.
+    pub comment: Option<String>,
+}
+
+impl RestoreOptions {
+    /// Sets the user.
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.user_id = Some(user.into());
+        self
+    }
+    /// Sets the comment.
+    pub fn comment(mut self, comment: impl Into<String>) -> Self {
+        self.comment = Some(comment.into());
+        self
+    }
+    fn audit(&self) -> Audit {
+        Audit {
+            user_id: self.user_id.clone(),
+            comment: self.comment.clone(),
+        }
+    }
+}
+
+/// Options of a read by id: include soft-deleted entities, lock the row. Taken by the typed
+/// [`Connection::get_with`] and by the blocking twin; [`Connection::get_entity`] and
+/// [`Connection::get`] have the same options as methods.
+///
+/// ```
+/// let opts = dal::GetOptions::default().include_deleted();
+/// assert!(opts.include_deleted && !opts.for_update);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GetOptions {
+    /// Also return a soft-deleted entity.
+    pub include_deleted: bool,
+    /// Lock the row until the open transaction ends (see [`GetEntity::for_update`]).
+    pub for_update: bool,
+}
+
+impl GetOptions {
+    /// Also return a soft-deleted entity.
+    pub fn include_deleted(mut self) -> Self {
+        self.include_deleted = true;
+        self
+    }
+    /// Lock the row until the open transaction ends (needs one).
+    pub fn for_update(mut self) -> Self {
+        self.for_update = true;
+        self
+    }
+}
+
+/// `.user_id()` and `.comment()` on a builder with an `opts` field that has `user_id` and
+/// `comment` ([`SaveOptions`], [`DeleteOptions`], [`RestoreOptions`]).
 macro_rules! builder_audit {
-    ($t:ident) => {
-        impl $t<'_> {
-            /// Records who made the change.
+    ($t:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $t<'_ $(, $g)?> {
+            /// Records who made the change (`updated_by`, `history_user_id`).
             pub fn user_id(mut self, user: impl Into<String>) -> Self {
                 self.opts.user_id = Some(user.into());
                 self
             }
-            /// Records why (history comment).
+            /// Records why (`history_comment` of the history row this change appends).
             pub fn comment(mut self, comment: impl Into<String>) -> Self {
                 self.opts.comment = Some(comment.into());
+                self
+            }
+        }
+    };
+}
+
+/// `.include_deleted()` and `.for_update()` on a builder with an `opts: GetOptions` field.
+macro_rules! builder_get {
+    ($t:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $t<'_ $(, $g)?> {
+            /// Also return the entity if it is soft-deleted.
+            pub fn include_deleted(mut self) -> Self {
+                self.opts.include_deleted = true;
+                self
+            }
+            /// Locks the entity's row until the caller's transaction ends (`SELECT … FOR
+            /// UPDATE`; on SQLite a transaction holds the database's write lock from its
+            /// start): the read-check-write of a `#[auto_transaction]` function is then safe
+            /// against concurrent writers. Needs an open transaction (an error otherwise).
+            pub fn for_update(mut self) -> Self {
+                self.opts.for_update = true;
+                self
+            }
+        }
+    };
+}
+
+/// `.permanent()` on a builder with an `opts: DeleteOptions` field.
+macro_rules! builder_delete {
+    ($t:ident $(<$g:ident>)?) => {
+        builder_audit!($t $(<$g>)?);
+        impl$(<$g>)? $t<'_ $(, $g)?> {
+            /// Remove the row instead of soft-deleting it (its history stays, and records the
+            /// deletion).
+            pub fn permanent(mut self) -> Self {
+                self.opts.permanent = true;
                 self
             }
         }
@@ -284,25 +423,9 @@ pub struct GetEntity<'c> {
     conn: &'c mut Connection,
     name: String,
     id: String,
-    include_deleted: bool,
-    for_update: bool,
+    opts: GetOptions,
 }
-
-impl GetEntity<'_> {
-    /// Also return the entity if it is soft-deleted.
-    pub fn include_deleted(mut self) -> Self {
-        self.include_deleted = true;
-        self
-    }
-    /// Locks the entity's row until the caller's transaction ends (`SELECT … FOR UPDATE`;
-    /// on SQLite a transaction holds the database's write lock from its start): the
-    /// read-check-write of a `#[auto_transaction]` function is then safe against concurrent
-    /// writers. Needs an open transaction (an error otherwise).
-    pub fn for_update(mut self) -> Self {
-        self.for_update = true;
-        self
-    }
-}
+builder_get!(GetEntity);
 
 impl<'c> IntoFuture for GetEntity<'c> {
     type Output = Result<Option<EntityMap>>;
@@ -310,7 +433,12 @@ impl<'c> IntoFuture for GetEntity<'c> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             self.conn
-                .get_entity_impl(&self.name, &self.id, self.include_deleted, self.for_update)
+                .get_entity_impl(
+                    &self.name,
+                    &self.id,
+                    self.opts.include_deleted,
+                    self.opts.for_update,
+                )
                 .await
         })
     }
@@ -409,30 +537,20 @@ pub struct DeleteEntity<'c> {
     opts: DeleteOptions,
 }
 
-impl DeleteEntity<'_> {
-    /// Remove the row instead of soft-deleting it (its history stays).
-    pub fn permanent(mut self) -> Self {
-        self.opts.permanent = true;
-        self
-    }
-    /// Records who deleted it.
-    pub fn user_id(mut self, user: impl Into<String>) -> Self {
-        self.opts.user_id = Some(user.into());
-        self
-    }
-}
+builder_delete!(DeleteEntity);
 
 impl<'c> IntoFuture for DeleteEntity<'c> {
     type Output = Result<bool>;
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let audit = Audit {
-                user_id: self.opts.user_id.clone(),
-                comment: None,
-            };
             self.conn
-                .delete_entity_impl(&self.name, &self.id, self.opts.permanent, &audit)
+                .delete_entity_impl(
+                    &self.name,
+                    &self.id,
+                    self.opts.permanent,
+                    &self.opts.audit(),
+                )
                 .await
         })
     }
@@ -444,7 +562,7 @@ pub struct RestoreEntity<'c> {
     conn: &'c mut Connection,
     name: String,
     id: String,
-    opts: SaveOptions,
+    opts: RestoreOptions,
 }
 builder_audit!(RestoreEntity);
 
@@ -494,8 +612,7 @@ impl Connection {
             conn: self,
             name: name.to_owned(),
             id: id.as_ref().to_owned(),
-            include_deleted: false,
-            for_update: false,
+            opts: GetOptions::default(),
         }
     }
 
@@ -518,7 +635,8 @@ impl Connection {
     }
 
     /// Soft-deletes (sets `deleted_at`), or with `.permanent()` removes the row. History stays
-    /// and records the deletion. Resolves to `true` when an entity was deleted.
+    /// and records the deletion, with `.user_id(..)` and `.comment(..)` if given. Resolves to
+    /// `true` when an entity was deleted.
     pub fn delete_entity(&mut self, name: &str, id: impl AsRef<str>) -> DeleteEntity<'_> {
         DeleteEntity {
             conn: self,
@@ -528,13 +646,14 @@ impl Connection {
         }
     }
 
-    /// Clears `deleted_at`. Resolves to `true` when a soft-deleted entity was restored.
+    /// Clears `deleted_at`, recording `.user_id(..)` and `.comment(..)` in history if given.
+    /// Resolves to `true` when a soft-deleted entity was restored.
     pub fn restore_entity(&mut self, name: &str, id: impl AsRef<str>) -> RestoreEntity<'_> {
         RestoreEntity {
             conn: self,
             name: name.to_owned(),
             id: id.as_ref().to_owned(),
-            opts: SaveOptions::default(),
+            opts: RestoreOptions::default(),
         }
     }
 

@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 
 use serde_json::{Map, Value as Json};
 
-use super::ops::{Audit, EntityMap, SaveRequest};
+use super::ops::{EntityMap, SaveRequest};
 use super::schema::{is_reserved, FieldSpec};
 use super::typed::{Entity, FieldDef, FieldType};
-use super::{BoxFuture, DeleteOptions, FindOptions, SaveOptions};
+use super::{BoxFuture, DeleteOptions, FindOptions, GetOptions, RestoreOptions, SaveOptions};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::value::IntoParams;
@@ -194,81 +194,178 @@ async fn save_typed<T: Entity>(
 }
 
 impl Connection {
-    /// Saves a typed entity (create or update, with history); returns it as stored, with its
-    /// id (and version). Declared indexes and unique constraints are created with the table.
-    /// With an `#[entity(version)]` field, the save fails with
+    /// Saves a typed entity (create or update, with history); resolves to it as stored, with
+    /// its id (and version). Declared indexes and unique constraints are created with the
+    /// table. With an `#[entity(version)]` field (or `.expect_version(n)`), the save fails with
     /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing when the stored entity is
-    /// not at that version.
-    pub async fn save<T: Entity>(&mut self, entity: &T) -> Result<T> {
-        self.save_with(entity, SaveOptions::default()).await
+    /// not at that version. Options: `.user_id(..)`, `.comment(..)` (recorded in history),
+    /// `.expect_version(n)`.
+    ///
+    /// ```
+    /// # use dal::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Entity, Serialize, Deserialize)]
+    /// # #[entity(table = "doc_save_users")]
+    /// # struct User { id: Option<String>, name: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// # let db = Database::from_url("sqlite::memory:")?;
+    /// # let mut conn = db.async_connection().await?;
+    /// let saved = conn.save(&User { id: None, name: "Ann".into() })
+    ///     .user_id("admin").comment("signed up").await?;
+    /// let id = saved.id.unwrap();
+    /// assert_eq!(conn.history::<User>(&id).await?[0].comment.as_deref(), Some("signed up"));
+    /// # Ok(()) }
+    /// ```
+    pub fn save<'c, T: Entity>(&'c mut self, entity: &'c T) -> SaveTyped<'c, T> {
+        self.save_with(entity, SaveOptions::default())
     }
 
-    /// [`save`](Self::save) with user, comment and expected version for the history.
-    pub async fn save_with<T: Entity>(&mut self, entity: &T, opts: SaveOptions) -> Result<T> {
-        save_typed(self, &[entity], &opts)
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Internal("save returned nothing".into()))
+    /// [`save`](Self::save) with its options given as a [`SaveOptions`] (the form the
+    /// blocking twin takes); builder methods may still be chained.
+    pub fn save_with<'c, T: Entity>(
+        &'c mut self,
+        entity: &'c T,
+        opts: SaveOptions,
+    ) -> SaveTyped<'c, T> {
+        SaveTyped {
+            conn: self,
+            entity,
+            opts,
+        }
     }
 
-    /// Saves a batch of typed entities with multi-row statements; all or nothing.
-    pub async fn save_all<T: Entity>(&mut self, entities: &[T]) -> Result<Vec<T>> {
-        let refs: Vec<&T> = entities.iter().collect();
-        save_typed(self, &refs, &SaveOptions::default()).await
+    /// Saves a batch of typed entities with multi-row statements; all or nothing. Options:
+    /// `.user_id(..)` and `.comment(..)`, recorded in every history row of the batch.
+    pub fn save_all<'c, T: Entity>(&'c mut self, entities: &'c [T]) -> SaveAllTyped<'c, T> {
+        self.save_all_with(entities, SaveOptions::default())
     }
 
-    /// The entity with this id (not soft-deleted), or `None`.
-    pub async fn get<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Option<T>> {
-        self.get_entity_impl(T::table_name(), id.as_ref(), false, false)
-            .await?
-            .map(from_map)
-            .transpose()
+    /// [`save_all`](Self::save_all) with a [`SaveOptions`] (an expected version applies to a
+    /// batch of one only).
+    pub fn save_all_with<'c, T: Entity>(
+        &'c mut self,
+        entities: &'c [T],
+        opts: SaveOptions,
+    ) -> SaveAllTyped<'c, T> {
+        SaveAllTyped {
+            conn: self,
+            entities,
+            opts,
+        }
+    }
+
+    /// The entity with this id, or `None`; not soft-deleted unless `.include_deleted()`;
+    /// `.for_update()` locks its row (see [`get_for_update`](Self::get_for_update)).
+    pub fn get<T: Entity>(&mut self, id: impl AsRef<str>) -> GetTyped<'_, T> {
+        self.get_with(id, GetOptions::default())
+    }
+
+    /// [`get`](Self::get) with a [`GetOptions`].
+    pub fn get_with<T: Entity>(
+        &mut self,
+        id: impl AsRef<str>,
+        opts: GetOptions,
+    ) -> GetTyped<'_, T> {
+        GetTyped {
+            conn: self,
+            id: id.as_ref().to_owned(),
+            opts,
+            _t: PhantomData,
+        }
     }
 
     /// The entity with this id, its row locked until the open transaction ends (`SELECT …
     /// FOR UPDATE`; SQLite: the transaction's write lock). Use it for read-check-write inside
     /// `#[auto_transaction]`: concurrent writers wait instead of overwriting each other.
-    /// Needs an open transaction.
-    pub async fn get_for_update<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Option<T>> {
-        self.get_entity_impl(T::table_name(), id.as_ref(), false, true)
-            .await?
-            .map(from_map)
-            .transpose()
+    /// Needs an open transaction. The same as `get::<T>(id).for_update()`.
+    pub fn get_for_update<T: Entity>(&mut self, id: impl AsRef<str>) -> GetTyped<'_, T> {
+        self.get_with(id, GetOptions::default().for_update())
     }
 
     /// Typed query: `.filter()`, `.order_by()`, `.limit()`, `.offset()`, `.include_deleted()`.
     pub fn find<T: Entity>(&mut self) -> FindTyped<'_, T> {
+        self.find_with(FindOptions::default())
+    }
+
+    /// [`find`](Self::find) starting from a [`FindOptions`].
+    pub fn find_with<T: Entity>(&mut self, opts: FindOptions) -> FindTyped<'_, T> {
         FindTyped {
             conn: self,
-            opts: FindOptions::default(),
+            opts,
             _t: PhantomData,
         }
     }
 
-    /// Number of `T` entities matching `opts` (use `FindOptions::default()` for all).
-    pub async fn count<T: Entity>(&mut self, opts: FindOptions) -> Result<i64> {
-        self.count_entities_impl(T::table_name(), &opts.query())
-            .await
+    /// Number of `T` entities: all that are not soft-deleted, or those matching
+    /// `.filter(..)`; `.include_deleted()` counts soft-deleted ones too.
+    ///
+    /// ```
+    /// # use dal::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Entity, Serialize, Deserialize)]
+    /// # #[entity(table = "doc_count_users")]
+    /// # struct User { id: Option<String>, age: i32 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// # let db = Database::from_url("sqlite::memory:")?;
+    /// # let mut conn = db.async_connection().await?;
+    /// conn.save_all(&[User { id: None, age: 12 }, User { id: None, age: 40 }]).await?;
+    /// assert_eq!(conn.count::<User>().await?, 2);
+    /// assert_eq!(conn.count::<User>().filter("[age] >= ?", params![18]).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn count<T: Entity>(&mut self) -> CountTyped<'_, T> {
+        self.count_with(FindOptions::default())
     }
 
-    /// Soft-deletes (or with `permanent`, removes) a `T`; `true` when one was deleted.
-    pub async fn delete<T: Entity>(
+    /// [`count`](Self::count) with a [`FindOptions`] (its filter and `include_deleted`; order
+    /// and paging do not apply to a count).
+    pub fn count_with<T: Entity>(&mut self, opts: FindOptions) -> CountTyped<'_, T> {
+        CountTyped {
+            conn: self,
+            opts,
+            _t: PhantomData,
+        }
+    }
+
+    /// Soft-deletes a `T` (or with `.permanent()`, removes its row; history stays); resolves
+    /// to `true` when one was deleted. `.user_id(..)` and `.comment(..)` are recorded in the
+    /// history row of the deletion.
+    pub fn delete<T: Entity>(&mut self, id: impl AsRef<str>) -> DeleteTyped<'_, T> {
+        self.delete_with(id, DeleteOptions::default())
+    }
+
+    /// [`delete`](Self::delete) with a [`DeleteOptions`].
+    pub fn delete_with<T: Entity>(
         &mut self,
         id: impl AsRef<str>,
         opts: DeleteOptions,
-    ) -> Result<bool> {
-        let audit = Audit {
-            user_id: opts.user_id.clone(),
-            comment: None,
-        };
-        self.delete_entity_impl(T::table_name(), id.as_ref(), opts.permanent, &audit)
-            .await
+    ) -> DeleteTyped<'_, T> {
+        DeleteTyped {
+            conn: self,
+            id: id.as_ref().to_owned(),
+            opts,
+            _t: PhantomData,
+        }
     }
 
-    /// Restores a soft-deleted `T`; `true` when one was restored.
-    pub async fn restore<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<bool> {
-        self.restore_entity_impl(T::table_name(), id.as_ref(), &Audit::default())
-            .await
+    /// Restores a soft-deleted `T`; resolves to `true` when one was restored. `.user_id(..)`
+    /// and `.comment(..)` are recorded in the history row of the restore.
+    pub fn restore<T: Entity>(&mut self, id: impl AsRef<str>) -> RestoreTyped<'_, T> {
+        self.restore_with(id, RestoreOptions::default())
+    }
+
+    /// [`restore`](Self::restore) with a [`RestoreOptions`].
+    pub fn restore_with<T: Entity>(
+        &mut self,
+        id: impl AsRef<str>,
+        opts: RestoreOptions,
+    ) -> RestoreTyped<'_, T> {
+        RestoreTyped {
+            conn: self,
+            id: id.as_ref().to_owned(),
+            opts,
+            _t: PhantomData,
+        }
     }
 
     /// Every version of a `T`, oldest first, with its history metadata.
@@ -332,6 +429,163 @@ impl<'c, T: Entity> IntoFuture for FindTyped<'c, T> {
                 .find_entities_impl(T::table_name(), &self.opts.query())
                 .await?;
             rows.into_iter().map(from_map).collect()
+        })
+    }
+}
+
+/// A typed save being built (`conn.save(&e)`): `.user_id()`, `.comment()`,
+/// `.expect_version()`, then `.await` it.
+#[must_use = "nothing is saved until awaited"]
+pub struct SaveTyped<'c, T> {
+    conn: &'c mut Connection,
+    entity: &'c T,
+    opts: SaveOptions,
+}
+builder_audit!(SaveTyped<T>);
+
+impl<T> SaveTyped<'_, T> {
+    /// Optimistic locking: the stored entity must be at `version` (0: it must not exist
+    /// yet), else the save fails with [`Error::Conflict`] and writes nothing. Overrides the
+    /// value of an `#[entity(version)]` field.
+    pub fn expect_version(mut self, version: i64) -> Self {
+        self.opts.expected_version = Some(version);
+        self
+    }
+}
+
+impl<'c, T: Entity> IntoFuture for SaveTyped<'c, T> {
+    type Output = Result<T>;
+    type IntoFuture = BoxFuture<'c, Result<T>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            save_typed(self.conn, &[self.entity], &self.opts)
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Internal("save returned nothing".into()))
+        })
+    }
+}
+
+/// A typed batch save being built (`conn.save_all(&items)`): `.user_id()`, `.comment()`,
+/// then `.await` it.
+#[must_use = "nothing is saved until awaited"]
+pub struct SaveAllTyped<'c, T> {
+    conn: &'c mut Connection,
+    entities: &'c [T],
+    opts: SaveOptions,
+}
+builder_audit!(SaveAllTyped<T>);
+
+impl<'c, T: Entity> IntoFuture for SaveAllTyped<'c, T> {
+    type Output = Result<Vec<T>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<T>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let refs: Vec<&T> = self.entities.iter().collect();
+            save_typed(self.conn, &refs, &self.opts).await
+        })
+    }
+}
+
+/// A typed read by id being built (`conn.get::<T>(id)`): `.include_deleted()`,
+/// `.for_update()`, then `.await` it.
+#[must_use = "nothing is read until awaited"]
+pub struct GetTyped<'c, T> {
+    conn: &'c mut Connection,
+    id: String,
+    opts: GetOptions,
+    _t: PhantomData<fn() -> T>,
+}
+builder_get!(GetTyped<T>);
+
+impl<'c, T: Entity> IntoFuture for GetTyped<'c, T> {
+    type Output = Result<Option<T>>;
+    type IntoFuture = BoxFuture<'c, Result<Option<T>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.conn
+                .get_entity_impl(
+                    T::table_name(),
+                    &self.id,
+                    self.opts.include_deleted,
+                    self.opts.for_update,
+                )
+                .await?
+                .map(from_map)
+                .transpose()
+        })
+    }
+}
+
+/// A typed count being built (`conn.count::<T>()`): `.filter()`, `.include_deleted()`, then
+/// `.await` it.
+#[must_use = "nothing is read until awaited"]
+pub struct CountTyped<'c, T> {
+    conn: &'c mut Connection,
+    opts: FindOptions,
+    _t: PhantomData<fn() -> T>,
+}
+builder_find!(CountTyped<T>);
+
+impl<'c, T: Entity> IntoFuture for CountTyped<'c, T> {
+    type Output = Result<i64>;
+    type IntoFuture = BoxFuture<'c, Result<i64>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.conn
+                .count_entities_impl(T::table_name(), &self.opts.query())
+                .await
+        })
+    }
+}
+
+/// A typed delete being built (`conn.delete::<T>(id)`): `.permanent()`, `.user_id()`,
+/// `.comment()`, then `.await` it.
+#[must_use = "nothing is deleted until awaited"]
+pub struct DeleteTyped<'c, T> {
+    conn: &'c mut Connection,
+    id: String,
+    opts: DeleteOptions,
+    _t: PhantomData<fn() -> T>,
+}
+builder_delete!(DeleteTyped<T>);
+
+impl<'c, T: Entity> IntoFuture for DeleteTyped<'c, T> {
+    type Output = Result<bool>;
+    type IntoFuture = BoxFuture<'c, Result<bool>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.conn
+                .delete_entity_impl(
+                    T::table_name(),
+                    &self.id,
+                    self.opts.permanent,
+                    &self.opts.audit(),
+                )
+                .await
+        })
+    }
+}
+
+/// A typed restore being built (`conn.restore::<T>(id)`): `.user_id()`, `.comment()`, then
+/// `.await` it.
+#[must_use = "nothing is restored until awaited"]
+pub struct RestoreTyped<'c, T> {
+    conn: &'c mut Connection,
+    id: String,
+    opts: RestoreOptions,
+    _t: PhantomData<fn() -> T>,
+}
+builder_audit!(RestoreTyped<T>);
+
+impl<'c, T: Entity> IntoFuture for RestoreTyped<'c, T> {
+    type Output = Result<bool>;
+    type IntoFuture = BoxFuture<'c, Result<bool>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.conn
+                .restore_entity_impl(T::table_name(), &self.id, &self.opts.audit())
+                .await
         })
     }
 }
