@@ -43,6 +43,7 @@ mod row;
 pub mod sql;
 mod topology;
 mod value;
+mod version;
 
 pub use blocking::SyncConnection;
 pub use config::{DatabaseConfig, ReadYourWrites, SslMode, TargetSessionAttrs};
@@ -63,6 +64,7 @@ pub use rust_decimal::Decimal;
 pub use sql::Backend;
 pub use topology::{NodeStatus, Role, Topology};
 pub use value::{FromValue, IntoParams, Value};
+pub use version::VersionDetails;
 
 /// Everything a typical user needs: `use dal::prelude::*;`.
 pub mod prelude {
