@@ -11,6 +11,7 @@ use crate::sql::Backend;
 
 mod connect;
 mod credentials;
+mod map;
 mod tls;
 mod topology;
 mod url;
