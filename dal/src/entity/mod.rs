@@ -23,6 +23,60 @@
 //! type) and `name_history` (one row per change, with `version`, `history_timestamp`,
 //! `history_user_id`, `history_comment`). System fields: `id` (a UUID unless given),
 //! `created_at`, `created_by`, `updated_at`, `updated_by`, `deleted_at`.
+//!
+//! ## Options are builder methods; builders are `IntoFuture`
+//!
+//! Every option of an entity operation is a method on the value the operation returns:
+//! `save_entity(..)` / `save(..)` / `save_all(..)` take `.user_id()`, `.comment()` (both
+//! recorded in the history row) and `.expect_version()`; `delete_entity(..)` / `delete(..)`
+//! take `.permanent()`, `.user_id()`, `.comment()`; `restore_entity(..)` / `restore(..)` take
+//! `.user_id()`, `.comment()`; `get_entity(..)` / `get(..)` take `.include_deleted()`,
+//! `.for_update()`; `find_entities(..)` / `find()` take `.filter()`, `.order_by()`, `.limit()`,
+//! `.offset()`, `.include_deleted()`; `count_entities(..)` / `count()` take `.filter()`,
+//! `.include_deleted()`. The same options exist as plain structs ([`SaveOptions`],
+//! [`DeleteOptions`], [`RestoreOptions`], [`GetOptions`], [`FindOptions`]), taken by the
+//! typed `_with` forms (`save_with`, `delete_with`, `count_with`, …) and by the blocking twin.
+//!
+//! The builders ([`SaveEntity`], [`FindEntities`], [`SaveTyped`], [`CountTyped`], …)
+//! implement [`IntoFuture`]: nothing is sent until one is awaited, so a builder can be kept in
+//! a variable, completed step by step, handed to a function and awaited there. It borrows the
+//! connection mutably until then. `into_future()` turns one into a boxed `Send` future, and
+//! anything that takes an `IntoFuture` (`tokio::time::timeout`, `tokio::join!`) takes a
+//! builder as it is.
+//!
+//! ```
+//! use std::future::IntoFuture;
+//! use std::time::Duration;
+//! use dal::prelude::*;
+//!
+//! /// Awaits any dal operation, giving up after `secs` seconds.
+//! async fn within<F>(secs: u64, op: F) -> Option<F::Output>
+//! where
+//!     F: IntoFuture,
+//! {
+//!     tokio::time::timeout(Duration::from_secs(secs), op).await.ok()
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+//! let db = Database::from_url("sqlite::memory:")?;
+//! let mut conn = db.async_connection().await?;
+//! conn.save_entities("items", vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})])
+//!     .comment("import").await?;
+//!
+//! // A query stored in a variable, completed depending on the request, awaited later.
+//! let only_large = true;
+//! let mut query = conn.find_entities("items").order_by("[n] DESC");
+//! if only_large {
+//!     query = query.filter("[n] >= ?", params![2]);
+//! }
+//! let items = query.await?;
+//! assert_eq!(items.len(), 2);
+//!
+//! // A builder handed to a function that awaits it.
+//! let n = within(5, conn.count_entities("items")).await.expect("in time")?;
+//! assert_eq!(n, 3);
+//! # Ok(()) }
+//! ```
 
 use std::future::IntoFuture;
 use std::pin::Pin;
