@@ -373,6 +373,7 @@ fn everything_set() -> DatabaseConfig {
         .query_execution_timeout(Duration::from_millis(250))
         .connection_creation_timeout(Duration::from_secs(3))
         .pool_size(2, 7)
+        .expected_app_servers(3)
         .ssl_mode(SslMode::VerifyFull)
         .ssl_root_cert("/etc/ssl/ca.pem")
         .ssl_client_cert("client.pem", "client.key")
@@ -455,6 +456,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("connection_creation_timeout", "3"),
             ("pool_min", "2"),
             ("pool_max", "7"),
+            ("expected_app_servers", "3"),
             ("ssl_mode", "verify-full"),
             ("ssl_root_cert", "/etc/ssl/ca.pem"),
             ("ssl_client_cert", "client.pem"),
@@ -518,6 +520,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("connection_creation_timeout", "15"),
             ("pool_min", "1"),
             ("pool_max", "20"),
+            ("expected_app_servers", ""),
             ("ssl_mode", "prefer"),
             ("ssl_root_cert", ""),
             ("slow_query_threshold", "2"),

@@ -54,7 +54,9 @@ impl DatabaseConfig {
     /// is an empty string. Durations are in seconds (`10`, `0.25`), as URL options take them;
     /// booleans are `true`/`false`; `hosts` and `replicas` are `host:port` lists separated by
     /// commas; `pg_options` is libpq's `-c name=value …` form; `read_your_writes` is
-    /// `session`, `off` or a number of seconds.
+    /// `session`, `off` or a number of seconds. `pool_min`/`pool_max` are the configured
+    /// bounds: with [`expected_app_servers`](Self::expected_app_servers) and no `pool_size`,
+    /// the pool computes its maximum when it is created.
     ///
     /// ```
     /// let config = dal::DatabaseConfig::from_url("postgres://app:s3cret@db.internal/shop")?;
@@ -83,6 +85,10 @@ impl DatabaseConfig {
             query_execution_timeout,
             connection_creation_timeout,
             pool_size,
+            expected_app_servers,
+            // Whether `pool_size` was called: it decides whether `expected_app_servers`
+            // applies, which `pool_max` below already shows as configured.
+            pool_size_set: _,
             tls,
             slow_query_threshold,
             log_parameter_values,
@@ -159,6 +165,12 @@ impl DatabaseConfig {
         );
         put("pool_min", pool_size.0.to_string());
         put("pool_max", pool_size.1.to_string());
+        put(
+            "expected_app_servers",
+            expected_app_servers
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        );
         put("ssl_mode", mode.as_str().to_owned());
         put("ssl_root_cert", path(root_cert));
         put("ssl_client_cert", path(client_cert));
