@@ -18,6 +18,10 @@ pub enum TimeoutKind {
     ConnectionCreation,
     /// Running one statement (`query_execution_timeout` or `.timeout()`).
     Query,
+    /// A whole entity operation, all its statements and retries included (the `.timeout()`
+    /// of an entity builder): the running statement was stopped on the server and the
+    /// operation's own transaction rolled back.
+    Operation,
 }
 
 impl TimeoutKind {
@@ -28,6 +32,7 @@ impl TimeoutKind {
             TimeoutKind::PoolCreation => "pool_creation",
             TimeoutKind::ConnectionCreation => "connection_creation",
             TimeoutKind::Query => "query",
+            TimeoutKind::Operation => "operation",
         }
     }
 }
@@ -39,6 +44,7 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::PoolCreation => "pool creation",
             TimeoutKind::ConnectionCreation => "connection creation",
             TimeoutKind::Query => "query execution",
+            TimeoutKind::Operation => "entity operation",
         })
     }
 }

@@ -238,6 +238,8 @@ impl Connection {
                 error = %error,
                 "retrying after a transient failure"
             );
+            // No time left for another try within the entity operation's deadline.
+            self.check_op_sleep(delay)?;
             tokio::time::sleep(delay).await;
         }
     }
@@ -246,9 +248,27 @@ impl Connection {
     /// the server when the deadline passes, then observed (stage 6). A connection left in an
     /// unknown state is marked broken.
     pub(super) async fn exec(&mut self, op: Op<'_>, opts: &QueryOptions) -> Result<QueryOutput> {
-        let limit = opts
+        let mut limit = opts
             .timeout
             .unwrap_or_else(|| self.pool.config.get_query_execution_timeout());
+        // Inside an entity operation with a deadline, a statement gets at most what is left
+        // (ending a transaction is never cut short: it must run; beginning one may wait on
+        // locks, so it is bounded).
+        let mut op_bound = None;
+        let bounded = match op {
+            Op::Query(..) => true,
+            Op::Control(sql) => sql.starts_with("BEGIN") || sql.starts_with("START"),
+        };
+        if let (true, Some(d)) = (bounded, self.op_deadline()) {
+            let left = d.at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout(TimeoutKind::Operation, d.limit, d.limit));
+            }
+            if left < limit {
+                limit = left;
+                op_bound = Some(d);
+            }
+        }
         let token = self.raw()?.raw.cancel_token();
         let start = Instant::now();
         // Observability (pool/observe.rs): a DEBUG span around the statement.
@@ -265,7 +285,14 @@ impl Connection {
             self.broken = true;
         }
         self.observe(op, opts, &span, start, &result);
-        result
+        match (result, op_bound) {
+            (Err(Error::Timeout { .. }), Some(d)) => Err(Error::timeout(
+                TimeoutKind::Operation,
+                d.limit,
+                d.limit.saturating_sub(limit) + start.elapsed(),
+            )),
+            (r, _) => r,
+        }
     }
 
     /// Stage 6, observe: metrics, span fields, slow-query log, statement-cache hits — one hook.

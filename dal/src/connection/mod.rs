@@ -96,6 +96,47 @@ pub struct Connection {
     /// A read connection: the entity schema cache of the primary's pool, which the primary's
     /// writes keep current (a replica's pool would learn of new fields only after its TTL).
     schema: Option<Arc<crate::pool::SchemaCache>>,
+    /// The deadline of the entity operation running on it, if it has one (see
+    /// [`Connection::begin_operation`]). Shared with the operation's guard, which clears it
+    /// however the operation ends.
+    op_deadline: Arc<std::sync::Mutex<Option<OpDeadline>>>,
+}
+
+/// An entity operation's deadline and its whole limit (for the error).
+#[derive(Clone, Copy)]
+pub(crate) struct OpDeadline {
+    pub at: std::time::Instant,
+    pub limit: Duration,
+}
+
+/// Ends an entity operation's deadline when dropped (also if the operation is cancelled) and
+/// logs the operation if it was slow.
+pub(crate) struct OperationGuard {
+    cell: Arc<std::sync::Mutex<Option<OpDeadline>>>,
+    previous: Option<OpDeadline>,
+    started: std::time::Instant,
+    slow: Duration,
+    alias: String,
+    what: &'static str,
+    entity: String,
+}
+
+impl Drop for OperationGuard {
+    fn drop(&mut self) {
+        *self.cell.lock().unwrap_or_else(|p| p.into_inner()) = self.previous;
+        let took = self.started.elapsed();
+        if took >= self.slow {
+            tracing::warn!(
+                target: "dal::slow_query",
+                alias = %self.alias,
+                operation = self.what,
+                entity = %self.entity,
+                duration_ms = took.as_millis() as u64,
+                threshold_ms = self.slow.as_millis() as u64,
+                "slow entity operation"
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -127,6 +168,60 @@ impl Connection {
             tx_wrote: false,
             fallback: None,
             schema: None,
+            op_deadline: Arc::default(),
+        }
+    }
+
+    /// Starts an entity operation (`what` on `entity`) bounded by `timeout` as a whole: every
+    /// statement it runs gets at most what is left (then is stopped on the server as a
+    /// statement timeout is), retries do not sleep past it, and running out is
+    /// [`TimeoutKind::Operation`](crate::TimeoutKind::Operation). A nested operation keeps the
+    /// outer deadline if it is sooner. The guard ends it (and logs it when slower than
+    /// `slow_query_threshold`).
+    pub(crate) fn begin_operation(
+        &mut self,
+        what: &'static str,
+        entity: &str,
+        timeout: Option<Duration>,
+    ) -> OperationGuard {
+        let now = std::time::Instant::now();
+        let mut cell = self.op_deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = *cell;
+        if let Some(limit) = timeout {
+            let at = now
+                .checked_add(limit)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365));
+            if previous.is_none_or(|p| at < p.at) {
+                *cell = Some(OpDeadline { at, limit });
+            }
+        }
+        drop(cell);
+        OperationGuard {
+            cell: self.op_deadline.clone(),
+            previous,
+            started: now,
+            slow: self.pool.config.get_slow_query_threshold(),
+            alias: self.pool.alias.clone(),
+            what,
+            entity: entity.to_owned(),
+        }
+    }
+
+    /// The running entity operation's deadline, if any.
+    pub(crate) fn op_deadline(&self) -> Option<OpDeadline> {
+        *self.op_deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Err when sleeping `delay` (a retry's backoff) would pass the running entity
+    /// operation's deadline.
+    pub(crate) fn check_op_sleep(&self, delay: Duration) -> Result<()> {
+        match self.op_deadline() {
+            Some(d) if std::time::Instant::now() + delay >= d.at => Err(Error::timeout(
+                crate::error::TimeoutKind::Operation,
+                d.limit,
+                d.limit,
+            )),
+            _ => Ok(()),
         }
     }
 

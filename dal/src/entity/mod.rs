@@ -80,6 +80,7 @@
 
 use std::future::IntoFuture;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
@@ -149,6 +150,9 @@ pub struct SaveOptions {
     /// it must not exist yet), else the save fails with
     /// [`Error::Conflict`] and writes nothing.
     pub expected_version: Option<i64>,
+    /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
+    /// has `query_execution_timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl SaveOptions {
@@ -165,6 +169,11 @@ impl SaveOptions {
     /// Sets the version the stored entity must be at (see [`SaveOptions::expected_version`]).
     pub fn expect_version(mut self, version: i64) -> Self {
         self.expected_version = Some(version);
+        self
+    }
+    /// Bounds the whole operation (see [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
     /// The expected versions of a batch of `n`: only a single save may expect one.
@@ -194,9 +203,17 @@ pub struct FindOptions {
     limit: Option<u64>,
     offset: Option<u64>,
     include_deleted: bool,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl FindOptions {
+    /// Bounds the whole operation, all its statements and retries included (see
+    /// [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// `WHERE` condition in portable SQL (`[field] < ?`) and its parameters.
     pub fn filter<P: IntoParams>(mut self, sql: impl Into<String>, params: P) -> Self {
         self.filter = Some((sql.into(), params.into_params()));
@@ -252,9 +269,19 @@ pub struct DeleteOptions {
     pub user_id: Option<String>,
     /// Recorded as `history_comment`.
     pub comment: Option<String>,
+    /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
+    /// has `query_execution_timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl DeleteOptions {
+    /// Bounds the whole operation, all its statements and retries included (see
+    /// [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Removes the row instead of soft-deleting it (its history stays).
     pub fn permanent(mut self) -> Self {
         self.permanent = true;
@@ -291,9 +318,19 @@ pub struct RestoreOptions {
     pub user_id: Option<String>,
     /// Recorded as `history_comment`.
     pub comment: Option<String>,
+    /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
+    /// has `query_execution_timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl RestoreOptions {
+    /// Bounds the whole operation, all its statements and retries included (see
+    /// [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Sets the user.
     pub fn user_id(mut self, user: impl Into<String>) -> Self {
         self.user_id = Some(user.into());
@@ -326,9 +363,19 @@ pub struct GetOptions {
     pub include_deleted: bool,
     /// Lock the row until the open transaction ends (see [`GetEntity::for_update`]).
     pub for_update: bool,
+    /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
+    /// has `query_execution_timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl GetOptions {
+    /// Bounds the whole operation, all its statements and retries included (see
+    /// [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Also return a soft-deleted entity.
     pub fn include_deleted(mut self) -> Self {
         self.include_deleted = true;
@@ -339,6 +386,25 @@ impl GetOptions {
         self.for_update = true;
         self
     }
+}
+
+/// `.timeout()` on a builder with an `opts` field whose options struct has `timeout()`.
+macro_rules! builder_timeout {
+    ($($t:ident $(<$g:ident>)?),* $(,)?) => {
+        $(impl$(<$g>)? $t<'_ $(, $g)?> {
+            /// Bounds the whole operation — every statement it runs, schema changes and
+            /// retries included — by `limit`: a statement still running at the deadline is
+            /// stopped on the server (as a statement timeout is), the operation's own
+            /// transaction is rolled back (nothing is written), and the result is an
+            /// [`Error::Timeout`] of kind [`TimeoutKind::Operation`](crate::TimeoutKind::Operation).
+            /// Inside the caller's transaction, the transaction stays the caller's to roll
+            /// back. Without it, each statement has `query_execution_timeout` (60 s).
+            pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+                self.opts = self.opts.timeout(limit);
+                self
+            }
+        })*
+    };
 }
 
 /// `.user_id()` and `.comment()` on a builder with an `opts` field that has `user_id` and
@@ -420,7 +486,12 @@ impl<'c> IntoFuture for SaveEntity<'c> {
     type Output = Result<EntityMap>;
     type IntoFuture = BoxFuture<'c, Result<EntityMap>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { save_one(self.conn, &self.name, self.entity?, &self.opts).await })
+        Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("save_entity", &self.name, self.opts.timeout);
+            save_one(self.conn, &self.name, self.entity?, &self.opts).await
+        })
     }
 }
 
@@ -467,7 +538,12 @@ impl<'c> IntoFuture for SaveEntities<'c> {
     type Output = Result<Vec<EntityMap>>;
     type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { save_many(self.conn, &self.name, self.entities?, &self.opts).await })
+        Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("save_entities", &self.name, self.opts.timeout);
+            save_many(self.conn, &self.name, self.entities?, &self.opts).await
+        })
     }
 }
 
@@ -486,6 +562,9 @@ impl<'c> IntoFuture for GetEntity<'c> {
     type IntoFuture = BoxFuture<'c, Result<Option<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("get_entity", &self.name, self.opts.timeout);
             self.conn
                 .get_entity_impl(
                     &self.name,
@@ -554,6 +633,9 @@ impl<'c> IntoFuture for FindEntities<'c> {
     type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("find_entities", &self.name, self.opts.timeout);
             self.conn
                 .find_entities_impl(&self.name, &self.opts.query())
                 .await
@@ -575,6 +657,9 @@ impl<'c> IntoFuture for CountEntities<'c> {
     type IntoFuture = BoxFuture<'c, Result<i64>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("count_entities", &self.name, self.opts.timeout);
             self.conn
                 .count_entities_impl(&self.name, &self.opts.query())
                 .await
@@ -598,6 +683,9 @@ impl<'c> IntoFuture for DeleteEntity<'c> {
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("delete_entity", &self.name, self.opts.timeout);
             self.conn
                 .delete_entity_impl(
                     &self.name,
@@ -625,12 +713,25 @@ impl<'c> IntoFuture for RestoreEntity<'c> {
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("restore_entity", &self.name, self.opts.timeout);
             self.conn
                 .restore_entity_impl(&self.name, &self.id, &self.opts.audit())
                 .await
         })
     }
 }
+
+builder_timeout!(
+    SaveEntity,
+    SaveEntities,
+    GetEntity,
+    FindEntities,
+    CountEntities,
+    DeleteEntity,
+    RestoreEntity,
+);
 
 impl Connection {
     /// Creates or partially updates an entity: fields not mentioned keep their values; new

@@ -424,6 +424,9 @@ impl<'c, T: Entity> IntoFuture for FindTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<Vec<T>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("find", T::table_name(), self.opts.timeout);
             let rows = self
                 .conn
                 .find_entities_impl(T::table_name(), &self.opts.query())
@@ -458,6 +461,9 @@ impl<'c, T: Entity> IntoFuture for SaveTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<T>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("save", T::table_name(), self.opts.timeout);
             save_typed(self.conn, &[self.entity], &self.opts)
                 .await?
                 .pop()
@@ -481,6 +487,9 @@ impl<'c, T: Entity> IntoFuture for SaveAllTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<Vec<T>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("save_all", T::table_name(), self.opts.timeout);
             let refs: Vec<&T> = self.entities.iter().collect();
             save_typed(self.conn, &refs, &self.opts).await
         })
@@ -503,6 +512,9 @@ impl<'c, T: Entity> IntoFuture for GetTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<Option<T>>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("get", T::table_name(), self.opts.timeout);
             self.conn
                 .get_entity_impl(
                     T::table_name(),
@@ -532,6 +544,9 @@ impl<'c, T: Entity> IntoFuture for CountTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<i64>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("count", T::table_name(), self.opts.timeout);
             self.conn
                 .count_entities_impl(T::table_name(), &self.opts.query())
                 .await
@@ -555,6 +570,9 @@ impl<'c, T: Entity> IntoFuture for DeleteTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("delete", T::table_name(), self.opts.timeout);
             self.conn
                 .delete_entity_impl(
                     T::table_name(),
@@ -583,9 +601,22 @@ impl<'c, T: Entity> IntoFuture for RestoreTyped<'c, T> {
     type IntoFuture = BoxFuture<'c, Result<bool>>;
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            let _op = self
+                .conn
+                .begin_operation("restore", T::table_name(), self.opts.timeout);
             self.conn
                 .restore_entity_impl(T::table_name(), &self.id, &self.opts.audit())
                 .await
         })
     }
 }
+
+builder_timeout!(
+    FindTyped<T>,
+    SaveTyped<T>,
+    SaveAllTyped<T>,
+    GetTyped<T>,
+    CountTyped<T>,
+    DeleteTyped<T>,
+    RestoreTyped<T>,
+);

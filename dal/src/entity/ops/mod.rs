@@ -39,6 +39,10 @@ macro_rules! in_own_tx {
             match $conn.end_own_tx(own, r).await {
                 Err(e) if own && $retry(&e) => match backoff.next_delay() {
                     Some(delay) => {
+                        // No time left for another try within the operation's deadline.
+                        if let Err(timeout) = $conn.check_op_sleep(delay) {
+                            break Err(timeout);
+                        }
                         tracing::debug!(target: "dal::entity", error = %e, retry = backoff.retries(), "retrying entity write");
                         tokio::time::sleep(delay).await;
                     }

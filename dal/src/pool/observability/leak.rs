@@ -302,7 +302,10 @@ mod tests {
         assert_eq!((a, b, c), (0, 1, 2));
         assert!(l.remove(b).is_some());
         assert!(l.remove(b).is_none());
-        assert_eq!(l.insert(LendRecord::new(Instant::now(), here, Arc::default())), 1);
+        assert_eq!(
+            l.insert(LendRecord::new(Instant::now(), here, Arc::default())),
+            1
+        );
         assert_eq!(l.iter_mut().count(), 3);
     }
 

@@ -298,7 +298,7 @@ pub(crate) struct Stats {
     /// Idle connections that failed their validation ping at checkout.
     pub failed_validation: AtomicU64,
     pub peak_in_use: AtomicUsize,
-    pub timeouts: [AtomicU64; 4],
+    pub timeouts: [AtomicU64; 5],
     /// Errors by category. Poisoning: each update is one counter increment, so a poisoned
     /// lock is recovered (see [`errors`](Self::errors)).
     errors: Mutex<HashMap<&'static str, u64>>,
@@ -337,14 +337,16 @@ pub(crate) fn timeout_index(kind: TimeoutKind) -> usize {
         TimeoutKind::PoolCreation => 1,
         TimeoutKind::ConnectionCreation => 2,
         TimeoutKind::Query => 3,
+        TimeoutKind::Operation => 4,
     }
 }
 
-pub(crate) const TIMEOUT_KINDS: [TimeoutKind; 4] = [
+pub(crate) const TIMEOUT_KINDS: [TimeoutKind; 5] = [
     TimeoutKind::Acquire,
     TimeoutKind::PoolCreation,
     TimeoutKind::ConnectionCreation,
     TimeoutKind::Query,
+    TimeoutKind::Operation,
 ];
 
 impl Stats {
