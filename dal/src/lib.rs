@@ -37,6 +37,7 @@ mod connection;
 mod database;
 pub mod entity;
 mod error;
+pub mod mapping;
 mod pool;
 pub mod resilience;
 mod row;
@@ -53,6 +54,7 @@ pub use entity::{
     DeleteOptions, Entity, FieldDef, FieldType, FindOptions, IntoEntity, SaveOptions, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
+pub use mapping::{QueryAs, RowsExt};
 pub use pool::{
     LeakReport, Percentiles, PoolManager, PoolMetrics, PoolStatus, PoolTuning, ScalingAdvice,
 };
@@ -69,7 +71,7 @@ pub mod prelude {
     pub use crate::{
         auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory,
         DbErrorKind, Entity, Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus,
-        QueryOptions, ReadYourWrites, Result, Role, Row, ScalingAdvice, SyncConnection,
+        QueryOptions, ReadYourWrites, Result, Role, Row, RowsExt, ScalingAdvice, SyncConnection,
         TimeoutKind, Value,
     };
     pub use crate::{Decimal, DeleteOptions, FindOptions, IntoEntity, SaveOptions, Versioned};
