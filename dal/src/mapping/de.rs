@@ -120,10 +120,12 @@ enum Known {
     NaiveTime,
     /// `rust_decimal::Decimal`.
     Decimal,
+    /// `serde_json::Value`: JSON text is parsed.
+    Json,
 }
 
 /// What each known type's visitor says it expects (chrono 0.4, rust_decimal 1).
-const EXPECTING: [(&str, Known); 5] = [
+const EXPECTING: [(&str, Known); 6] = [
     (
         "an RFC 3339 formatted date and time string",
         Known::DateTime,
@@ -135,6 +137,7 @@ const EXPECTING: [(&str, Known); 5] = [
         "a Decimal type representing a fixed-point number",
         Known::Decimal,
     ),
+    ("any valid JSON value", Known::Json),
 ];
 
 /// The start of a visitor's `expecting` text, without allocating: long enough for every
@@ -192,7 +195,18 @@ fn known_text(k: Known, v: &Value) -> Res<String> {
         Known::NaiveDate => conv::<NaiveDate>(v)?.format("%Y-%m-%d").to_string(),
         Known::NaiveTime => conv::<NaiveTime>(v)?.format("%H:%M:%S%.f").to_string(),
         Known::Decimal => conv::<Decimal>(v)?.to_string(),
+        Known::Json => conv::<String>(v)?,
     })
+}
+
+/// `s` parsed, when it is a JSON object or array (as SQLite keeps JSON columns).
+fn json_document(s: &str) -> Option<Json> {
+    let t = s.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        serde_json::from_str(t).ok()
+    } else {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,8 +280,16 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Res<V::Value> {
-        if let Some(k) = known(&visitor) {
-            return visitor.visit_string(known_text(k, self.v)?);
+        match (known(&visitor), self.v) {
+            // JSON text (SQLite keeps JSON columns as text) is parsed, as `try_get` does;
+            // text that is not JSON stays a string.
+            (Some(Known::Json), Value::Text(s)) => {
+                if let Ok(j) = serde_json::from_str::<Json>(s) {
+                    return j.deserialize_any(visitor).map_err(DeError::json);
+                }
+            }
+            (Some(Known::Json), _) | (None, _) => {}
+            (Some(k), v) => return visitor.visit_string(known_text(k, v)?),
         }
         match self.v {
             Value::Null => visitor.visit_unit(),
@@ -409,7 +431,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
         visitor: V,
     ) -> Res<V::Value> {
         match self.v {
-            Value::Text(s) | Value::Json(Json::String(s)) if !s.trim_start().starts_with('{') => {
+            Value::Text(s) | Value::Json(Json::String(s)) if json_document(s).is_none() => {
                 visitor.visit_enum(StrDeserializer::<DeError>::new(s))
             }
             Value::Text(_) | Value::Json(_) | Value::Bytes(_) => match self.json()? {
@@ -498,10 +520,10 @@ impl<'de> Deserializer<'de> for RowDeserializer<'de> {
     type Error = DeError;
 
     /// Self-describing targets (`serde_json::Value`, `HashMap<String, _>`): the row is a map;
-    /// but a `Decimal` takes the only column.
+    /// but a `Decimal` (which asks for any value) takes the only column.
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Res<V::Value> {
-        if known(&visitor).is_some() {
-            let (name, v) = self.single("a single value")?;
+        if known(&visitor) == Some(Known::Decimal) {
+            let (name, v) = self.single("a decimal")?;
             return v.deserialize_any(visitor).map_err(|e| e.in_column(name));
         }
         self.deserialize_map(visitor)
@@ -769,12 +791,53 @@ impl<'de> MapAccess<'de> for JsonFields {
             .pending
             .take()
             .ok_or_else(|| DeError::msg("a value was asked for before its field"))?;
-        seed.deserialize(value)
-            .map_err(|e| DeError::json(e).in_column(&key))
+        seed.deserialize(FieldValue(value))
+            .map_err(|e| e.in_column(&key))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.iter.len())
+    }
+}
+
+/// One field's JSON value: as `serde_json` reads it, except that an `f32` refuses a finite
+/// number beyond its range (serde_json would make it infinite).
+struct FieldValue(Json);
+
+/// Methods handed to the JSON value as they are.
+macro_rules! to_json_value {
+    ($($method:ident($($arg:ident: $t:ty),*)),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $t,)* visitor: V) -> Res<V::Value> {
+            self.0.$method($($arg,)* visitor).map_err(DeError::json)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for FieldValue {
+    type Error = DeError;
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Res<V::Value> {
+        if let Some(f) = self.0.as_f64() {
+            if f.is_finite() && !(f as f32).is_finite() {
+                return Err(DeError::msg(format!("{f} does not fit in f32")));
+            }
+        }
+        self.0.deserialize_f32(visitor).map_err(DeError::json)
+    }
+
+    to_json_value! {
+        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
+        deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
+        deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
+        deserialize_f64(), deserialize_char(), deserialize_str(), deserialize_string(),
+        deserialize_bytes(), deserialize_byte_buf(), deserialize_option(), deserialize_unit(),
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str),
+        deserialize_seq(), deserialize_tuple(len: usize),
+        deserialize_tuple_struct(name: &'static str, len: usize), deserialize_map(),
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+        deserialize_identifier(), deserialize_ignored_any(),
     }
 }
 
@@ -839,6 +902,20 @@ mod tests {
         assert_eq!(back, utc.naive_utc());
         let day: NaiveDate = value(text).unwrap();
         assert_eq!(day.to_string(), "2024-05-01");
+    }
+
+    #[test]
+    fn json_values_read_json_text_and_keep_other_text() {
+        let doc: Json = value(Value::Text(r#"{"a": [1, null]}"#.into())).unwrap();
+        assert_eq!(doc, serde_json::json!({"a": [1, null]}));
+        let plain: Json = value(Value::Text("{not json".into())).unwrap();
+        assert_eq!(plain, Json::String("{not json".into()));
+        let n: Json = value(Value::Text("123".into())).unwrap();
+        assert_eq!(n, serde_json::json!(123));
+        let quoted: Json = value(Value::Text(r#""[a]""#.into())).unwrap();
+        assert_eq!(quoted, Json::String("[a]".into()));
+        let d: Json = value(Value::Date(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap())).unwrap();
+        assert_eq!(d, Json::String("2024-01-02".into()));
     }
 
     #[test]

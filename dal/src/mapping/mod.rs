@@ -11,8 +11,35 @@
 //! integers are range-checked (a negative value never becomes a `u32`), `bool` reads 0/1,
 //! `chrono` types read timestamps stored as text; an `Option` is `None` for `NULL`; an enum
 //! reads its unit variants from text (as serde writes them, `#[serde(rename_all)]` and all);
-//! nested structs, maps and other sequences read a JSON column. A value that does not
-//! convert is [`Error::Conversion`], naming the column and the type.
+//! nested structs, maps and other sequences read a JSON column (or JSON text, as SQLite keeps
+//! it), a `serde_json::Value` parses JSON text (other text stays a string) and a `Vec<u8>`
+//! reads a binary column. A value that does not convert is [`Error::Conversion`], naming the
+//! column and the type.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+//! use dal::prelude::*;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, PartialEq, Deserialize)]
+//! #[serde(rename_all = "lowercase")]
+//! enum Tier { Free, Pro }
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct Account { name: String, tier: Tier, credits: u32, note: Option<String> }
+//!
+//! let db = Database::from_url("sqlite::memory:")?;
+//! let mut conn = db.async_connection().await?;
+//! let accounts: Vec<Account> =
+//!     conn.query_as("SELECT 'ann' AS [name], 'pro' AS [tier], 20 AS [credits], 1 AS [ignored]", ()).await?;
+//! assert_eq!(accounts[0].tier, Tier::Pro);
+//! assert_eq!(accounts[0].note, None); // no such column: None
+//!
+//! let e = conn.query_as::<Account>("SELECT 'bob' AS [name], 'pro' AS [tier], -1 AS [credits]", ())
+//!     .await.unwrap_err();
+//! assert!(e.to_string().contains(r#"column "credits": -1 does not fit in u32"#));
+//! # Ok(()) }
+//! ```
 
 mod de;
 
