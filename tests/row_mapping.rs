@@ -40,6 +40,16 @@ struct Typed {
     local: NaiveDateTime,
     at: DateTime<Utc>,
     key: Uuid,
+    // JSON columns: nested values decode from them too.
+    tags: Vec<String>,
+    doc: JsonValue,
+    address: Address,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Address {
+    street: String,
+    zip: Option<u32>,
 }
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, micros: i64) -> DateTime<Utc> {
@@ -64,6 +74,12 @@ fn samples() -> Vec<Typed> {
             local: at(2024, 5, 1, 12, 30, 45, 123_456).naive_utc(),
             at: at(2024, 5, 1, 23, 59, 59, 999_999),
             key: Uuid::new_v4(),
+            tags: vec!["a".into(), "b \"c\"".into()],
+            doc: json!({"k": [1, null, {"x": "y"}]}),
+            address: Address {
+                street: "Main St".into(),
+                zip: Some(12345),
+            },
         },
         Typed {
             id: None,
@@ -80,6 +96,12 @@ fn samples() -> Vec<Typed> {
             local: at(2000, 1, 1, 0, 0, 0, 0).naive_utc(),
             at: at(2038, 1, 19, 3, 14, 8, 0),
             key: Uuid::nil(),
+            tags: Vec::new(),
+            doc: json!("[not json, a string]"),
+            address: Address {
+                street: "{".into(),
+                zip: None,
+            },
         },
     ]
 }
@@ -95,7 +117,8 @@ fn check(how: &str, got: &Typed, want: &Typed) {
         big: "u64", unsigned: "u32", small: "i16", ratio: "f32", blob: "Vec<u8>",
         maybe_int: "Option<i64>", maybe_day: "Option<NaiveDate>", status: "enum as text",
         maybe_status: "Option<enum>", day: "NaiveDate", local: "NaiveDateTime",
-        at: "DateTime<Utc>", key: "Uuid",
+        at: "DateTime<Utc>", key: "Uuid", tags: "Vec<String> (JSON)", doc: "serde_json::Value",
+        address: "a struct (JSON)",
     }
     assert_eq!(got, want, "{how}");
 }
@@ -118,23 +141,24 @@ struct Report {
     key: Uuid,
 }
 
-impl From<Report> for Typed {
-    fn from(r: Report) -> Typed {
+impl Report {
+    /// `base` with the fields of this report.
+    fn over(self, base: &Typed) -> Typed {
         Typed {
-            id: None,
-            big: r.big,
-            unsigned: r.unsigned,
-            small: r.small,
-            ratio: r.ratio,
-            blob: r.blob,
-            maybe_int: r.maybe_int,
-            maybe_day: r.maybe_day,
-            status: r.status,
-            maybe_status: r.maybe_status,
-            day: r.day,
-            local: r.local,
-            at: r.at,
-            key: r.key,
+            big: self.big,
+            unsigned: self.unsigned,
+            small: self.small,
+            ratio: self.ratio,
+            blob: self.blob,
+            maybe_int: self.maybe_int,
+            maybe_day: self.maybe_day,
+            status: self.status,
+            maybe_status: self.maybe_status,
+            day: self.day,
+            local: self.local,
+            at: self.at,
+            key: self.key,
+            ..base.clone()
         }
     }
 }
@@ -177,7 +201,7 @@ async fn every_type_round_trips_in_typed_entities_and_query_as() {
                 .await?;
             if original.status == Status::OnHold {
                 assert_eq!(reports.len(), 1, "{backend}: filtered by typed parameters");
-                let report = Typed::from(reports.into_iter().next().unwrap());
+                let report = reports.into_iter().next().unwrap().over(&original);
                 check(
                     &format!("{backend} sample {n}: query_as report"),
                     &report,
@@ -320,6 +344,12 @@ async fn out_of_range_values_are_refused_not_wrapped() {
         assert!(
             e.to_string().contains("does not fit in f32"),
             "{backend}: {e}"
+        );
+        let e = conn.get::<Ranged>(&id).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("field \"ratio\"") && text.contains("does not fit in f32"),
+            "{backend}: {text}"
         );
         Ok(())
     })
