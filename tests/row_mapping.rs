@@ -163,6 +163,32 @@ impl Report {
     }
 }
 
+#[test]
+fn the_derive_maps_each_type_to_its_logical_type() {
+    use dal::FieldType as F;
+    let ty = |name: &str| {
+        let f = Typed::fields()
+            .iter()
+            .find(|f| f.column == name)
+            .expect(name);
+        (f.ty, f.nullable, f.naive_timestamp)
+    };
+    assert_eq!(ty("big"), (Some(F::Int), false, false));
+    assert_eq!(ty("unsigned"), (Some(F::Int), false, false));
+    assert_eq!(ty("small"), (Some(F::Int), false, false));
+    assert_eq!(ty("ratio"), (Some(F::Float), false, false));
+    assert_eq!(ty("blob"), (Some(F::Bytes), false, false));
+    assert_eq!(ty("maybe_int"), (Some(F::Int), true, false));
+    assert_eq!(ty("maybe_day"), (Some(F::Date), true, false));
+    // An enum is the user's own type: its first value decides (unit variants are text).
+    assert_eq!(ty("status"), (None, false, false));
+    assert_eq!(ty("maybe_status"), (None, true, false));
+    assert_eq!(ty("day"), (Some(F::Date), false, false));
+    assert_eq!(ty("local"), (Some(F::Timestamp), false, true));
+    assert_eq!(ty("at"), (Some(F::Timestamp), false, false));
+    assert_eq!(ty("key"), (Some(F::Uuid), false, false));
+}
+
 #[tokio::test]
 async fn every_type_round_trips_in_typed_entities_and_query_as() {
     each_backend("rowmap_types", |db| async move {

@@ -849,6 +849,70 @@ mod tests {
         T::deserialize(ValueDeserializer::new(&v))
     }
 
+    fn row(cells: &[(&str, Value)]) -> Row {
+        Row::new(
+            cells.iter().map(|(c, _)| (*c).to_owned()).collect(),
+            cells.iter().map(|(_, v)| v.clone()).collect(),
+        )
+    }
+
+    fn decode<T: de::DeserializeOwned>(r: &Row) -> Res<T> {
+        T::deserialize(RowDeserializer::new(r))
+    }
+
+    #[test]
+    fn serde_attributes_work_on_rows() {
+        use serde::Deserialize;
+        use std::collections::HashMap;
+
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            #[serde(alias = "full_name")]
+            name: String,
+            #[serde(default)]
+            n: i64,
+        }
+        let r = row(&[("full_name", Value::from("a")), ("extra", Value::Int(1))]);
+        assert_eq!(
+            decode::<Strict>(&r).unwrap(),
+            Strict {
+                name: "a".into(),
+                n: 0
+            }
+        );
+
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Flat {
+            id: i64,
+            #[serde(flatten)]
+            rest: HashMap<String, Json>,
+        }
+        let r = row(&[("id", Value::Int(1)), ("n", Value::Int(2))]);
+        let flat = decode::<Flat>(&r).unwrap();
+        assert_eq!((flat.id, &flat.rest["n"]), (1, &serde_json::json!(2)));
+
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(tag = "kind")]
+        enum Shape {
+            Circle { r: f64 },
+        }
+        let r = row(&[("kind", Value::from("Circle")), ("r", Value::Int(2))]);
+        assert_eq!(decode::<Shape>(&r).unwrap(), Shape::Circle { r: 2.0 });
+
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(untagged)]
+        enum IdOrName {
+            Id(i64),
+            Name(String),
+        }
+        let r = row(&[("a", Value::Int(5)), ("b", Value::from("five"))]);
+        assert_eq!(
+            decode::<(IdOrName, IdOrName)>(&r).unwrap(),
+            (IdOrName::Id(5), IdOrName::Name("five".into()))
+        );
+    }
+
     #[test]
     fn chrono_and_decimal_visitors_are_recognised() {
         use serde::Deserialize;
