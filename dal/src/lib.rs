@@ -37,6 +37,7 @@ mod connection;
 mod database;
 pub mod entity;
 mod error;
+pub mod mapping;
 mod pool;
 pub mod resilience;
 mod row;
@@ -55,6 +56,7 @@ pub use entity::{
     RestoreOptions, SaveOptions, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
+pub use mapping::{QueryAs, RowsExt};
 pub use pool::{
     LeakReport, Percentiles, PoolManager, PoolMetrics, PoolStatus, PoolTuning, ScalingAdvice,
 };
@@ -72,7 +74,7 @@ pub mod prelude {
     pub use crate::{
         auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory,
         DbErrorKind, Entity, Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus,
-        QueryOptions, ReadYourWrites, Result, Role, Row, ScalingAdvice, SyncConnection,
+        QueryOptions, ReadYourWrites, Result, Role, Row, RowsExt, ScalingAdvice, SyncConnection,
         TimeoutKind, Value,
     };
     pub use crate::{

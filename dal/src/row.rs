@@ -48,7 +48,7 @@ impl Row {
         self.position(column).map(|i| &self.values[i])
     }
 
-    fn position(&self, column: &str) -> Option<usize> {
+    pub(crate) fn position(&self, column: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == column).or_else(|| {
             self.columns
                 .iter()

@@ -286,9 +286,10 @@ pub trait FromValue: Sized {
 }
 
 fn mismatch<T>(v: &Value, want: &str) -> Result<T> {
+    let name = v.type_name();
+    let article = if name.starts_with('i') { "an" } else { "a" };
     Err(Error::Conversion(format!(
-        "cannot convert a {} value to {want}",
-        v.type_name()
+        "cannot convert {article} {name} value to {want}"
     )))
 }
 
@@ -298,50 +299,83 @@ impl FromValue for Value {
     }
 }
 
-impl FromValue for i64 {
-    fn from_value(v: &Value) -> Result<Self> {
-        match v {
-            Value::Int(i) => Ok(*i),
-            Value::Bool(b) => Ok(i64::from(*b)),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(*f as i64),
-            Value::Decimal(d) if d.fract().is_zero() => d.to_i64().map_or_else(
-                || Err(Error::Conversion(format!("{d} does not fit in i64"))),
-                Ok,
-            ),
-            Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, "i64")),
-            _ => mismatch(v, "i64"),
-        }
+/// The integer in `v`, for a conversion to the integer type `want` (named in errors).
+fn int_of(v: &Value, want: &str) -> Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(*f as i64),
+        Value::Decimal(d) if d.fract().is_zero() => d.to_i64().map_or_else(
+            || Err(Error::Conversion(format!("{d} does not fit in {want}"))),
+            Ok,
+        ),
+        Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, want)),
+        _ => mismatch(v, want),
     }
 }
 
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Result<Self> {
+        int_of(v, "i64")
+    }
+}
+
+/// Integers narrower than `i64`: out-of-range values are refused, never wrapped.
 macro_rules! from_value_int {
     ($($t:ty),*) => {$(
         impl FromValue for $t {
             fn from_value(v: &Value) -> Result<Self> {
-                let i = i64::from_value(v)?;
+                let i = int_of(v, stringify!($t))?;
                 <$t>::try_from(i).map_err(|_| Error::Conversion(format!(
                     "{i} does not fit in {}", stringify!($t))))
             }
         }
     )*};
 }
-from_value_int!(i8, i16, i32, u8, u16, u32, u64, usize);
+from_value_int!(i8, i16, i32, u8, u16, u32, usize);
+
+impl FromValue for u64 {
+    /// Up to `u64::MAX` from a whole decimal or text; a negative value is refused.
+    fn from_value(v: &Value) -> Result<Self> {
+        let beyond_i64 = match v {
+            Value::Decimal(d) if d.fract().is_zero() && d.is_sign_positive() => d.to_u64(),
+            Value::Text(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        if let Some(u) = beyond_i64 {
+            return Ok(u);
+        }
+        let i = int_of(v, "u64")?;
+        u64::try_from(i).map_err(|_| Error::Conversion(format!("{i} does not fit in u64")))
+    }
+}
+
+/// The number in `v`, for a conversion to the float type `want` (named in errors).
+fn f64_of(v: &Value, want: &str) -> Result<f64> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        Value::Decimal(d) => d.to_f64().map_or_else(|| mismatch(v, want), Ok),
+        Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, want)),
+        _ => mismatch(v, want),
+    }
+}
 
 impl FromValue for f64 {
     fn from_value(v: &Value) -> Result<Self> {
-        match v {
-            Value::Float(f) => Ok(*f),
-            Value::Int(i) => Ok(*i as f64),
-            Value::Decimal(d) => d.to_f64().map_or_else(|| mismatch(v, "f64"), Ok),
-            Value::Text(s) => s.trim().parse().or_else(|_| mismatch(v, "f64")),
-            _ => mismatch(v, "f64"),
-        }
+        f64_of(v, "f64")
     }
 }
 
 impl FromValue for f32 {
+    /// The nearest `f32`; a finite value beyond `f32`'s range is refused (not made infinite).
     fn from_value(v: &Value) -> Result<Self> {
-        f64::from_value(v).map(|f| f as f32)
+        let f = f64_of(v, "f32")?;
+        let narrow = f as f32;
+        if f.is_finite() && !narrow.is_finite() {
+            return Err(Error::Conversion(format!("{f} does not fit in f32")));
+        }
+        Ok(narrow)
     }
 }
 
@@ -415,20 +449,26 @@ impl FromValue for serde_json::Value {
     }
 }
 
+/// The point in time in `v`, for a conversion to the type `want` (named in errors).
+fn timestamp_of(v: &Value, want: &str) -> Result<DateTime<Utc>> {
+    match v {
+        Value::Timestamp(t) => Ok(*t),
+        Value::Text(s) => parse_timestamp(s).map_or_else(|| mismatch(v, want), Ok),
+        Value::Date(d) => Ok(d.and_time(NaiveTime::MIN).and_utc()),
+        _ => mismatch(v, want),
+    }
+}
+
 impl FromValue for DateTime<Utc> {
     fn from_value(v: &Value) -> Result<Self> {
-        match v {
-            Value::Timestamp(t) => Ok(*t),
-            Value::Text(s) => parse_timestamp(s).map_or_else(|| mismatch(v, "DateTime<Utc>"), Ok),
-            Value::Date(d) => Ok(d.and_time(NaiveTime::MIN).and_utc()),
-            _ => mismatch(v, "DateTime<Utc>"),
-        }
+        timestamp_of(v, "DateTime<Utc>")
     }
 }
 
 impl FromValue for NaiveDateTime {
+    /// A UTC timestamp without its offset.
     fn from_value(v: &Value) -> Result<Self> {
-        DateTime::<Utc>::from_value(v).map(|t| t.naive_utc())
+        timestamp_of(v, "NaiveDateTime").map(|t| t.naive_utc())
     }
 }
 

@@ -82,7 +82,14 @@ pub(crate) fn to_column(field: &str, ty: FieldType, v: &Json) -> Result<Fit> {
         (FieldType::Int, Json::Number(n)) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None if n.is_f64() => return Ok(Fit::Widen),
-            None => return reject(),
+            // A `u64` beyond `i64::MAX`: refused, never wrapped to a negative number.
+            None => {
+                return Err(Error::Entity(format!(
+                    "field {field:?} holds 64-bit signed integers: {n} is above their maximum \
+                     ({}) and cannot be stored",
+                    i64::MAX
+                )))
+            }
         },
         (FieldType::Float, Json::Number(n)) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) if i.abs() <= F64_EXACT_INT => Value::Float(i as f64),

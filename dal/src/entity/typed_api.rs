@@ -160,8 +160,13 @@ fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
     }
     // Columns `T` does not declare (system fields it does not receive, fields other code
     // added) are left out, so `#[serde(deny_unknown_fields)]` works.
-    serde_json::from_value(Json::Object(out))
-        .map_err(|e| Error::Conversion(format!("{}: cannot read entity: {e}", T::table_name())))
+    crate::mapping::from_json_fields(out).map_err(|e| {
+        let table = T::table_name();
+        Error::Conversion(match e.field {
+            Some(field) => format!("{table}: cannot read entity: field {field:?}: {}", e.msg),
+            None => format!("{table}: cannot read entity: {}", e.msg),
+        })
+    })
 }
 
 /// Saves typed entities: declared fields, expected versions, and the check that each reads
