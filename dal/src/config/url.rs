@@ -18,6 +18,7 @@ const COMMON_OPTIONS: &[&str] = &[
     "connection_creation_timeout",
     "pool_min",
     "pool_max",
+    "sql_comments",
 ];
 impl DatabaseConfig {
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
@@ -28,7 +29,8 @@ impl DatabaseConfig {
     ///
     /// * every backend: `alias`, `env`, `connection_acquisition_timeout`,
     ///   `pool_creation_timeout`, `query_execution_timeout`, `connection_creation_timeout`
-    ///   (seconds, may be fractional), `pool_min`, `pool_max`;
+    ///   (seconds, may be fractional), `pool_min`, `pool_max`, `sql_comments` (`true` or
+    ///   `false`; see [`sql_comments`](Self::sql_comments));
     /// * PostgreSQL (as libpq): `application_name` (default `dal`), `connect_timeout` (seconds,
     ///   sets `connection_creation_timeout`), `options` (run-time parameters,
     ///   `-c name=value …`), `user`, `password`, `host`, `port`, `dbname` (they override the
@@ -239,6 +241,7 @@ impl DatabaseConfig {
                 let min = self.pool_size.0;
                 self.pool_size(min, count()?)
             }
+            "sql_comments" => self.sql_comments(connect::parse_bool(key, value)?),
             // Standard PostgreSQL (libpq) options.
             "application_name" => self.application_name(value),
             "connect_timeout" => {
