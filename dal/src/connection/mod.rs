@@ -39,7 +39,7 @@ mod routing;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::QueryOutput;
@@ -96,6 +96,44 @@ pub struct Connection {
     /// A read connection: the entity schema cache of the primary's pool, which the primary's
     /// writes keep current (a replica's pool would learn of new fields only after its TTL).
     schema: Option<Arc<crate::pool::SchemaCache>>,
+    /// The entity whose operation is running on this connection, for the statements' spans
+    /// (`db.collection.name`); made on the first entity operation.
+    collection: Option<Collection>,
+}
+
+/// The entity (collection) the current entity operation of a connection works on, if any.
+/// Set for the length of the operation by a [`CollectionScope`].
+#[derive(Clone, Default)]
+pub(crate) struct Collection(Arc<Mutex<Option<Arc<str>>>>);
+
+impl Collection {
+    /// The current entity name.
+    pub(crate) fn get(&self) -> Option<Arc<str>> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, name: Option<Arc<str>>) -> Option<Arc<str>> {
+        match self.0.lock() {
+            Ok(mut g) => std::mem::replace(&mut *g, name),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), name),
+        }
+    }
+}
+
+/// While alive, statements on the connection are attributed to one entity; dropped (the
+/// operation ended, failed or was cancelled), the previous attribution is back.
+pub(crate) struct CollectionScope {
+    cell: Collection,
+    outer: Option<Arc<str>>,
+}
+
+impl Drop for CollectionScope {
+    fn drop(&mut self) {
+        self.cell.replace(self.outer.take());
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -127,7 +165,19 @@ impl Connection {
             tx_wrote: false,
             fallback: None,
             schema: None,
+            collection: None,
         }
+    }
+
+    /// Attributes the statements run on this connection to `entity` until the returned scope
+    /// is dropped (an entity operation holds it from start to end, cancellation included).
+    pub(crate) fn collection_scope(&mut self, entity: &str) -> CollectionScope {
+        let cell = self
+            .collection
+            .get_or_insert_with(Collection::default)
+            .clone();
+        let outer = cell.replace(Some(Arc::from(entity)));
+        CollectionScope { cell, outer }
     }
 
     /// A connection of the primary that notes its writes in `writes`.
