@@ -182,7 +182,7 @@ mod tests {
         let ((), sql) = dal(async {
             drop(tracing::debug_span!(target: "dal::query", "dal.query", db.query.text = %"SELECT 1"));
             drop(tracing::debug_span!(target: "elsewhere", "dal.query", db.query.text = %"SELECT 2"));
-            tracing::debug!(target: "dal::query", db.query.text = %"SELECT 3");
+            tracing::debug!(target: "dal::query", { db.query.text = %"SELECT 3" }, "an event");
             tracing::debug!(target: "sqlx::query", summary = "SELECT 4");
         })
         .await;
