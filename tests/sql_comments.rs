@@ -611,3 +611,46 @@ async fn statement_spans_carry_opentelemetry_database_fields() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// MySQL's native `%s` placeholders
+
+#[tokio::test]
+async fn percent_s_is_a_placeholder_on_mysql_only() {
+    collector();
+    each_backend_with(
+        "sqlc_percent_s",
+        |c| c,
+        |db| async move {
+            let mut conn = db.async_connection().await?;
+            let sql = "SELECT %s + %s AS [n], '%s' AS [lit]";
+            let got = conn.execute(sql, params![40, 2]).await;
+            if db.backend() == Backend::MySql {
+                let rows = got?;
+                assert_eq!(rows[0].try_get::<i64, _>("n")?, 42);
+                assert_eq!(rows[0].try_get::<String, _>("lit")?, "%s");
+                // Mixing with `?` is refused before anything is sent.
+                let e = conn
+                    .execute("SELECT %s + ? AS [n]", params![1, 2])
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, Error::Sql { .. }), "{e}");
+            } else {
+                // Elsewhere `%s` is the `%` operator and a column `s`: no parameters expected.
+                let e = got.unwrap_err();
+                assert!(
+                    matches!(
+                        e,
+                        Error::ParameterCount {
+                            expected: 0,
+                            given: 2
+                        }
+                    ),
+                    "{e}"
+                );
+            }
+            Ok(())
+        },
+    )
+    .await;
+}
