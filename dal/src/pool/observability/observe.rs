@@ -285,4 +285,46 @@ mod tests {
         );
         assert_eq!(truncated("abcdef", 3), "abc… (6 bytes)");
     }
+
+    #[test]
+    fn opentelemetry_names_namespace_and_error_type() {
+        use crate::sql::Backend;
+        let name = |operation, collection| {
+            SpanName {
+                operation,
+                collection,
+                system: "postgresql",
+            }
+            .to_string()
+        };
+        assert_eq!(name(Some("SELECT"), Some("users")), "SELECT users");
+        assert_eq!(name(Some("SELECT"), None), "SELECT");
+        assert_eq!(name(None, Some("users")), "postgresql");
+
+        let session = |v: &str| vec![("search_path".to_owned(), v.to_owned())];
+        let pg = crate::backend::dialect(Backend::Postgres);
+        assert_eq!(pg.namespace("shop", &[]), "shop");
+        assert_eq!(pg.namespace("shop", &session("app, public")), "shop|app");
+        assert_eq!(pg.namespace("shop", &session("\"App\",public")), "shop|App");
+        assert_eq!(pg.namespace("shop", &session("\"$user\", public")), "shop");
+        let my = crate::backend::dialect(Backend::MySql);
+        assert_eq!(my.namespace("shop", &session("app")), "shop");
+        let lite = crate::backend::dialect(Backend::Sqlite);
+        assert_eq!(lite.namespace("/tmp/app.db", &[]), "/tmp/app.db");
+
+        let db = Error::Database {
+            code: Some("42P01".into()),
+            message: "relation does not exist".into(),
+            constraint: None,
+            kind: crate::error::DbErrorKind::Other,
+        };
+        assert_eq!(error_type(&db), "42P01");
+        let timeout = Error::timeout(
+            crate::error::TimeoutKind::Query,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!(error_type(&timeout), "timeout");
+        assert_eq!(error_type(&Error::Connection("gone".into())), "connection");
+    }
 }
