@@ -253,20 +253,32 @@ async fn tags_reach_the_server_as_a_trailing_sqlcommenter_comment() {
 
                 // A statement ending in `;` keeps it last; one ending in a line comment gets
                 // the tags on a line of their own. Both run as they would untagged.
-                for (sql, expect_end) in [
-                    ("SELECT 41 + 1 AS [n];", "/*t='semi'*/;"),
+                // (A `--` or `#` anywhere on the last line counts as a possible line comment:
+                // then a final `;` stays where it is and the comment follows on a new line.)
+                for (sql, tag, expect_end) in [
+                    ("SELECT 41 + 1 AS [n];", "semi", "/*t='semi'*/;"),
                     (
                         "SELECT 41 + 1 AS [n] -- the answer",
+                        "line",
                         "-- the answer\n/*t='line'*/",
                     ),
+                    (
+                        "SELECT 41 + 1 AS [n], '--' AS [s];",
+                        "both",
+                        "'--' AS \"s\";\n/*t='both'*/",
+                    ),
                 ] {
-                    let tag = if sql.ends_with(';') { "semi" } else { "line" };
+                    let expect_end = if db.backend() == Backend::MySql {
+                        expect_end.replace("\"s\"", "`s`")
+                    } else {
+                        expect_end.to_owned()
+                    };
                     spans.clear();
                     let rows = conn.execute(sql, ()).tag("t", tag).await?;
                     assert_eq!(rows[0].try_get::<i64, _>("n")?, 42, "{sql}");
                     let span = one_span(&spans, "41 + 1").await;
                     let sent = field(&span, "db.query.text").unwrap();
-                    assert!(sent.ends_with(expect_end), "{sql}: sent {sent:?}");
+                    assert!(sent.ends_with(&expect_end), "{sql}: sent {sent:?}");
                 }
                 drop(conn);
 
