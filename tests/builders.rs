@@ -379,6 +379,7 @@ fn everything_set() -> DatabaseConfig {
         .ssl_client_cert("client.pem", "client.key")
         .slow_query_threshold(Duration::from_millis(100))
         .log_parameter_values(true)
+        .sql_comments(true)
         .retry_policy(
             RetryPolicy::default()
                 .max_retries(5)
@@ -463,6 +464,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("ssl_client_key", "client.key"),
             ("slow_query_threshold", "0.1"),
             ("log_parameter_values", "true"),
+            ("sql_comments", "true"),
             ("retry_policy.max_retries", "5"),
             ("retry_policy.base_delay", "0.02"),
             ("retry_policy.max_delay", "4"),
@@ -525,6 +527,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("ssl_root_cert", ""),
             ("slow_query_threshold", "2"),
             ("log_parameter_values", "false"),
+            ("sql_comments", "false"),
             ("application_name", "dal"),
             ("pg_options", ""),
             ("charset", "utf8mb4"),

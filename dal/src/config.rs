@@ -76,6 +76,8 @@ pub struct DatabaseConfig {
     // of the configuration that created it; see `hash()`.
     slow_query_threshold: Duration,
     log_parameter_values: bool,
+    // Part of `hash()` when on: it changes the statements the pool sends.
+    sql_comments: bool,
     retry_policy: RetryPolicy,
     circuit_breaker: BreakerConfig,
     // What a connection is (part of `hash()` when set).
@@ -118,6 +120,7 @@ impl DatabaseConfig {
             tls: TlsSettings::default(),
             slow_query_threshold: DEFAULT_SLOW_QUERY_THRESHOLD,
             log_parameter_values: false,
+            sql_comments: false,
             retry_policy: RetryPolicy::default(),
             circuit_breaker: BreakerConfig::default(),
             application_name: None,
@@ -288,6 +291,51 @@ impl DatabaseConfig {
         self
     }
 
+    /// Whether a statement's tags (`.tag(k, v)` on [`execute`](crate::Connection::execute)
+    /// and [`executemany`](crate::Connection::executemany), [`QueryOptions::tag`](crate::QueryOptions::tag)
+    /// on the blocking twin) are sent to the server too, as a trailing
+    /// [sqlcommenter](https://google.github.io/sqlcommenter/spec/) comment (default `false`).
+    /// URL: `sql_comments=true` (every backend).
+    ///
+    /// ```text
+    /// SELECT * FROM orders WHERE id = $1 /*app='api',route='%2Forders'*/
+    /// ```
+    ///
+    /// The server then shows the tags wherever it shows the statement: PostgreSQL's
+    /// `pg_stat_activity` and its logs (`log_min_duration_statement`), MySQL/MariaDB's process
+    /// list and slow-query log, and tools that read sqlcommenter comments from them.
+    ///
+    /// * **Format**: keys and values percent-encoded (every byte but `A-Z a-z 0-9 - . _ ~`
+    ///   becomes `%XX`, so the comment can hold no `*/`, quote, backslash, newline or `--`:
+    ///   no tag can end the comment or change the statement), values in single quotes, pairs
+    ///   sorted by key and joined by commas; a key tagged twice keeps its last value.
+    /// * **Placement**: appended to the statement after its translation to native SQL (it is
+    ///   never read by the translator), before a final `;`, on a line of its own when the
+    ///   statement may end in a line comment. A statement without tags is sent unchanged;
+    ///   dal's own statements (entity operations, transaction control) carry no tags.
+    /// * **Cost**: prepared statements are cached per connection *by their text*, so each
+    ///   distinct set of tag values is a distinct statement, prepared once per connection and
+    ///   competing for the statement cache (512 per connection). Tag with low-cardinality
+    ///   values (route, job, feature), never with ids or timestamps. The statement-cache
+    ///   metrics (`PoolMetrics::statement_cache_hits` / `_misses`) count the text as sent, so
+    ///   they show that cost.
+    /// * Part of [`hash`](Self::hash) when on: a pool that tags statements never serves a
+    ///   configuration that asked for them to be sent as written.
+    ///
+    /// ```
+    /// use dal::DatabaseConfig;
+    /// let config = DatabaseConfig::new("app").sql_comments(true);
+    /// assert!(config.get_sql_comments());
+    /// assert_ne!(config.hash(), DatabaseConfig::new("app").hash());
+    /// let from_url = DatabaseConfig::from_url("sqlite::memory:?sql_comments=true")?;
+    /// assert!(from_url.get_sql_comments());
+    /// # Ok::<(), dal::Error>(())
+    /// ```
+    pub fn sql_comments(mut self, on: bool) -> Self {
+        self.sql_comments = on;
+        self
+    }
+
     /// How transient failures are retried (default: 3 retries, 100 ms base delay, 10 s cap,
     /// 30 s budget; see [`RetryPolicy`]). Not part of [`hash`](Self::hash): the pool takes the
     /// policy of the configuration that created it, and a `Database` joining it with another
@@ -403,6 +451,11 @@ impl DatabaseConfig {
     pub fn get_log_parameter_values(&self) -> bool {
         self.log_parameter_values
     }
+    /// Whether statement tags are sent as a trailing SQL comment (see
+    /// [`sql_comments`](Self::sql_comments)).
+    pub fn get_sql_comments(&self) -> bool {
+        self.sql_comments
+    }
 
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn password_secret(&self) -> Option<&str> {
@@ -476,7 +529,9 @@ impl DatabaseConfig {
     ///
     /// [`log_parameter_values(true)`](Self::log_parameter_values) *is* covered (it adds to the
     /// hash only when on, so default configurations keep their hash): parameter values never
-    /// reach the logs of a database that asked for them to be redacted.
+    /// reach the logs of a database that asked for them to be redacted. So is
+    /// [`sql_comments(true)`](Self::sql_comments) (also only when on): it changes the text of
+    /// the statements the pool sends.
     ///
     /// ```
     /// use std::time::Duration;
@@ -504,6 +559,9 @@ impl DatabaseConfig {
     /// // ... but logging parameter values is: redacted and logged never share a pool.
     /// assert_ne!(base.hash(), base.clone().log_parameter_values(true).hash());
     /// assert_eq!(base.hash(), base.clone().log_parameter_values(false).hash());
+    /// // ... and so is sending tags to the server as a SQL comment.
+    /// assert_ne!(base.hash(), base.clone().sql_comments(true).hash());
+    /// assert_eq!(base.hash(), base.clone().sql_comments(false).hash());
     /// ```
     pub fn hash(&self) -> String {
         let mut canonical = format!(
@@ -526,6 +584,9 @@ impl DatabaseConfig {
         }
         if let Some(n) = self.expected_app_servers {
             canonical.push_str(&format!("|expected_app_servers={n}"));
+        }
+        if self.sql_comments {
+            canonical.push_str("|sql_comments");
         }
         if let Some(name) = &self.application_name {
             canonical.push_str(&format!("|application_name={name:?}"));

@@ -4,6 +4,8 @@
 //!
 //! The portable SQL translator (`sql/`) keeps its own per-backend lexical rules.
 
+use std::borrow::Cow;
+
 use crate::entity::FieldType;
 use crate::error::DbErrorKind;
 use crate::sql::Backend;
@@ -46,6 +48,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// The statement that begins a transaction.
     fn begin(&self) -> &'static str {
         "BEGIN"
+    }
+    /// The database namespace tracing reports (`db.namespace`, OpenTelemetry): the database
+    /// name (SQLite: the file path, or `:memory:`), given the configured `database` and the
+    /// run-time parameters set at connect (`session`).
+    fn namespace<'a>(&self, database: &'a str, _session: &[(String, String)]) -> Cow<'a, str> {
+        Cow::Borrowed(database)
     }
 
     // ---- types and tables ---------------------------------------------------------------

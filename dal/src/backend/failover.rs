@@ -174,6 +174,9 @@ mod tests {
         fn cancel_token(&self) -> std::sync::Arc<dyn CancelToken> {
             Arc::new(NoCancel)
         }
+        fn system_name(&self) -> &'static str {
+            "other_sql"
+        }
         async fn ping(&mut self) -> Result<()> {
             Ok(())
         }

@@ -59,6 +59,9 @@ pub(crate) trait RawConn: Send + 'static {
     async fn simple(&mut self, sql: &str) -> Result<()>;
     /// A handle that can stop the statement running on this connection from another task.
     fn cancel_token(&self) -> Arc<dyn CancelToken>;
+    /// The server's product as OpenTelemetry names it (`db.system.name`): `postgresql`,
+    /// `mysql`, `mariadb` or `sqlite`.
+    fn system_name(&self) -> &'static str;
     /// Round trip to check the connection is alive.
     async fn ping(&mut self) -> Result<()>;
     /// Closes the connection politely.

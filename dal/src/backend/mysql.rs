@@ -72,15 +72,15 @@ impl MySqlDriver {
         })
     }
 
-    /// Connects to server `i` and reads its connection id and role in one round trip; a
-    /// read-only session is set read-only before it is used.
+    /// Connects to server `i` and reads its connection id, role and product (MySQL or
+    /// MariaDB) in one round trip; a read-only session is set read-only before it is used.
     async fn open(&self, i: usize) -> Result<(Box<dyn RawConn>, ServerRole)> {
         let options = server(&self.options, i)?;
         let mut conn = MySqlConnection::connect_with(options)
             .await
             .map_err(map_connect_error)?;
-        let (id, read_only): (u64, bool) =
-            sqlx::query_as("SELECT CONNECTION_ID(), @@read_only = 1")
+        let (id, read_only, mariadb): (u64, bool, bool) =
+            sqlx::query_as("SELECT CONNECTION_ID(), @@read_only = 1, VERSION() LIKE '%MariaDB%'")
                 .fetch_one(&mut conn)
                 .await
                 .map_err(map_sqlx_error)?;
@@ -91,6 +91,7 @@ impl MySqlDriver {
         }
         let conn = Box::new(MyConn {
             conn,
+            mariadb,
             cancel: Arc::new(MyCancel {
                 options: options.clone(),
                 id,
@@ -116,6 +117,8 @@ impl Driver for MySqlDriver {
 
 struct MyConn {
     conn: MySqlConnection,
+    /// The server is MariaDB (its version string says so), not MySQL.
+    mariadb: bool,
     cancel: Arc<MyCancel>,
 }
 
@@ -183,6 +186,14 @@ impl RawConn for MyConn {
 
     fn cancel_token(&self) -> Arc<dyn CancelToken> {
         self.cancel.clone()
+    }
+
+    fn system_name(&self) -> &'static str {
+        if self.mariadb {
+            "mariadb"
+        } else {
+            "mysql"
+        }
     }
 
     async fn ping(&mut self) -> Result<()> {

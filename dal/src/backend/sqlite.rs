@@ -162,6 +162,10 @@ impl RawConn for LiteConn {
         self.cancel.clone()
     }
 
+    fn system_name(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn ping(&mut self) -> Result<()> {
         self.conn.ping().await.map_err(map_sqlx_error)
     }

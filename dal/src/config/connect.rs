@@ -159,6 +159,18 @@ pub(super) fn parse_port(p: &str) -> Result<u16> {
         .ok_or_else(|| Error::Config(format!("{p:?} is not a port number")))
 }
 
+/// A yes/no URL option: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` (ASCII
+/// case-insensitive); anything else is an error naming the option.
+pub(super) fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "option {key}: {v:?} is not a boolean (use true or false)"
+        ))),
+    }
+}
+
 /// MySQL `timezone`: dal stores and reads timestamps as naive UTC, so the session time zone must
 /// be UTC. UTC spellings are accepted (the session uses `+00:00`); anything else is refused.
 pub(super) fn check_mysql_timezone(v: &str) -> Result<()> {

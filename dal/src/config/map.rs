@@ -86,6 +86,7 @@ impl DatabaseConfig {
             connection_creation_timeout,
             pool_size,
             expected_app_servers,
+            sql_comments,
             // Whether `pool_size` was called: it decides whether `expected_app_servers`
             // applies, which `pool_max` below already shows as configured.
             pool_size_set: _,
@@ -177,6 +178,7 @@ impl DatabaseConfig {
         put("ssl_client_key", path(client_key));
         put("slow_query_threshold", secs(*slow_query_threshold));
         put("log_parameter_values", log_parameter_values.to_string());
+        put("sql_comments", sql_comments.to_string());
         put(
             "retry_policy.max_retries",
             retry_policy.get_max_retries().to_string(),

@@ -393,3 +393,36 @@ fn backend_options_are_refused_on_other_backends_with_a_hint() {
     assert!(e.to_string().contains("MySQL/MariaDB option"), "{e}");
     assert!(DatabaseConfig::from_url("mysql://h/db?application_name=x").is_err());
 }
+
+#[test]
+fn sql_comments_option_on_every_backend_and_in_the_hash() {
+    for url in [
+        "postgres://u@h/db?sql_comments=true",
+        "mysql://u@h/db?sql_comments=TRUE",
+        "mariadb://u@h/db?sql_comments=1",
+        "sqlite::memory:?sql_comments=on",
+        "sqlite://app.db?sql_comments=yes",
+    ] {
+        let c = DatabaseConfig::from_url(url).unwrap();
+        assert!(c.get_sql_comments(), "{url}");
+    }
+    let off = DatabaseConfig::from_url("postgres://u@h/db?sql_comments=false").unwrap();
+    assert!(!off.get_sql_comments());
+    assert!(!DatabaseConfig::new("db").get_sql_comments());
+    let e = DatabaseConfig::from_url("postgres://u@h/db?sql_comments=maybe").unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(
+        e.to_string().contains("sql_comments") && e.to_string().contains("maybe"),
+        "{e}"
+    );
+    // On: another pool. Off (the default, or said explicitly): the hash it always had.
+    let base = DatabaseConfig::new("db").host("h");
+    assert_ne!(base.hash(), base.clone().sql_comments(true).hash());
+    assert_eq!(base.hash(), base.clone().sql_comments(false).hash());
+    assert_eq!(
+        off.hash(),
+        DatabaseConfig::from_url("postgres://u@h/db")
+            .unwrap()
+            .hash()
+    );
+}

@@ -20,7 +20,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct QueryOptions {
     /// Overrides `query_execution_timeout` for this statement.
     pub timeout: Option<Duration>,
-    /// Key/value tags for tracing and logs.
+    /// Key/value tags for tracing, metrics and the slow-query log, and with
+    /// [`sql_comments`](crate::DatabaseConfig::sql_comments) for the server too.
     pub tags: Vec<(String, String)>,
 }
 
@@ -46,7 +47,9 @@ macro_rules! statement_options {
                 self.opts.timeout = Some(t);
                 self
             }
-            /// Adds a tag (for tracing spans, metrics and the slow-query log).
+            /// Adds a tag (for tracing spans, metrics and the slow-query log; with
+            /// [`sql_comments`](crate::DatabaseConfig::sql_comments), sent to the server as a
+            /// trailing SQL comment too).
             pub fn tag(mut self, key: impl Into<String>, value: impl ToString) -> Self {
                 self.opts.tags.push((key.into(), value.to_string()));
                 self

@@ -1,6 +1,7 @@
 //! The statement pipeline, one function per stage (see the diagram in the parent module):
 //!
 //! 1. translate — [`Connection::translate`]: native SQL, parameter count, statement kind;
+//!    then, with `sql_comments`, the statement's tags appended as a comment (never translated);
 //! 2. breaker — [`Connection::dispatch`]: admission by the pool's circuit breaker, and what
 //!    the statement does to the transaction and session state;
 //! 3. retry — [`Connection::call`] / [`Connection::retrying`]: transient failures retried,
@@ -35,18 +36,19 @@ const TIMEOUT_ERROR_BOUND: Duration = Duration::from_secs(2);
 /// recording metrics and returning fit in the rest even on a loaded machine.
 const CANCEL_GRACE: Duration = TIMEOUT_ERROR_BOUND.saturating_sub(Duration::from_millis(200));
 
-/// What stage 5 sends: a statement in native SQL with its parameters (prepared and cached per
+/// What stage 5 sends: a translated statement with its parameters (prepared and cached per
 /// connection), or a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
 #[derive(Clone, Copy)]
 pub(super) enum Op<'a> {
-    Query(&'a str, &'a [Value]),
+    Query(&'a Translated, &'a [Value]),
     Control(&'static str),
 }
 
 impl<'a> Op<'a> {
+    /// The SQL as sent.
     fn sql(self) -> &'a str {
         match self {
-            Op::Query(sql, _) => sql,
+            Op::Query(statement, _) => &statement.sql,
             Op::Control(sql) => sql,
         }
     }
@@ -55,6 +57,14 @@ impl<'a> Op<'a> {
         match self {
             Op::Query(_, params) => params,
             Op::Control(_) => &[],
+        }
+    }
+
+    /// The operation name for tracing (`db.operation.name`): the statement's first keyword.
+    fn operation(self) -> Option<&'static str> {
+        match self {
+            Op::Query(statement, _) => statement.operation,
+            Op::Control(sql) => sql.split(' ').next(),
         }
     }
 }
@@ -68,7 +78,7 @@ impl Connection {
         opts: &QueryOptions,
     ) -> Result<QueryOutput> {
         self.settle_abandoned().await?;
-        let statement = self.translate(sql)?;
+        let statement = self.translate(sql, opts)?;
         check_params(&statement, params.len())?;
         self.dispatch(&statement, params, opts).await
     }
@@ -83,7 +93,7 @@ impl Connection {
         opts: &QueryOptions,
     ) -> Result<Vec<Row>> {
         // Validate everything before touching the server: no partial writes on bad input.
-        let statement = self.translate(sql)?;
+        let statement = self.translate(sql, opts)?;
         for params in param_lists {
             check_params(&statement, params.len())?;
         }
@@ -111,9 +121,19 @@ impl Connection {
     }
 
     /// Stage 1, translate: portable SQL to the backend's SQL, with the number of parameters
-    /// the statement expects and its [`StatementKind`], in one pass.
-    fn translate(&self, sql: &str) -> Result<Translated> {
-        sql::translate(sql, self.backend())
+    /// the statement expects and its [`StatementKind`], in one pass. Then, when the
+    /// configuration asks for it ([`sql_comments`](crate::DatabaseConfig::sql_comments)), the
+    /// statement's tags are appended to the *native* SQL as a sqlcommenter comment: the
+    /// translator never reads them, and what the driver prepares, caches and sends (and what
+    /// the span and the statement-cache metrics see) is the tagged text.
+    fn translate(&self, sql: &str, opts: &QueryOptions) -> Result<Translated> {
+        let mut statement = sql::translate(sql, self.backend())?;
+        if self.pool.config.get_sql_comments() {
+            if let Some(tagged) = sql::commenter::append(&statement.sql, &opts.tags) {
+                statement.sql = tagged;
+            }
+        }
+        Ok(statement)
     }
 
     /// Stage 2, breaker: an open breaker rejects the statement at once — except one that ends
@@ -143,7 +163,7 @@ impl Connection {
             !was_in_tx && !self.in_tx && matches!(kind, StatementKind::Read | StatementKind::Write);
         let read = kind.is_read();
         let result = self
-            .call(Op::Query(&statement.sql, params), opts, retry, read)
+            .call(Op::Query(statement, params), opts, retry, read)
             .await;
         if kind == StatementKind::Write {
             // Whatever the outcome (a failed write may still have been applied).
@@ -269,10 +289,18 @@ impl Connection {
                 op_bound = Some(d);
             }
         }
-        let token = self.raw()?.raw.cancel_token();
+        let raw = self.raw()?;
+        let token = raw.raw.cancel_token();
+        let system = raw.raw.system_name();
         let start = Instant::now();
         // Observability (pool/observe.rs): a DEBUG span around the statement.
-        let span = self.pool.query_span(op.sql(), opts);
+        let span = self.pool.query_span(
+            op.sql(),
+            op.operation(),
+            system,
+            self.collection.as_ref(),
+            opts,
+        );
         self.busy = true;
         let conn = match self.conn.as_mut() {
             Some(c) => c,
@@ -374,7 +402,7 @@ where
 /// Stage 5, backend: the driver runs `op` on the physical connection.
 async fn send(conn: &mut PooledRaw, op: Op<'_>) -> Result<QueryOutput> {
     match op {
-        Op::Query(sql, params) => conn.raw.query(sql, params).await,
+        Op::Query(statement, params) => conn.raw.query(&statement.sql, params).await,
         Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
     }
 }

@@ -39,7 +39,7 @@ mod routing;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::QueryOutput;
@@ -100,6 +100,9 @@ pub struct Connection {
     /// [`Connection::begin_operation`]). Shared with the operation's guard, which clears it
     /// however the operation ends.
     op_deadline: Arc<std::sync::Mutex<Option<OpDeadline>>>,
+    /// The entity whose operation is running on this connection, for the statements' spans
+    /// (`db.collection.name`); made on the first entity operation.
+    collection: Option<Collection>,
 }
 
 /// An entity operation's deadline and its whole limit (for the error).
@@ -139,6 +142,41 @@ impl Drop for OperationGuard {
     }
 }
 
+/// The entity (collection) the current entity operation of a connection works on, if any.
+/// Set for the length of the operation by a [`CollectionScope`].
+#[derive(Clone, Default)]
+pub(crate) struct Collection(Arc<Mutex<Option<Arc<str>>>>);
+
+impl Collection {
+    /// The current entity name.
+    pub(crate) fn get(&self) -> Option<Arc<str>> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, name: Option<Arc<str>>) -> Option<Arc<str>> {
+        match self.0.lock() {
+            Ok(mut g) => std::mem::replace(&mut *g, name),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), name),
+        }
+    }
+}
+
+/// While alive, statements on the connection are attributed to one entity; dropped (the
+/// operation ended, failed or was cancelled), the previous attribution is back.
+pub(crate) struct CollectionScope {
+    cell: Collection,
+    outer: Option<Arc<str>>,
+}
+
+impl Drop for CollectionScope {
+    fn drop(&mut self) {
+        self.cell.replace(self.outer.take());
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
@@ -169,6 +207,7 @@ impl Connection {
             fallback: None,
             schema: None,
             op_deadline: Arc::default(),
+            collection: None,
         }
     }
 
@@ -223,6 +262,17 @@ impl Connection {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Attributes the statements run on this connection to `entity` until the returned scope
+    /// is dropped (an entity operation holds it from start to end, cancellation included).
+    pub(crate) fn collection_scope(&mut self, entity: &str) -> CollectionScope {
+        let cell = self
+            .collection
+            .get_or_insert_with(Collection::default)
+            .clone();
+        let outer = cell.replace(Some(Arc::from(entity)));
+        CollectionScope { cell, outer }
     }
 
     /// A connection of the primary that notes its writes in `writes`.

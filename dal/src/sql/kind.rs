@@ -85,6 +85,82 @@ const SESSION: &[&str] = &[
     "DISCARD",
 ];
 
+/// First keywords reported as the statement's operation name
+/// ([`Translated::operation`](super::Translated::operation)), in upper case.
+const OPERATIONS: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "REPLACE",
+    "UPSERT",
+    "WITH",
+    "VALUES",
+    "TABLE",
+    "SHOW",
+    "EXPLAIN",
+    "DESCRIBE",
+    "DESC",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "TRUNCATE",
+    "RENAME",
+    "COMMENT",
+    "GRANT",
+    "REVOKE",
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+    "XA",
+    "SET",
+    "USE",
+    "PREPARE",
+    "EXECUTE",
+    "DEALLOCATE",
+    "LISTEN",
+    "UNLISTEN",
+    "NOTIFY",
+    "LOCK",
+    "UNLOCK",
+    "DECLARE",
+    "FETCH",
+    "MOVE",
+    "CLOSE",
+    "PRAGMA",
+    "ATTACH",
+    "DETACH",
+    "RESET",
+    "DISCARD",
+    "CALL",
+    "DO",
+    "ANALYZE",
+    "ANALYSE",
+    "VACUUM",
+    "REINDEX",
+    "CLUSTER",
+    "COPY",
+    "REFRESH",
+    "LOAD",
+    "HANDLER",
+    "KILL",
+    "OPTIMIZE",
+    "CHECKPOINT",
+    "CHECK",
+    "REPAIR",
+    "FLUSH",
+    "PURGE",
+    "INSTALL",
+    "UNINSTALL",
+    "IMPORT",
+];
+
 /// `word` is one of `list` (ASCII case-insensitive).
 fn is(word: &str, list: &[&str]) -> bool {
     list.iter().any(|k| word.eq_ignore_ascii_case(k))
@@ -151,9 +227,19 @@ impl<'a> Classifier<'a> {
         self.seen = self.seen.saturating_add(1);
     }
 
-    /// The kind of the whole statement, once the translator has read all of it.
-    pub(super) fn finish(mut self) -> StatementKind {
+    /// The kind of the whole statement, once the translator has read all of it, and its
+    /// operation name: its first keyword, upper case, when it is one of [`OPERATIONS`].
+    pub(super) fn finish(mut self) -> (StatementKind, Option<&'static str>) {
         self.end_word();
+        let first = self.head[0];
+        let operation = OPERATIONS
+            .iter()
+            .find(|k| first.eq_ignore_ascii_case(k))
+            .copied();
+        (self.kind(), operation)
+    }
+
+    fn kind(&self) -> StatementKind {
         let [first, second, third] = self.head;
         if is(first, READS) {
             return if self.writes {
@@ -196,6 +282,57 @@ mod tests {
             Ok(t) => t.kind,
             Err(e) => panic!("{backend}: translating {sql:?} failed: {e}"),
         }
+    }
+
+    fn operation(sql: &str, backend: Backend) -> Option<&'static str> {
+        match translate(sql, backend) {
+            Ok(t) => t.operation,
+            Err(e) => panic!("{backend}: translating {sql:?} failed: {e}"),
+        }
+    }
+
+    /// The operation name is the first keyword as the backend lexes the statement, upper
+    /// case; a first word that is not a known statement keyword gives none.
+    #[test]
+    fn operation_is_the_first_keyword() {
+        for b in Backend::ALL {
+            for (sql, op) in [
+                ("SELECT 1", Some("SELECT")),
+                ("  select * from t", Some("SELECT")),
+                (
+                    "/* INSERT */ -- DELETE\n update t set a = 1",
+                    Some("UPDATE"),
+                ),
+                (
+                    "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+                    Some("WITH"),
+                ),
+                ("insert into t values (?)", Some("INSERT")),
+                ("Begin", Some("BEGIN")),
+                ("(SELECT 1) UNION (SELECT 2)", Some("SELECT")),
+                ("PRAGMA foreign_keys = ON", Some("PRAGMA")),
+                ("", None),
+                ("1 SELECT", None),
+                ("[select] FROM t", None),
+                ("selectx 1", None),
+                ("'SELECT'", None),
+            ] {
+                assert_eq!(operation(sql, b), op, "{b}: {sql}");
+            }
+        }
+        // Each backend's comments: `#` hides a word on MySQL only.
+        assert_eq!(
+            operation("# DELETE\nSELECT 1", Backend::MySql),
+            Some("SELECT")
+        );
+        assert_eq!(
+            operation("/*!40101 SET NAMES utf8mb4 */", Backend::MySql),
+            Some("SET")
+        );
+        assert_eq!(
+            operation("/*!40101 SET NAMES utf8mb4 */", Backend::Postgres),
+            None
+        );
     }
 
     /// Asserts the kind of `sql` on every backend.

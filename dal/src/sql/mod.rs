@@ -41,10 +41,14 @@
 //!   really meant.
 //!
 //! Native placeholders are accepted too: `$1`, `$2`, … on PostgreSQL (the statement then expects
-//! as many parameters as the highest index; mixing them with `?` is an error), and `?` /
-//! `?NNN` on SQLite (SQLite's own numbering: an anonymous `?` takes the highest index so far
-//! plus one, `?NNN` takes `NNN`, the count is the highest index). SQLite's `:name`, `@name` and
-//! `$name` parameters and MySQL-driver-style `%s` are passed through untouched and not counted.
+//! as many parameters as the highest index; mixing them with `?` is an error), `%s` on MySQL
+//! (the MySQL drivers' `format` style, written as `?` and counted like it; mixing it with `?`
+//! is an error; a `%s` followed by a letter, digit, `_` or `$` is not one: `%sum` is the `%`
+//! operator and the column `sum`, and so is `a % s`), and `?` / `?NNN` on SQLite (SQLite's own
+//! numbering: an anonymous `?` takes the highest index so far plus one, `?NNN` takes `NNN`, the
+//! count is the highest index). SQLite's `:name`, `@name` and `$name` parameters are passed
+//! through untouched and not counted, and so is `%s` on PostgreSQL and SQLite (there it is
+//! the `%` operator and a column `s`).
 //!
 //! # What is never rewritten
 //!
@@ -85,6 +89,7 @@
 //! Connections use it to decide what may be retried, when a transaction begins or ends, and
 //! when a connection is bound to its session.
 
+pub(crate) mod commenter;
 mod kind;
 mod lex;
 
@@ -139,6 +144,11 @@ pub struct Translated {
     /// What the statement does (read, write, session or transaction control), told from its
     /// keywords by the same pass.
     pub kind: StatementKind,
+    /// The statement's operation name: its first keyword (as the backend lexes it: comments
+    /// skipped), in upper case, when that is a statement keyword (`SELECT`, `INSERT`,
+    /// `UPDATE`, `DELETE`, `WITH`, `CREATE`, `BEGIN`, `SET`, `PRAGMA`, …); `None` otherwise.
+    /// Tracing reports it as `db.operation.name`.
+    pub operation: Option<&'static str>,
 }
 
 /// Translates portable SQL to the backend's native SQL; `placeholders` is the number of
@@ -200,9 +210,9 @@ struct Translator<'a> {
     /// PostgreSQL: number of portable `?` placeholders; MySQL: number of `?`;
     /// SQLite: highest parameter index so far.
     count: usize,
-    /// PostgreSQL: position of the first portable `?`.
+    /// PostgreSQL and MySQL: position of the first portable `?`.
     first_portable: Option<usize>,
-    /// PostgreSQL: position of the first native `$n`.
+    /// PostgreSQL: position of the first native `$n`; MySQL: of the first native `%s`.
     first_native: Option<usize>,
     /// PostgreSQL: highest native `$n`.
     native_max: usize,
@@ -269,10 +279,12 @@ impl<'a> Translator<'a> {
         } else {
             self.count
         };
+        let (kind, operation) = self.kind.finish();
         Ok(Translated {
             sql: self.out,
             placeholders,
-            kind: self.kind.finish(),
+            kind,
+            operation,
         })
     }
 
@@ -292,6 +304,7 @@ impl<'a> Translator<'a> {
                 i + 2
             }
             b'$' if pg && !self.in_word => self.dollar(i)?,
+            b'%' if mysql && self.is_percent_s(i) => self.percent_s(i)?,
             b'?' => self.question(i, self.in_word)?,
             b'[' => self.open_bracket(i)?,
             b']' => self.close_bracket(i),
@@ -469,6 +482,28 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// MySQL: a `%s` at `i` that is a native placeholder (the `s` not followed by a byte that
+    /// continues a word: `%sum` is `%` and the column `sum`).
+    fn is_percent_s(&self, i: usize) -> bool {
+        self.bytes.get(i + 1) == Some(&b's')
+            && !self.bytes.get(i + 2).is_some_and(|&b| is_ident_cont(b))
+    }
+
+    /// MySQL: the native placeholder `%s` at `i` (the MySQL drivers' `format` style), written
+    /// as `?`. Returns the index after it.
+    fn percent_s(&mut self, i: usize) -> Result<usize> {
+        if self.first_portable.is_some() {
+            return Err(Error::sql(
+                "cannot mix native %s placeholders with portable ? placeholders",
+                i,
+            ));
+        }
+        self.first_native.get_or_insert(i);
+        self.count += 1;
+        self.replace(i, i + 2, "?");
+        Ok(i + 2)
+    }
+
     /// `?` at `i`; `in_word` tells whether the byte before it continues an unquoted word.
     /// Returns the index to continue from.
     fn question(&mut self, i: usize, in_word: bool) -> Result<usize> {
@@ -519,6 +554,14 @@ impl<'a> Translator<'a> {
                 // `??` is output as a single `?`, which MySQL sees as a placeholder.
                 if doubled {
                     self.replace(i, i + 2, "?");
+                } else {
+                    if self.first_native.is_some() {
+                        return Err(Error::sql(
+                            "cannot mix portable ? placeholders with native %s placeholders",
+                            i,
+                        ));
+                    }
+                    self.first_portable.get_or_insert(i);
                 }
                 self.count += 1;
                 Ok(i + if doubled { 2 } else { 1 })

@@ -2,7 +2,7 @@
 //! `tracing` subscriber in force only while one future runs:
 //!
 //! * dal opens a DEBUG span (target `dal::query`) around every statement, with its native SQL
-//!   in the `sql` field (over 4 096 characters, truncated: `head… (N bytes)`);
+//!   in the `db.query.text` field (over 4 096 characters, truncated: `head… (N bytes)`);
 //! * sqlx logs every statement it ran as an event (target `sqlx::query`): short ones whole in
 //!   `summary`, longer ones in `db.statement`.
 //!
@@ -47,7 +47,7 @@ struct Fields {
 impl Fields {
     fn set(&mut self, field: &Field, value: String) {
         match field.name() {
-            "sql" => self.sql = Some(value),
+            "db.query.text" => self.sql = Some(value),
             "summary" => self.summary = Some(value),
             "db.statement" => self.statement = Some(value),
             _ => {}
@@ -180,9 +180,9 @@ mod tests {
     #[tokio::test]
     async fn dal_spans_are_recorded_and_nothing_else() {
         let ((), sql) = dal(async {
-            drop(tracing::debug_span!(target: "dal::query", "dal.query", sql = %"SELECT 1"));
-            drop(tracing::debug_span!(target: "elsewhere", "dal.query", sql = %"SELECT 2"));
-            tracing::debug!(target: "dal::query", sql = %"SELECT 3");
+            drop(tracing::debug_span!(target: "dal::query", "dal.query", db.query.text = %"SELECT 1"));
+            drop(tracing::debug_span!(target: "elsewhere", "dal.query", db.query.text = %"SELECT 2"));
+            tracing::debug!(target: "dal::query", { db.query.text = %"SELECT 3" }, "an event");
             tracing::debug!(target: "sqlx::query", summary = "SELECT 4");
         })
         .await;
@@ -201,7 +201,7 @@ mod tests {
                 summary = "SELECT a, b, c …",
                 db.statement = format!("\n\n{long}\n")
             );
-            drop(tracing::debug_span!(target: "dal::query", "dal.query", sql = %"SELECT 1"));
+            drop(tracing::debug_span!(target: "dal::query", "dal.query", db.query.text = %"SELECT 1"));
         })
         .await;
         assert_eq!(sql, ["BEGIN", "SELECT a, b, c FROM t"]);

@@ -56,6 +56,27 @@ impl super::super::Dialect for PgDialect {
     fn reads_pgpass(&self) -> bool {
         true
     }
+    /// `{database}|{schema}` as the PostgreSQL conventions say, the schema being the first of
+    /// a `search_path` set at connect ([`pg_option`](crate::DatabaseConfig::pg_option));
+    /// without one (the server's default search path, not known without a query), the
+    /// database alone.
+    fn namespace<'a>(
+        &self,
+        database: &'a str,
+        session: &[(String, String)],
+    ) -> std::borrow::Cow<'a, str> {
+        let schema = session
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case("search_path"))
+            .and_then(|(_, v)| v.split(',').next())
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty() && !s.starts_with('$'));
+        match schema {
+            Some(schema) => format!("{database}|{schema}").into(),
+            None => database.into(),
+        }
+    }
     fn column_type(&self, ty: crate::entity::FieldType, _indexed: bool) -> &'static str {
         use crate::entity::FieldType as F;
         match ty {

@@ -209,6 +209,10 @@ impl RawConn for PgConn {
         self.cancel.clone()
     }
 
+    fn system_name(&self) -> &'static str {
+        "postgresql"
+    }
+
     async fn ping(&mut self) -> Result<()> {
         self.conn.ping().await.map_err(map_sqlx_error)
     }

@@ -15,6 +15,7 @@ impl Connection {
         permanent: bool,
         audit: &Audit,
     ) -> Result<bool> {
+        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);
@@ -71,6 +72,7 @@ impl Connection {
         id: &str,
         audit: &Audit,
     ) -> Result<bool> {
+        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);

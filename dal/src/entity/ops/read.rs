@@ -17,6 +17,7 @@ impl Connection {
         include_deleted: bool,
         lock: bool,
     ) -> Result<Option<EntityMap>> {
+        let _scope = self.collection_scope(entity);
         if lock && !self.in_transaction() {
             return Err(Error::Transaction(
                 "a locking read (for_update / get_for_update) needs an open transaction: the lock would end with the statement; use #[auto_transaction] or begin_transaction".into(),
@@ -69,6 +70,7 @@ impl Connection {
         entity: &str,
         q: &Query,
     ) -> Result<Vec<EntityMap>> {
+        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());
@@ -90,6 +92,7 @@ impl Connection {
     }
 
     pub(crate) async fn count_entities_impl(&mut self, entity: &str, q: &Query) -> Result<i64> {
+        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(0);
@@ -105,6 +108,7 @@ impl Connection {
         id: &str,
         version: Option<i64>,
     ) -> Result<Vec<EntityMap>> {
+        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());

@@ -1,14 +1,15 @@
 //! The per-query hook called once by `Connection::exec` for every statement: query-duration
 //! histogram, errors and timeouts by kind, statement-cache hits, tag metrics, the `tracing`
-//! span's closing fields, and the slow-query log.
+//! span (named and filled with OpenTelemetry's database conventions) and its closing fields,
+//! and the slow-query log.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::backend::QueryOutput;
-use crate::connection::QueryOptions;
-use crate::error::Result;
+use crate::connection::{Collection, QueryOptions};
+use crate::error::{Error, Result};
 use crate::pool::{PoolInner, PooledRaw};
 use crate::value::Value;
 
@@ -84,22 +85,101 @@ impl fmt::Display for Params<'_> {
     }
 }
 
+/// The span's OpenTelemetry name: `{db.operation.name} {db.collection.name}`, the operation
+/// alone, or `db.system.name` (the conventions' rule, with no target for plain SQL: dal does
+/// not parse table names out of statements).
+struct SpanName<'a> {
+    operation: Option<&'a str>,
+    collection: Option<&'a str>,
+    system: &'a str,
+}
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.operation, self.collection) {
+            (Some(op), Some(c)) => write!(f, "{op} {c}"),
+            (Some(op), None) => f.write_str(op),
+            (None, _) => f.write_str(self.system),
+        }
+    }
+}
+
+/// `error.type`: the server's error code (SQLSTATE on PostgreSQL, the error number on
+/// MySQL/MariaDB, the result code on SQLite) when it gave one, else dal's error category
+/// (`timeout`, `connection`, `input`, …; see [`Error::category`]).
+fn error_type(e: &Error) -> &str {
+    e.code().unwrap_or_else(|| e.category())
+}
+
 impl PoolInner {
-    /// The `tracing` span of one statement (DEBUG, target `dal::query`): backend, alias, tags
-    /// and SQL at the start; `duration_ms`, `rows` and `error` recorded when it ends. Costs a
-    /// relaxed load when DEBUG is off for that target.
-    pub(crate) fn query_span(&self, sql: &str, opts: &QueryOptions) -> tracing::Span {
+    /// The `tracing` span of one statement (DEBUG, target `dal::query`, name `dal.query`),
+    /// with OpenTelemetry's database semantic conventions as field names, so that
+    /// `tracing-opentelemetry` exports them as they are:
+    ///
+    /// * at the start: `otel.name` (`SELECT`, `INSERT users`, …), `otel.kind = "client"`,
+    ///   `db.system.name` (`postgresql`, `mysql`, `mariadb`, `sqlite`: told by the server),
+    ///   `db.namespace`, `db.query.text` (the native SQL as sent, tags comment included,
+    ///   parameters never inlined), `db.operation.name`, `db.collection.name` (entity
+    ///   operations), `server.address` and `server.port` (networked backends), and dal's own
+    ///   `backend`, `alias` and `tags`;
+    /// * at the end: `duration_ms` and `rows`, or on failure `error.type`,
+    ///   `db.response.status_code` (the server's code, when it gave one),
+    ///   `otel.status_code = "ERROR"` and `otel.status_description` (the error message).
+    ///
+    /// Costs a relaxed load when DEBUG is off for that target.
+    pub(crate) fn query_span(
+        &self,
+        sql: &str,
+        operation: Option<&'static str>,
+        system: &'static str,
+        collection: Option<&Collection>,
+        opts: &QueryOptions,
+    ) -> tracing::Span {
+        let dialect = crate::backend::dialect(self.backend);
+        let server = self.otel_server();
+        let collection = collection.and_then(Collection::get);
         tracing::debug_span!(
             target: "dal::query",
             "dal.query",
+            otel.name = %SpanName { operation, collection: collection.as_deref(), system },
+            otel.kind = "client",
+            db.system.name = system,
+            db.namespace = %dialect.namespace(self.config.database(), self.config.get_pg_options()),
+            db.query.text = %truncated(sql, MAX_SQL_CHARS),
+            db.operation.name = operation,
+            db.collection.name = collection.as_deref(),
+            server.address = server.map(|(host, _)| host),
+            // i64: `tracing-opentelemetry` exports unsigned integers as strings.
+            server.port = server.map(|(_, port)| i64::from(port)),
             backend = self.backend.as_str(),
             alias = %self.alias,
             tags = %TagList(&opts.tags),
-            sql = %truncated(sql, MAX_SQL_CHARS),
             duration_ms = tracing::field::Empty,
             rows = tracing::field::Empty,
-            error = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            db.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
         )
+    }
+
+    /// `server.address` and `server.port`: the host and port of the configuration (the first
+    /// of a host list, each with the backend's default port when none is given), as the
+    /// conventions ask (the address configured, not the server a failover picked); `None`
+    /// for an embedded database.
+    fn otel_server(&self) -> Option<(&str, u16)> {
+        let dialect = crate::backend::dialect(self.backend);
+        if dialect.is_embedded() {
+            return None;
+        }
+        let default = dialect.default_port();
+        Some(match self.config.get_hosts().first() {
+            Some((host, port)) => (host.as_str(), port.unwrap_or(default)),
+            None => (
+                self.config.get_host(),
+                self.config.get_port().unwrap_or(default),
+            ),
+        })
     }
 
     /// Records one finished statement.
@@ -135,10 +215,17 @@ impl PoolInner {
                     } else {
                         out.rows.len() as u64
                     };
-                    ev.span.record("rows", rows);
+                    ev.span
+                        .record("rows", i64::try_from(rows).unwrap_or(i64::MAX));
                 }
                 Err(e) => {
-                    ev.span.record("error", tracing::field::display(e));
+                    ev.span.record("error.type", error_type(e));
+                    if let Some(code) = e.code() {
+                        ev.span.record("db.response.status_code", code);
+                    }
+                    ev.span.record("otel.status_code", "ERROR");
+                    ev.span
+                        .record("otel.status_description", tracing::field::display(e));
                 }
             }
         }
@@ -197,5 +284,47 @@ mod tests {
             "a=1,b=2"
         );
         assert_eq!(truncated("abcdef", 3), "abc… (6 bytes)");
+    }
+
+    #[test]
+    fn opentelemetry_names_namespace_and_error_type() {
+        use crate::sql::Backend;
+        let name = |operation, collection| {
+            SpanName {
+                operation,
+                collection,
+                system: "postgresql",
+            }
+            .to_string()
+        };
+        assert_eq!(name(Some("SELECT"), Some("users")), "SELECT users");
+        assert_eq!(name(Some("SELECT"), None), "SELECT");
+        assert_eq!(name(None, Some("users")), "postgresql");
+
+        let session = |v: &str| vec![("search_path".to_owned(), v.to_owned())];
+        let pg = crate::backend::dialect(Backend::Postgres);
+        assert_eq!(pg.namespace("shop", &[]), "shop");
+        assert_eq!(pg.namespace("shop", &session("app, public")), "shop|app");
+        assert_eq!(pg.namespace("shop", &session("\"App\",public")), "shop|App");
+        assert_eq!(pg.namespace("shop", &session("\"$user\", public")), "shop");
+        let my = crate::backend::dialect(Backend::MySql);
+        assert_eq!(my.namespace("shop", &session("app")), "shop");
+        let lite = crate::backend::dialect(Backend::Sqlite);
+        assert_eq!(lite.namespace("/tmp/app.db", &[]), "/tmp/app.db");
+
+        let db = Error::Database {
+            code: Some("42P01".into()),
+            message: "relation does not exist".into(),
+            constraint: None,
+            kind: crate::error::DbErrorKind::Other,
+        };
+        assert_eq!(error_type(&db), "42P01");
+        let timeout = Error::timeout(
+            crate::error::TimeoutKind::Query,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!(error_type(&timeout), "timeout");
+        assert_eq!(error_type(&Error::Connection("gone".into())), "connection");
     }
 }

@@ -78,6 +78,7 @@ fn brief_example() {
             sql: r#"SELECT "a" FROM "t" WHERE "b" = $1 AND "c" = $2"#.to_string(),
             placeholders: 2,
             kind: StatementKind::Read,
+            operation: Some("SELECT"),
         })
     );
 }
@@ -91,6 +92,7 @@ fn empty_and_plain() {
                 sql: String::new(),
                 placeholders: 0,
                 kind: StatementKind::Write,
+                operation: None,
             })
         );
     }
@@ -352,8 +354,64 @@ fn sqlite_numbered_placeholders() {
     assert_eq!(native(":a, @b, $c", LITE), ":a, @b, $c");
     // MySQL has no `?NNN`: the digits are just digits.
     assert_eq!(count("?5", MY), 1);
-    assert_eq!(count("%s, %s", MY), 0);
-    assert_eq!(native("%s, %s", MY), "%s, %s");
+    assert_eq!(count("%s, %s", PG), 0);
+    assert_eq!(native("%s, %s", PG), "%s, %s");
+}
+
+/// MySQL drivers' `format` placeholders: `%s` is a native placeholder on MySQL only, outside
+/// literals, quoted identifiers and comments, written as `?`.
+#[test]
+fn mysql_percent_s_placeholders() {
+    assert_eq!(count("SELECT %s, %s", MY), 2);
+    assert_eq!(
+        native("SELECT [a] FROM [t] WHERE [b] = %s AND c=%s", MY),
+        "SELECT `a` FROM `t` WHERE `b` = ? AND c=?"
+    );
+    assert_eq!(native("(%s)", MY), "(?)");
+    assert_eq!(native("a%s", MY), "a?");
+    assert_eq!(count("SELECT %s;", MY), 1);
+    // Not a placeholder: in literals, quoted identifiers and comments...
+    for sql in [
+        "SELECT '%s', \"%s\", `%s` FROM t",
+        "SELECT 1 -- %s",
+        "SELECT 1 # %s",
+        "SELECT 1 /* %s */",
+        "SELECT DATE_FORMAT(d, '%s') FROM t",
+        "SELECT 'it\\'s %s' FROM t",
+    ] {
+        assert_eq!(count(sql, MY), 0, "{sql}");
+        assert_eq!(native(sql, MY), sql);
+    }
+    // ... nor when the `s` starts a longer word (the `%` operator and a column), nor `%S`.
+    for sql in [
+        "a %sum", "a%s1", "a%s_x", "a%s$", "a % s", "a %S", "a %% s", "%",
+    ] {
+        assert_eq!(count(sql, MY), 0, "{sql}");
+        assert_eq!(native(sql, MY), sql);
+    }
+    // In a MySQL executable comment it is SQL.
+    assert_eq!(native("SELECT /*! %s */", MY), "SELECT /*! ? */");
+    assert_eq!(count("SELECT /*! %s */", MY), 1);
+    // `??` (a literal `?` in portable SQL) is still a `?` on MySQL, counted as before.
+    assert_eq!(count("SELECT %s, ??", MY), 2);
+    // On PostgreSQL and SQLite `%s` is the `%` operator and a column `s`.
+    for b in [PG, LITE] {
+        assert!(native("SELECT a %s FROM t WHERE b = ?", b).contains("%s"));
+        assert_eq!(count("SELECT a%s FROM t", b), 0);
+    }
+    assert_eq!(
+        native("SELECT a%s FROM t WHERE b = ?", PG),
+        "SELECT a%s FROM t WHERE b = $1"
+    );
+}
+
+#[test]
+fn mysql_mixing_percent_s_and_question_mark_is_an_error() {
+    sql_err("SELECT %s, ?", MY, "mix", 11);
+    sql_err("SELECT ?, %s", MY, "mix", 10);
+    // The error is found before anything reaches the server, with the parameter check.
+    assert!(translate("SELECT ? -- %s", MY).is_ok());
+    assert!(translate("SELECT '?', %s", MY).is_ok());
 }
 
 #[test]
