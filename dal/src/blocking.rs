@@ -57,16 +57,20 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
     Ok(library_runtime()?.block_on(fut))
 }
 
-/// A pooled connection for blocking code: SQL, transactions and the dynamic entity
-/// operations of [`Connection`]. Options that the async form takes as builder calls are
-/// passed as [`QueryOptions`], [`SaveOptions`](crate::SaveOptions),
-/// [`FindOptions`](crate::FindOptions) or [`DeleteOptions`](crate::DeleteOptions) to the
-/// `_with` methods (or as an argument of `find_entities` / `count_entities`).
+/// A pooled connection for blocking code: the twin of [`Connection`], with the same public
+/// methods — SQL, transactions, the dynamic and the typed entity API, `query_as`,
+/// `version_details`, `alias`, rows affected — each returning its result directly instead of
+/// a future. Where the async form is a builder with options (`conn.save(&e).user_id("ann")`,
+/// `conn.get_entity(..).include_deleted()`), the blocking form takes the same options as a
+/// struct through a `_with` method: [`QueryOptions`], [`SaveOptions`](crate::SaveOptions),
+/// [`GetOptions`](crate::GetOptions), [`FindOptions`](crate::FindOptions),
+/// [`DeleteOptions`](crate::DeleteOptions), [`RestoreOptions`](crate::RestoreOptions)
+/// (`find_entities` / `count_entities` take their `FindOptions` as an argument). The options
+/// have exactly the async effect; in particular an options struct's `timeout` bounds the whole
+/// entity operation as the async builders' `.timeout()` does.
 ///
-/// It has no typed entity API (`save`, `save_with`, `save_all`, `get`, `get_for_update`,
-/// `find`, `count`, `delete`, `restore`, `history`, `get_version`): from blocking code, use
-/// the dynamic methods (`save_entity`, `get_entity`, `get_entity_for_update`, …) with
-/// `serde_json` maps. Nor does `restore_entity` take a user or comment here.
+/// It must not be used from inside an async runtime (that is an [`Error::Config`], never a
+/// deadlock): use [`Database::async_connection`](crate::Database::async_connection) there.
 ///
 /// ```
 /// let db = dal::Database::from_url("sqlite::memory:")?;
@@ -77,8 +81,43 @@ pub(crate) fn block_on<F: Future>(fut: F) -> Result<F::Output> {
 /// assert_eq!(rows[0].try_get::<i64, _>(0)?, 42);
 /// # Ok::<(), dal::Error>(())
 /// ```
+///
+/// Typed entities, with options:
+///
+/// ```
+/// use dal::prelude::*;
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Entity, Serialize, Deserialize)]
+/// #[entity(table = "sync_doc_users")]
+/// struct User { id: Option<String>, name: String, age: i32 }
+///
+/// let db = Database::from_url("sqlite::memory:")?;
+/// let mut s = db.sync_connection()?;
+/// let user = User { id: None, name: "Ann".into(), age: 41 };
+/// let saved: User = s.save(&user)?;
+/// let id = saved.id.clone().unwrap();
+/// let got: Option<User> = s.get::<User>(&id)?;
+/// assert_eq!(got.map(|u| u.age), Some(41));
+///
+/// // Options the async builders take as methods come as a struct.
+/// s.save_with(
+///     &User { age: 42, ..saved },
+///     SaveOptions::default().user_id("admin").comment("birthday").timeout(Duration::from_secs(5)),
+/// )?;
+/// let h = s.history::<User>(&id)?;
+/// assert_eq!((h.len(), h[1].comment.as_deref()), (2, Some("birthday")));
+/// let adults = s.find_with::<User>(FindOptions::default().filter("[age] >= ?", params![18]))?;
+/// assert_eq!(adults.len(), 1);
+/// assert!(s.delete_with::<User>(&id, DeleteOptions::default().user_id("admin"))?);
+/// assert_eq!(s.count::<User>()?, 0);
+/// # Ok::<(), dal::Error>(())
+/// ```
 pub struct SyncConnection {
+    /// Taken only when dropped (to give it back on the library's runtime).
     inner: Option<Connection>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for SyncConnection {
@@ -89,7 +128,10 @@ impl std::fmt::Debug for SyncConnection {
 
 impl SyncConnection {
     pub(crate) fn new(conn: Connection) -> Self {
-        SyncConnection { inner: Some(conn) }
+        SyncConnection {
+            backend: conn.backend(),
+            inner: Some(conn),
+        }
     }
 
     /// The async connection inside, for code that needs to call something only the async API
@@ -106,9 +148,27 @@ impl SyncConnection {
         block_on(f(conn))?
     }
 
-    /// The backend.
-    pub fn backend(&self) -> Option<Backend> {
-        self.inner.as_ref().map(Connection::backend)
+    /// The backend of this connection (see [`Connection::backend`]).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool's alias (see [`Connection::alias`]).
+    pub fn alias(&self) -> &str {
+        self.inner.as_ref().map_or("", Connection::alias)
+    }
+
+    /// The server's product and version and the driver's, asked of the server this connection
+    /// is on (see [`Connection::version_details`]).
+    ///
+    /// ```
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// let v = db.sync_connection()?.version_details()?;
+    /// assert_eq!(v.backend, dal::Backend::Sqlite);
+    /// # Ok::<(), dal::Error>(())
+    /// ```
+    pub fn version_details(&mut self) -> Result<crate::VersionDetails> {
+        self.with(|c| c.version_details())
     }
 
     /// Which server it is on (see [`Connection::role`]); `Primary` once closed.
@@ -141,6 +201,29 @@ impl SyncConnection {
                 .await
                 .map(|(r, _)| r)
         })
+    }
+
+    /// Runs a statement and returns its rows and the number of rows it affected (see
+    /// [`Connection::execute_with_count`]).
+    ///
+    /// ```
+    /// use dal::{params, QueryOptions};
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// let mut conn = db.sync_connection()?;
+    /// conn.execute("CREATE TABLE [t] ([a] INTEGER)", ())?;
+    /// conn.executemany("INSERT INTO [t] ([a]) VALUES (?)", vec![params![1], params![2], params![3]])?;
+    /// let (_, n) = conn.execute_with_count("UPDATE [t] SET [a] = [a] + 1 WHERE [a] >= ?", params![2], &QueryOptions::default())?;
+    /// assert_eq!(n, 2);
+    /// # Ok::<(), dal::Error>(())
+    /// ```
+    pub fn execute_with_count<P: IntoParams>(
+        &mut self,
+        sql: &str,
+        params: P,
+        opts: &QueryOptions,
+    ) -> Result<(Vec<Row>, u64)> {
+        let params = params.into_params();
+        self.with(|c| c.execute_with_count(sql, params, opts))
     }
 
     /// Runs one statement once per parameter list, atomically.
