@@ -52,8 +52,9 @@ pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
 pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
 pub use entity::{
-    DeleteOptions, Entity, FieldDef, FieldType, FindOptions, GetOptions, IntoEntity,
-    RestoreOptions, SaveOptions, Versioned,
+    is_serializer_registered, register_serializer, unregister_serializer, DeleteOptions, Entity,
+    FieldDef, FieldType, FindOptions, GetOptions, IntoEntity, RestoreOptions, SaveOptions,
+    ValueTypeError, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
 pub use mapping::{QueryAs, RowsExt};

@@ -78,6 +78,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::pin::Pin;
 use std::time::Duration;
@@ -94,11 +95,15 @@ mod finite;
 mod ops;
 mod schema;
 pub mod typed;
+pub mod value_types;
 
 pub(crate) use ops::{Audit, EntityMap, SaveRequest};
 pub use typed::{Entity, FieldDef, FieldType};
 pub use typed_api::{
     CountTyped, DeleteTyped, FindTyped, GetTyped, RestoreTyped, SaveAllTyped, SaveTyped, Versioned,
+};
+pub use value_types::{
+    is_serializer_registered, register_serializer, unregister_serializer, ValueTypeError,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -153,9 +158,18 @@ pub struct SaveOptions {
     /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
     /// has `query_execution_timeout`.
     pub timeout: Option<Duration>,
+    /// Fields of a custom value type (field → registered type name), for dynamic saves (see
+    /// [`SaveEntity::field_type`]).
+    pub field_types: BTreeMap<String, String>,
 }
 
 impl SaveOptions {
+    /// Declares that `field` holds values of the custom value type `type_name` (see
+    /// [`SaveEntity::field_type`]).
+    pub fn field_type(mut self, field: impl Into<String>, type_name: impl Into<String>) -> Self {
+        self.field_types.insert(field.into(), type_name.into());
+        self
+    }
     /// Sets the user.
     pub fn user_id(mut self, user: impl Into<String>) -> Self {
         self.user_id = Some(user.into());
@@ -203,10 +217,17 @@ pub struct FindOptions {
     limit: Option<u64>,
     offset: Option<u64>,
     include_deleted: bool,
+    raw: bool,
     pub(crate) timeout: Option<Duration>,
 }
 
 impl FindOptions {
+    /// Values as stored, without conversion back (see [`FindEntities::raw`]).
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
+        self
+    }
+
     /// Bounds the whole operation, all its statements and retries included (see
     /// [`SaveEntity::timeout`]).
     pub fn timeout(mut self, limit: Duration) -> Self {
@@ -246,6 +267,7 @@ impl FindOptions {
             limit: self.limit,
             offset: self.offset,
             include_deleted: self.include_deleted,
+            raw: self.raw,
         }
     }
 }
@@ -363,6 +385,8 @@ pub struct GetOptions {
     pub include_deleted: bool,
     /// Lock the row until the open transaction ends (see [`GetEntity::for_update`]).
     pub for_update: bool,
+    /// Values as stored, without conversion back (see [`GetEntity::raw`]).
+    pub raw: bool,
     /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
     /// has `query_execution_timeout`.
     pub timeout: Option<Duration>,
@@ -384,6 +408,11 @@ impl GetOptions {
     /// Lock the row until the open transaction ends (needs one).
     pub fn for_update(mut self) -> Self {
         self.for_update = true;
+        self
+    }
+    /// Values as stored, without conversion back (see [`GetEntity::raw`]).
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
         self
     }
 }
@@ -472,6 +501,51 @@ pub struct SaveEntity<'c> {
 }
 builder_audit!(SaveEntity);
 
+/// `.field_type()` on a builder with an `opts: SaveOptions` field.
+macro_rules! builder_field_type {
+    ($t:ident) => {
+        impl $t<'_> {
+            /// Declares that `field` holds values of the custom value type `type_name`,
+            /// registered with [`register_serializer`](crate::register_serializer): its
+            /// values are stored as the serializer's text in a `TEXT` column, the type name
+            /// is recorded in the entity's `_meta` table, and reads convert them back through
+            /// the deserializer. Once recorded, later saves and reads convert the field
+            /// without being told again. An unregistered type, a field already stored as
+            /// another type, or a serializer error fails the save with [`Error::Entity`]
+            /// before anything is written. Repeat for several fields.
+            ///
+            /// ```
+            /// # use dal::prelude::*;
+            /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+            /// dal::register_serializer(
+            ///     "doc_csv",
+            ///     |v: &JsonValue| {
+            ///         let items = v.as_array().ok_or("not an array")?;
+            ///         Ok(items.iter().filter_map(JsonValue::as_str).collect::<Vec<_>>().join(","))
+            ///     },
+            ///     |s: &str| Ok(json!(s.split(',').collect::<Vec<_>>())),
+            /// )?;
+            /// let db = Database::from_url("sqlite::memory:")?;
+            /// let mut conn = db.async_connection().await?;
+            /// let saved = conn.save_entity("doc_posts", json!({"tags": ["a", "b"]}))
+            ///     .field_type("tags", "doc_csv").await?;
+            /// assert_eq!(saved["tags"], json!(["a", "b"]));
+            /// # Ok(()) }
+            /// ```
+            pub fn field_type(
+                mut self,
+                field: impl Into<String>,
+                type_name: impl Into<String>,
+            ) -> Self {
+                self.opts = self.opts.field_type(field, type_name);
+                self
+            }
+        }
+    };
+}
+builder_field_type!(SaveEntity);
+builder_field_type!(SaveEntities);
+
 impl SaveEntity<'_> {
     /// Optimistic locking: the stored entity must be at `version` (its `version` field as
     /// last read; 0: it must not exist yet). Otherwise the save fails with
@@ -505,6 +579,7 @@ async fn save_one(
     let audit = opts.audit();
     let mut req = SaveRequest::new(name, vec![entity], &audit);
     req.expected = opts.expected(1)?;
+    req.value_types = opts.field_types.clone();
     conn.save_entities_impl(req, Ok)
         .await?
         .pop()
@@ -521,6 +596,7 @@ async fn save_many(
     let audit = opts.audit();
     let mut req = SaveRequest::new(name, entities, &audit);
     req.expected = opts.expected(req.inputs.len())?;
+    req.value_types = opts.field_types.clone();
     conn.save_entities_impl(req, Ok).await
 }
 
@@ -557,6 +633,18 @@ pub struct GetEntity<'c> {
 }
 builder_get!(GetEntity);
 
+impl GetEntity<'_> {
+    /// Returns the values as stored, without converting them back (the seed's
+    /// `deserialize=False`): each column as the driver decodes it — custom value types as
+    /// their stored text, booleans, timestamps, JSON and decimals in the backend's own form
+    /// (see the README, "Custom value types and raw reads"). Works without the custom types
+    /// being registered.
+    pub fn raw(mut self) -> Self {
+        self.opts.raw = true;
+        self
+    }
+}
+
 impl<'c> IntoFuture for GetEntity<'c> {
     type Output = Result<Option<EntityMap>>;
     type IntoFuture = BoxFuture<'c, Result<Option<EntityMap>>>;
@@ -566,11 +654,12 @@ impl<'c> IntoFuture for GetEntity<'c> {
                 .conn
                 .begin_operation("get_entity", &self.name, self.opts.timeout);
             self.conn
-                .get_entity_impl(
+                .get_entity_read(
                     &self.name,
                     &self.id,
                     self.opts.include_deleted,
                     self.opts.for_update,
+                    self.opts.raw,
                 )
                 .await
         })
@@ -627,6 +716,14 @@ pub struct FindEntities<'c> {
     opts: FindOptions,
 }
 builder_find!(paged FindEntities);
+
+impl FindEntities<'_> {
+    /// Returns the values as stored, without converting them back (see [`GetEntity::raw`]).
+    pub fn raw(mut self) -> Self {
+        self.opts = self.opts.raw();
+        self
+    }
+}
 
 impl<'c> IntoFuture for FindEntities<'c> {
     type Output = Result<Vec<EntityMap>>;
@@ -723,7 +820,83 @@ impl<'c> IntoFuture for RestoreEntity<'c> {
     }
 }
 
+/// Options of a history read (`get_entity_history`, `get_entity_by_version`).
+#[derive(Debug, Clone, Copy, Default)]
+struct HistoryOptions {
+    raw: bool,
+    timeout: Option<Duration>,
+}
+
+impl HistoryOptions {
+    fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+}
+
+/// `get_entity_history` being built; `.await` it. Resolves to every version, oldest first.
+#[must_use = "nothing is read until awaited"]
+pub struct EntityHistory<'c> {
+    conn: &'c mut Connection,
+    name: String,
+    id: String,
+    version: Option<i64>,
+    opts: HistoryOptions,
+}
+
+impl EntityHistory<'_> {
+    /// Returns the values as stored, without converting them back (see [`GetEntity::raw`]).
+    pub fn raw(mut self) -> Self {
+        self.opts.raw = true;
+        self
+    }
+
+    async fn run(self) -> Result<Vec<EntityMap>> {
+        let op = if self.version.is_some() {
+            "get_entity_by_version"
+        } else {
+            "get_entity_history"
+        };
+        let _op = self.conn.begin_operation(op, &self.name, self.opts.timeout);
+        self.conn
+            .history_read(&self.name, &self.id, self.version, self.opts.raw)
+            .await
+    }
+}
+
+impl<'c> IntoFuture for EntityHistory<'c> {
+    type Output = Result<Vec<EntityMap>>;
+    type IntoFuture = BoxFuture<'c, Result<Vec<EntityMap>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// `get_entity_by_version` being built; `.await` it. Resolves to that version, or `None`.
+#[must_use = "nothing is read until awaited"]
+pub struct EntityVersion<'c>(EntityHistory<'c>);
+
+impl EntityVersion<'_> {
+    /// Returns the values as stored, without converting them back (see [`GetEntity::raw`]).
+    pub fn raw(self) -> Self {
+        EntityVersion(self.0.raw())
+    }
+    /// Bounds the whole operation (see [`SaveEntity::timeout`]).
+    pub fn timeout(self, limit: Duration) -> Self {
+        EntityVersion(self.0.timeout(limit))
+    }
+}
+
+impl<'c> IntoFuture for EntityVersion<'c> {
+    type Output = Result<Option<EntityMap>>;
+    type IntoFuture = BoxFuture<'c, Result<Option<EntityMap>>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { Ok(self.0.run().await?.pop()) })
+    }
+}
+
 builder_timeout!(
+    EntityHistory,
     SaveEntity,
     SaveEntities,
     GetEntity,
@@ -813,26 +986,33 @@ impl Connection {
     }
 
     /// Every version of the entity, oldest first, each with `version`, `history_timestamp`,
-    /// `history_user_id` and `history_comment`.
-    pub async fn get_entity_history(
-        &mut self,
-        name: &str,
-        id: impl AsRef<str>,
-    ) -> Result<Vec<EntityMap>> {
-        self.history_impl(name, id.as_ref(), None).await
+    /// `history_user_id` and `history_comment`. Options: `.raw()` (values as stored),
+    /// `.timeout(d)`.
+    pub fn get_entity_history(&mut self, name: &str, id: impl AsRef<str>) -> EntityHistory<'_> {
+        EntityHistory {
+            conn: self,
+            name: name.to_owned(),
+            id: id.as_ref().to_owned(),
+            version: None,
+            opts: HistoryOptions::default(),
+        }
     }
 
     /// One version of the entity, or `None`. Saving it back restores that version's values
-    /// (system and history fields in it are ignored by saves).
-    pub async fn get_entity_by_version(
+    /// (system and history fields in it are ignored by saves). Options: `.raw()` (values as
+    /// stored), `.timeout(d)`.
+    pub fn get_entity_by_version(
         &mut self,
         name: &str,
         id: impl AsRef<str>,
         version: i64,
-    ) -> Result<Option<EntityMap>> {
-        Ok(self
-            .history_impl(name, id.as_ref(), Some(version))
-            .await?
-            .pop())
+    ) -> EntityVersion<'_> {
+        EntityVersion(EntityHistory {
+            conn: self,
+            name: name.to_owned(),
+            id: id.as_ref().to_owned(),
+            version: Some(version),
+            opts: HistoryOptions::default(),
+        })
     }
 }

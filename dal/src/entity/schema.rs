@@ -107,8 +107,11 @@ fn validate_ident(name: &str, max: usize, what: &str) -> Result<()> {
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub exists: bool,
-    /// User fields and their logical types.
+    /// User fields and their logical types (a field of a custom value type is `Text`).
     pub fields: BTreeMap<String, FieldType>,
+    /// Fields of a custom value type (see [`super::value_types`]), and the type's name as
+    /// recorded in `_meta`.
+    pub custom: BTreeMap<String, String>,
     loaded: Instant,
 }
 
@@ -119,6 +122,7 @@ impl Schema {
         Schema {
             exists: true,
             fields,
+            custom: BTreeMap::new(),
             loaded: Instant::now(),
         }
     }
@@ -127,6 +131,7 @@ impl Schema {
         Schema {
             exists: false,
             fields: BTreeMap::new(),
+            custom: BTreeMap::new(),
             loaded: Instant::now(),
         }
     }
@@ -140,6 +145,7 @@ impl Schema {
             k.hash(&mut h);
             v.as_str().hash(&mut h);
         }
+        self.custom.hash(&mut h);
         h.finish()
     }
 }
@@ -152,6 +158,9 @@ pub(crate) struct FieldSpec {
     pub ty: Option<FieldType>,
     pub index: bool,
     pub unique: bool,
+    /// A custom value type (the column is `TEXT`, `ty` is `Text`): recorded in `_meta` by
+    /// this name instead of `ty`'s.
+    pub value_type: Option<String>,
 }
 
 /// Where an entity's schema is cached: its name in the cache of the connection's pool.
@@ -233,19 +242,26 @@ impl Connection {
             )
             .await?;
         let mut fields = BTreeMap::new();
+        let mut custom = BTreeMap::new();
         for r in rows {
             let name: String = r.try_get(0)?;
             let ty: String = r.try_get(1)?;
-            let ty = FieldType::parse(&ty).ok_or_else(|| {
-                Error::Entity(format!(
-                    "metadata of {entity}: unknown type {ty:?} for field {name:?}"
-                ))
-            })?;
-            fields.insert(name, ty);
+            match FieldType::parse(&ty) {
+                Some(ty) => {
+                    fields.insert(name, ty);
+                }
+                // Any other name is a custom value type, stored as text; whether it is
+                // registered is checked where a value is converted (a raw read needs not).
+                None => {
+                    fields.insert(name.clone(), FieldType::Text);
+                    custom.insert(name, ty);
+                }
+            }
         }
         Ok(Schema {
             exists: true,
             fields,
+            custom,
             loaded: Instant::now(),
         })
     }
@@ -414,9 +430,10 @@ impl Connection {
                 }
                 let insert =
                     dialect.insert_if_absent(&meta_table(entity_owned), &["name", "type"], "name");
+                let recorded = f.value_type.as_deref().unwrap_or(ty.as_str());
                 conn.query_rows(
                     &insert,
-                    vec![Value::from(f.name.as_str()), Value::from(ty.as_str())],
+                    vec![Value::from(f.name.as_str()), Value::from(recorded)],
                 )
                 .await?;
             }

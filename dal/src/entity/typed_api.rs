@@ -42,6 +42,7 @@ fn specs<T: Entity>() -> Vec<FieldSpec> {
             ty: f.ty,
             index: f.index,
             unique: f.unique,
+            value_type: None,
         })
         .collect()
 }
@@ -176,6 +177,11 @@ async fn save_typed<T: Entity>(
     entities: &[&T],
     opts: &SaveOptions,
 ) -> Result<Vec<T>> {
+    if !opts.field_types.is_empty() {
+        return Err(Error::Entity(
+            "field_type (custom value types) applies to dynamic saves (save_entity, save_entities), not to typed entities".into(),
+        ));
+    }
     let mut maps = Vec::with_capacity(entities.len());
     let mut expected = Vec::with_capacity(entities.len());
     for e in entities {

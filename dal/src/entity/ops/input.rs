@@ -102,6 +102,7 @@ pub(super) fn plan_fields(
                             ty: Some(ty),
                             index: decl.is_some_and(|d| d.index),
                             unique: decl.is_some_and(|d| d.unique),
+                            value_type: None,
                         },
                     );
                 }

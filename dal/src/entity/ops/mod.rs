@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::codec::from_column;
 use super::schema::{Schema, SYSTEM_FIELDS};
 use super::typed::FieldType;
+use super::value_types;
 use crate::backend::{column_list, placeholders, Dialect};
 use crate::connection::Connection;
 use crate::error::{DbErrorKind, Error, Result};
@@ -77,6 +78,8 @@ pub(crate) struct Query {
     pub limit: Option<u64>,
     pub offset: Option<u64>,
     pub include_deleted: bool,
+    /// Values as stored, without conversion back.
+    pub raw: bool,
 }
 
 fn now_micros() -> DateTime<Utc> {
@@ -122,18 +125,34 @@ fn system_type(col: &str) -> FieldType {
     }
 }
 
-fn row_to_map(row: Row, schema: &Schema) -> Result<EntityMap> {
+/// How stored values come back: converted to their field's logical type (and through a custom
+/// value type's deserializer), or `raw`: each value as the driver decoded it
+/// ([`Value::to_json`]), with no conversion.
+fn row_to_map(row: Row, entity: &str, schema: &Schema, raw: bool) -> Result<EntityMap> {
     let names: Vec<String> = row.columns().to_vec();
     let mut map = Map::new();
     for (name, v) in names.into_iter().zip(row.into_values()) {
-        let ty = schema
-            .fields
-            .get(&name)
-            .copied()
-            .unwrap_or_else(|| system_type(&name));
-        map.insert(name, from_column(ty, v)?);
+        let json = if raw {
+            v.to_json()
+        } else {
+            field_json(entity, schema, &name, v)?
+        };
+        map.insert(name, json);
     }
     Ok(map)
+}
+
+/// A stored value of column `name` converted back for callers.
+fn field_json(entity: &str, schema: &Schema, name: &str, v: Value) -> Result<Json> {
+    if let Some(type_name) = schema.custom.get(name) {
+        return value_types::from_stored(entity, name, type_name, v);
+    }
+    let ty = schema
+        .fields
+        .get(name)
+        .copied()
+        .unwrap_or_else(|| system_type(name));
+    from_column(ty, v)
 }
 
 impl Connection {

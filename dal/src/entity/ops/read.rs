@@ -17,6 +17,19 @@ impl Connection {
         include_deleted: bool,
         lock: bool,
     ) -> Result<Option<EntityMap>> {
+        self.get_entity_read(entity, id, include_deleted, lock, false)
+            .await
+    }
+
+    /// [`get_entity_impl`](Self::get_entity_impl); with `raw`, values as stored.
+    pub(crate) async fn get_entity_read(
+        &mut self,
+        entity: &str,
+        id: &str,
+        include_deleted: bool,
+        lock: bool,
+        raw: bool,
+    ) -> Result<Option<EntityMap>> {
         let _scope = self.collection_scope(entity);
         if lock && !self.in_transaction() {
             return Err(Error::Transaction(
@@ -42,7 +55,7 @@ impl Connection {
         let rows = self.query_rows(&sql, vec![Value::from(id)]).await?;
         rows.into_iter()
             .next()
-            .map(|r| row_to_map(r, &schema))
+            .map(|r| row_to_map(r, entity, &schema, raw))
             .transpose()
     }
 
@@ -88,7 +101,9 @@ impl Connection {
         sql.push_str(&self.dialect().limit_offset(q.limit, q.offset));
         sql.push_str(&format!(" /* dal:{:x} */", schema.fingerprint()));
         let rows = self.query_rows(&sql, params).await?;
-        rows.into_iter().map(|r| row_to_map(r, &schema)).collect()
+        rows.into_iter()
+            .map(|r| row_to_map(r, entity, &schema, q.raw))
+            .collect()
     }
 
     pub(crate) async fn count_entities_impl(&mut self, entity: &str, q: &Query) -> Result<i64> {
@@ -107,6 +122,17 @@ impl Connection {
         entity: &str,
         id: &str,
         version: Option<i64>,
+    ) -> Result<Vec<EntityMap>> {
+        self.history_read(entity, id, version, false).await
+    }
+
+    /// [`history_impl`](Self::history_impl); with `raw`, values as stored.
+    pub(crate) async fn history_read(
+        &mut self,
+        entity: &str,
+        id: &str,
+        version: Option<i64>,
+        raw: bool,
     ) -> Result<Vec<EntityMap>> {
         let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
@@ -130,6 +156,8 @@ impl Connection {
             schema.fingerprint()
         );
         let rows = self.query_rows(&sql, params).await?;
-        rows.into_iter().map(|r| row_to_map(r, &schema)).collect()
+        rows.into_iter()
+            .map(|r| row_to_map(r, entity, &schema, raw))
+            .collect()
     }
 }

@@ -8,12 +8,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use super::super::codec::{from_column, to_column, Fit};
-use super::super::schema::{history_table, table, FieldSpec, Schema};
+use super::super::schema::{history_table, table, validate_field_name, FieldSpec, Schema};
+use super::super::typed::FieldType;
+use super::super::value_types;
 use super::input::{plan_fields, prepare_inputs};
 use super::sql::{next_versions_sql, upsert_sql, NewVersion};
 use super::{
-    column_list, columns, is_key_race, is_retryable_tx_error, now_micros, placeholders, row_to_map,
-    system_type, Audit, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
+    column_list, columns, field_json, is_key_race, is_retryable_tx_error, now_micros, placeholders,
+    row_to_map, system_type, Audit, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
 };
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -52,16 +54,77 @@ impl Connection {
             ));
         }
 
+        // Custom value types declared by this save: registered, and every value serialized,
+        // before anything is touched.
+        let declared_types = req.value_types;
+        for (field, type_name) in &declared_types {
+            validate_field_name(field)?;
+            value_types::validate_type_name(type_name)?;
+            value_types::require_registered(entity, field, type_name)?;
+        }
+        let mut custom = serialize_custom(entity, &rows, &declared_types)?;
+
         // Schema first: new fields and widenings are decided from the whole batch.
         let schema = self.entity_schema(entity, true).await?;
-        let (specs, widen) = plan_fields(entity, &schema, &rows, req.declared)?;
+        // Fields already recorded with a custom type are serialized too, before any schema
+        // change; a declaration must agree with what is recorded.
+        let mut expected_types = declared_types.clone();
+        for (field, type_name) in &declared_types {
+            if let Some(ty) = schema.fields.get(field) {
+                let recorded = schema.custom.get(field).map_or(ty.as_str(), String::as_str);
+                if recorded != type_name {
+                    return Err(Error::Entity(format!(
+                        "field {field:?} of {entity} is stored as {recorded:?}; it cannot be declared as value type {type_name:?} (use a new field name)"
+                    )));
+                }
+            }
+        }
+        let recorded: BTreeMap<String, String> = schema
+            .custom
+            .iter()
+            .filter(|(f, _)| {
+                !declared_types.contains_key(*f) && rows.iter().any(|r| r.contains_key(*f))
+            })
+            .map(|(f, t)| (f.clone(), t.clone()))
+            .collect();
+        for (row, more) in custom
+            .iter_mut()
+            .zip(serialize_custom(entity, &rows, &recorded)?)
+        {
+            row.extend(more);
+        }
+        expected_types.extend(recorded);
+
+        let mut declared: Vec<FieldSpec> = req.declared.to_vec();
+        declared.extend(declared_types.iter().map(|(field, type_name)| FieldSpec {
+            name: field.clone(),
+            ty: Some(FieldType::Text),
+            index: false,
+            unique: false,
+            value_type: Some(type_name.clone()),
+        }));
+        let (specs, widen) = plan_fields(entity, &schema, &rows, &declared)?;
         let schema = self.ensure_fields(entity, &specs, &widen).await?;
+        // A concurrent writer may have recorded a field first, with another type.
+        for row in &rows {
+            for field in row.keys() {
+                if schema.custom.get(field) != expected_types.get(field) {
+                    return Err(Error::Entity(format!(
+                        "field {field:?} of {entity} changed type while saving (another writer recorded it first); retry the save"
+                    )));
+                }
+            }
+        }
 
         // Convert every value before writing anything: bad input never leaves partial writes.
         let mut converted: Vec<BTreeMap<String, Value>> = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for (row, mut custom) in rows.iter().zip(custom) {
             let mut out = BTreeMap::new();
             for (k, v) in row {
+                if let Some(stored) = custom.remove(k) {
+                    out.insert(k.clone(), stored);
+                    continue;
+                }
                 let ty = match schema.fields.get(k) {
                     Some(t) => *t,
                     None if v.is_null() => continue,
@@ -81,7 +144,9 @@ impl Connection {
         if req.check {
             for (i, row) in converted.iter().enumerate() {
                 let version = expected.get(i).copied().flatten().unwrap_or(0) + 1;
-                out(simulate_stored(&schema, &ids[i], row, req.audit, version)?)?;
+                out(simulate_stored(
+                    entity, &schema, &ids[i], row, req.audit, version,
+                )?)?;
             }
         }
 
@@ -231,7 +296,7 @@ impl Connection {
                         version,
                     );
                     for r in self.query_full(&sql, params).await?.rows {
-                        let m = row_to_map(r, b.schema)?;
+                        let m = row_to_map(r, b.entity, b.schema, false)?;
                         if let Some(Json::String(id)) = m.get("id") {
                             saved.insert(id.clone(), m);
                         }
@@ -349,7 +414,7 @@ impl Connection {
                 )
                 .await?;
             for r in rows {
-                let m = row_to_map(r, schema)?;
+                let m = row_to_map(r, entity, schema, false)?;
                 if let Some(Json::String(id)) = m.get("id") {
                     let id = id.clone();
                     out.insert(id, m);
@@ -368,6 +433,8 @@ pub(crate) struct SaveRequest<'a> {
     pub expected: Vec<Option<i64>>,
     pub audit: &'a Audit,
     pub declared: &'a [FieldSpec],
+    /// Fields of a custom value type, declared by a dynamic save: field → type name.
+    pub value_types: BTreeMap<String, String>,
     /// Check before writing that every row, as it will be stored, converts through `out`.
     pub check: bool,
 }
@@ -381,9 +448,32 @@ impl<'a> SaveRequest<'a> {
             expected: Vec::new(),
             audit,
             declared: &[],
+            value_types: BTreeMap::new(),
             check: false,
         }
     }
+}
+
+/// Per row, the values of the fields in `types` (field → custom value type) that the row
+/// holds, through their serializers.
+fn serialize_custom(
+    entity: &str,
+    rows: &[EntityMap],
+    types: &BTreeMap<String, String>,
+) -> Result<Vec<BTreeMap<String, Value>>> {
+    rows.iter()
+        .map(|row| {
+            types
+                .iter()
+                .filter_map(|(field, type_name)| {
+                    row.get(field).map(|v| {
+                        value_types::to_stored(entity, field, type_name, v)
+                            .map(|stored| (field.clone(), stored))
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// One batch, validated and converted, ready to write.
@@ -400,6 +490,7 @@ struct Batch<'a> {
 /// The entity as it will read back once `row` is saved: system fields filled in, each value
 /// through the same conversion a read uses.
 fn simulate_stored(
+    entity: &str,
     schema: &Schema,
     id: &str,
     row: &BTreeMap<String, Value>,
@@ -420,9 +511,9 @@ fn simulate_stored(
     ] {
         m.insert(col.to_owned(), from_column(system_type(col), v)?);
     }
-    for (name, ty) in &schema.fields {
+    for name in schema.fields.keys() {
         let v = row.get(name).cloned().unwrap_or(Value::Null);
-        m.insert(name.clone(), from_column(*ty, v)?);
+        m.insert(name.clone(), field_json(entity, schema, name, v)?);
     }
     Ok(m)
 }
