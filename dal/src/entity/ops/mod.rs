@@ -125,17 +125,38 @@ fn system_type(col: &str) -> FieldType {
     }
 }
 
-/// How stored values come back: converted to their field's logical type (and through a custom
-/// value type's deserializer), or `raw`: each value as the driver decoded it
-/// ([`Value::to_json`]), with no conversion.
-fn row_to_map(row: Row, entity: &str, schema: &Schema, raw: bool) -> Result<EntityMap> {
+/// How stored values come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    /// Converted to each field's logical type (and through a custom value type's
+    /// deserializer).
+    Converted,
+    /// As stored, with no conversion: each value as the driver decodes it
+    /// ([`Value::to_json`]), except booleans where the backend stores integers (MySQL,
+    /// SQLite): `1` / `0`.
+    Raw { native_bool: bool },
+}
+
+impl Connection {
+    fn decode(&self, raw: bool) -> Decode {
+        if raw {
+            Decode::Raw {
+                native_bool: self.backend() == crate::sql::Backend::Postgres,
+            }
+        } else {
+            Decode::Converted
+        }
+    }
+}
+
+fn row_to_map(row: Row, entity: &str, schema: &Schema, how: Decode) -> Result<EntityMap> {
     let names: Vec<String> = row.columns().to_vec();
     let mut map = Map::new();
     for (name, v) in names.into_iter().zip(row.into_values()) {
-        let json = if raw {
-            v.to_json()
-        } else {
-            field_json(entity, schema, &name, v)?
+        let json = match (how, v) {
+            (Decode::Converted, v) => field_json(entity, schema, &name, v)?,
+            (Decode::Raw { native_bool: false }, Value::Bool(b)) => Json::from(i64::from(b)),
+            (Decode::Raw { .. }, v) => v.to_json(),
         };
         map.insert(name, json);
     }

@@ -53,9 +53,10 @@ impl Connection {
             schema.fingerprint()
         );
         let rows = self.query_rows(&sql, vec![Value::from(id)]).await?;
+        let how = self.decode(raw);
         rows.into_iter()
             .next()
-            .map(|r| row_to_map(r, entity, &schema, raw))
+            .map(|r| row_to_map(r, entity, &schema, how))
             .transpose()
     }
 
@@ -101,8 +102,9 @@ impl Connection {
         sql.push_str(&self.dialect().limit_offset(q.limit, q.offset));
         sql.push_str(&format!(" /* dal:{:x} */", schema.fingerprint()));
         let rows = self.query_rows(&sql, params).await?;
+        let how = self.decode(q.raw);
         rows.into_iter()
-            .map(|r| row_to_map(r, entity, &schema, q.raw))
+            .map(|r| row_to_map(r, entity, &schema, how))
             .collect()
     }
 
@@ -156,8 +158,9 @@ impl Connection {
             schema.fingerprint()
         );
         let rows = self.query_rows(&sql, params).await?;
+        let how = self.decode(raw);
         rows.into_iter()
-            .map(|r| row_to_map(r, entity, &schema, raw))
+            .map(|r| row_to_map(r, entity, &schema, how))
             .collect()
     }
 }

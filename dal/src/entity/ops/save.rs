@@ -15,7 +15,7 @@ use super::input::{plan_fields, prepare_inputs};
 use super::sql::{next_versions_sql, upsert_sql, NewVersion};
 use super::{
     column_list, columns, field_json, is_key_race, is_retryable_tx_error, now_micros, placeholders,
-    row_to_map, system_type, Audit, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
+    row_to_map, system_type, Audit, Decode, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
 };
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -296,7 +296,7 @@ impl Connection {
                         version,
                     );
                     for r in self.query_full(&sql, params).await?.rows {
-                        let m = row_to_map(r, b.entity, b.schema, false)?;
+                        let m = row_to_map(r, b.entity, b.schema, Decode::Converted)?;
                         if let Some(Json::String(id)) = m.get("id") {
                             saved.insert(id.clone(), m);
                         }
@@ -414,7 +414,7 @@ impl Connection {
                 )
                 .await?;
             for r in rows {
-                let m = row_to_map(r, entity, schema, false)?;
+                let m = row_to_map(r, entity, schema, Decode::Converted)?;
                 if let Some(Json::String(id)) = m.get("id") {
                     let id = id.clone();
                     out.insert(id, m);
