@@ -33,7 +33,7 @@
 //! let raw = conn.get_entity("doc_places", id).raw().await?.unwrap_or_default();
 //! assert_eq!(raw["loc"], json!("1.5,2"));
 //! # Ok(()) }
-//! //! ```
+//! ```
 //!
 //! Registration is process-wide (like the seed's `register_serializer`), not per
 //! [`Database`](crate::Database): the type name lives in the entity's `_meta` table, which
