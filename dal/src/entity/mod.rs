@@ -28,11 +28,13 @@
 //!
 //! Every option of an entity operation is a method on the value the operation returns:
 //! `save_entity(..)` / `save(..)` / `save_all(..)` take `.user_id()`, `.comment()` (both
-//! recorded in the history row) and `.expect_version()`; `delete_entity(..)` / `delete(..)`
+//! recorded in the history row) and `.expect_version()`, and the dynamic saves
+//! `.field_type()` (a custom value type, see [`value_types`]); `delete_entity(..)` / `delete(..)`
 //! take `.permanent()`, `.user_id()`, `.comment()`; `restore_entity(..)` / `restore(..)` take
 //! `.user_id()`, `.comment()`; `get_entity(..)` / `get(..)` take `.include_deleted()`,
 //! `.for_update()`; `find_entities(..)` / `find()` take `.filter()`, `.order_by()`, `.limit()`,
-//! `.offset()`, `.include_deleted()`; `count_entities(..)` / `count()` take `.filter()`,
+//! `.offset()`, `.include_deleted()`; the dynamic reads (`get_entity`, `find_entities`,
+//! `get_entity_history`, `get_entity_by_version`) take `.raw()` (values as stored); `count_entities(..)` / `count()` take `.filter()`,
 //! `.include_deleted()`. The same options exist as plain structs ([`SaveOptions`],
 //! [`DeleteOptions`], [`RestoreOptions`], [`GetOptions`], [`FindOptions`]), taken by the
 //! typed `_with` forms (`save_with`, `delete_with`, `count_with`, …) and by the blocking twin.
