@@ -190,7 +190,16 @@ async fn custom_type_round_trips_through_save_get_find_and_history() {
                     .raw(),
             )?;
             assert_eq!(raw[0]["spot"], json!("0,0"));
-            Ok(id_of(&e))
+            let sid = id_of(&e);
+            let got = s.get_entity_with("vt_places", &sid, GetOptions::default().raw())?;
+            assert_eq!(got.unwrap()["loc"], json!("5,6"));
+            let h =
+                s.get_entity_history_with("vt_places", &sid, HistoryOptions::default().raw())?;
+            assert_eq!(h[0]["spot"], json!("0,0"));
+            let v1 =
+                s.get_entity_by_version_with("vt_places", &sid, 1, HistoryOptions::default())?;
+            assert_eq!(v1.unwrap()["spot"], json!({"x": 0, "y": 0}));
+            Ok(sid)
         })
         .join()
         .unwrap()?;

@@ -53,8 +53,8 @@ pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
 pub use entity::{
     is_serializer_registered, register_serializer, unregister_serializer, DeleteOptions, Entity,
-    FieldDef, FieldType, FindOptions, GetOptions, IntoEntity, RestoreOptions, SaveOptions,
-    ValueTypeError, Versioned,
+    FieldDef, FieldType, FindOptions, GetOptions, HistoryOptions, IntoEntity, RestoreOptions,
+    SaveOptions, ValueTypeError, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
 pub use mapping::{QueryAs, RowsExt};
@@ -79,8 +79,8 @@ pub mod prelude {
         TimeoutKind, Value,
     };
     pub use crate::{
-        Decimal, DeleteOptions, FindOptions, GetOptions, IntoEntity, RestoreOptions, SaveOptions,
-        Versioned,
+        Decimal, DeleteOptions, FindOptions, GetOptions, HistoryOptions, IntoEntity,
+        RestoreOptions, SaveOptions, Versioned,
     };
     pub use serde_json::{json, Map, Value as JsonValue};
 }

@@ -822,17 +822,81 @@ impl<'c> IntoFuture for RestoreEntity<'c> {
     }
 }
 
-/// Options of a history read (`get_entity_history`, `get_entity_by_version`).
+/// Options of a history read ([`Connection::get_entity_history`],
+/// [`Connection::get_entity_by_version`]): values as stored, and a bound for the whole
+/// operation. Taken by the blocking twin's `get_entity_history_with` and
+/// `get_entity_by_version_with`; the async builders have the same options as methods.
+///
+/// ```
+/// let opts = dal::HistoryOptions::default().raw();
+/// assert!(opts.raw && opts.timeout.is_none());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
-struct HistoryOptions {
-    raw: bool,
-    timeout: Option<Duration>,
+pub struct HistoryOptions {
+    /// Values as stored, without conversion back (see [`GetEntity::raw`]).
+    pub raw: bool,
+    /// Bound for the whole operation (see [`SaveEntity::timeout`]); `None`: each statement
+    /// has `query_execution_timeout`.
+    pub timeout: Option<Duration>,
 }
 
 impl HistoryOptions {
-    fn timeout(mut self, limit: Duration) -> Self {
+    /// Values as stored, without conversion back (see [`GetEntity::raw`]).
+    pub fn raw(mut self) -> Self {
+        self.raw = true;
+        self
+    }
+    /// Bounds the whole operation (see [`SaveEntity::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
         self
+    }
+}
+
+// The blocking twins of the history reads' options. (Kept here, beside the builders they
+// run, rather than in `blocking.rs`; they may move there.)
+impl crate::blocking::SyncConnection {
+    /// [`get_entity_history`](crate::SyncConnection::get_entity_history) with options:
+    /// values as stored ([`HistoryOptions::raw`]), timeout.
+    pub fn get_entity_history_with(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        opts: HistoryOptions,
+    ) -> Result<Vec<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|conn| {
+            EntityHistory {
+                conn,
+                name: name.to_owned(),
+                id,
+                version: None,
+                opts,
+            }
+            .into_future()
+        })
+    }
+
+    /// [`get_entity_by_version`](crate::SyncConnection::get_entity_by_version) with options:
+    /// values as stored ([`HistoryOptions::raw`]), timeout.
+    pub fn get_entity_by_version_with(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        version: i64,
+        opts: HistoryOptions,
+    ) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|conn| {
+            EntityVersion(EntityHistory {
+                conn,
+                name: name.to_owned(),
+                id,
+                version: Some(version),
+                opts,
+            })
+            .into_future()
+        })
     }
 }
 
