@@ -10,9 +10,9 @@
 use std::future::IntoFuture;
 
 use super::{
-    CountEntities, DeleteEntity, DeleteOptions, Entity, EntityMap, FindEntities, FindOptions,
-    GetEntity, GetOptions, IntoEntity, RestoreEntity, RestoreOptions, SaveEntities, SaveEntity,
-    SaveOptions, Versioned,
+    CountEntities, DeleteEntity, DeleteOptions, Entity, EntityHistory, EntityMap, EntityVersion,
+    FindEntities, FindOptions, GetEntity, GetOptions, HistoryOptions, IntoEntity, RestoreEntity,
+    RestoreOptions, SaveEntities, SaveEntity, SaveOptions, Versioned,
 };
 use crate::blocking::SyncConnection;
 use crate::error::Result;
@@ -359,5 +359,51 @@ impl SyncConnection {
     ) -> Result<Option<Versioned<T>>> {
         let id = id.as_ref().to_owned();
         self.with(|c| async move { c.get_version::<T>(id, version).await })
+    }
+}
+
+/// The history reads with options.
+impl SyncConnection {
+    /// [`get_entity_history`](crate::SyncConnection::get_entity_history) with options:
+    /// values as stored ([`HistoryOptions::raw`]), timeout.
+    pub fn get_entity_history_with(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        opts: HistoryOptions,
+    ) -> Result<Vec<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|conn| {
+            EntityHistory {
+                conn,
+                name: name.to_owned(),
+                id,
+                version: None,
+                opts,
+            }
+            .into_future()
+        })
+    }
+
+    /// [`get_entity_by_version`](crate::SyncConnection::get_entity_by_version) with options:
+    /// values as stored ([`HistoryOptions::raw`]), timeout.
+    pub fn get_entity_by_version_with(
+        &mut self,
+        name: &str,
+        id: impl AsRef<str>,
+        version: i64,
+        opts: HistoryOptions,
+    ) -> Result<Option<EntityMap>> {
+        let id = id.as_ref().to_owned();
+        self.with(|conn| {
+            EntityVersion(EntityHistory {
+                conn,
+                name: name.to_owned(),
+                id,
+                version: Some(version),
+                opts,
+            })
+            .into_future()
+        })
     }
 }

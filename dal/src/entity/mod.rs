@@ -853,53 +853,6 @@ impl HistoryOptions {
     }
 }
 
-// The blocking twins of the history reads' options. (Kept here, beside the builders they
-// run, rather than in `blocking.rs`; they may move there.)
-impl crate::blocking::SyncConnection {
-    /// [`get_entity_history`](crate::SyncConnection::get_entity_history) with options:
-    /// values as stored ([`HistoryOptions::raw`]), timeout.
-    pub fn get_entity_history_with(
-        &mut self,
-        name: &str,
-        id: impl AsRef<str>,
-        opts: HistoryOptions,
-    ) -> Result<Vec<EntityMap>> {
-        let id = id.as_ref().to_owned();
-        self.with(|conn| {
-            EntityHistory {
-                conn,
-                name: name.to_owned(),
-                id,
-                version: None,
-                opts,
-            }
-            .into_future()
-        })
-    }
-
-    /// [`get_entity_by_version`](crate::SyncConnection::get_entity_by_version) with options:
-    /// values as stored ([`HistoryOptions::raw`]), timeout.
-    pub fn get_entity_by_version_with(
-        &mut self,
-        name: &str,
-        id: impl AsRef<str>,
-        version: i64,
-        opts: HistoryOptions,
-    ) -> Result<Option<EntityMap>> {
-        let id = id.as_ref().to_owned();
-        self.with(|conn| {
-            EntityVersion(EntityHistory {
-                conn,
-                name: name.to_owned(),
-                id,
-                version: Some(version),
-                opts,
-            })
-            .into_future()
-        })
-    }
-}
-
 /// `get_entity_history` being built; `.await` it. Resolves to every version, oldest first.
 #[must_use = "nothing is read until awaited"]
 pub struct EntityHistory<'c> {
