@@ -112,11 +112,15 @@ pub(crate) struct OpDeadline {
     pub limit: Duration,
 }
 
-/// Ends an entity operation's deadline when dropped (also if the operation is cancelled) and
-/// logs the operation if it was slow.
+/// Ends an entity operation when dropped (also if the operation is cancelled): its deadline
+/// and its attribution of statements to the entity end, and the operation is logged if it was
+/// slow.
 pub(crate) struct OperationGuard {
     cell: Arc<std::sync::Mutex<Option<OpDeadline>>>,
     previous: Option<OpDeadline>,
+    /// The connection's collection attribution, and the one to put back.
+    collection: Collection,
+    outer_collection: Option<Arc<str>>,
     started: std::time::Instant,
     slow: Duration,
     alias: String,
@@ -127,6 +131,7 @@ pub(crate) struct OperationGuard {
 impl Drop for OperationGuard {
     fn drop(&mut self) {
         *self.cell.lock().unwrap_or_else(|p| p.into_inner()) = self.previous;
+        self.collection.replace(self.outer_collection.take());
         let took = self.started.elapsed();
         if took >= self.slow {
             tracing::warn!(
@@ -143,7 +148,7 @@ impl Drop for OperationGuard {
 }
 
 /// The entity (collection) the current entity operation of a connection works on, if any.
-/// Set for the length of the operation by a [`CollectionScope`].
+/// Set for the length of the operation by its [`OperationGuard`].
 #[derive(Clone, Default)]
 pub(crate) struct Collection(Arc<Mutex<Option<Arc<str>>>>);
 
@@ -161,19 +166,6 @@ impl Collection {
             Ok(mut g) => std::mem::replace(&mut *g, name),
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), name),
         }
-    }
-}
-
-/// While alive, statements on the connection are attributed to one entity; dropped (the
-/// operation ended, failed or was cancelled), the previous attribution is back.
-pub(crate) struct CollectionScope {
-    cell: Collection,
-    outer: Option<Arc<str>>,
-}
-
-impl Drop for CollectionScope {
-    fn drop(&mut self) {
-        self.cell.replace(self.outer.take());
     }
 }
 
@@ -211,7 +203,8 @@ impl Connection {
         }
     }
 
-    /// Starts an entity operation (`what` on `entity`) bounded by `timeout` as a whole: every
+    /// Starts an entity operation (`what` on `entity`), whose statements' spans name the
+    /// entity, bounded by `timeout` as a whole: every
     /// statement it runs gets at most what is left (then is stopped on the server as a
     /// statement timeout is), retries do not sleep past it, and running out is
     /// [`TimeoutKind::Operation`](crate::TimeoutKind::Operation). A nested operation keeps the
@@ -235,9 +228,17 @@ impl Connection {
             }
         }
         drop(cell);
+        // Its statements' spans name the entity (`db.collection.name`).
+        let collection = self
+            .collection
+            .get_or_insert_with(Collection::default)
+            .clone();
+        let outer_collection = collection.replace(Some(Arc::from(entity)));
         OperationGuard {
             cell: self.op_deadline.clone(),
             previous,
+            collection,
+            outer_collection,
             started: now,
             slow: self.pool.config.get_slow_query_threshold(),
             alias: self.pool.alias.clone(),
@@ -262,17 +263,6 @@ impl Connection {
             )),
             _ => Ok(()),
         }
-    }
-
-    /// Attributes the statements run on this connection to `entity` until the returned scope
-    /// is dropped (an entity operation holds it from start to end, cancellation included).
-    pub(crate) fn collection_scope(&mut self, entity: &str) -> CollectionScope {
-        let cell = self
-            .collection
-            .get_or_insert_with(Collection::default)
-            .clone();
-        let outer = cell.replace(Some(Arc::from(entity)));
-        CollectionScope { cell, outer }
     }
 
     /// A connection of the primary that notes its writes in `writes`.

@@ -381,6 +381,7 @@ impl Connection {
 
     /// Every version of a `T`, oldest first, with its history metadata.
     pub async fn history<T: Entity>(&mut self, id: impl AsRef<str>) -> Result<Vec<Versioned<T>>> {
+        let _op = self.begin_operation("history", T::table_name(), None);
         let rows = self
             .history_impl(T::table_name(), id.as_ref(), None)
             .await?;
@@ -393,6 +394,7 @@ impl Connection {
         id: impl AsRef<str>,
         version: i64,
     ) -> Result<Option<Versioned<T>>> {
+        let _op = self.begin_operation("get_version", T::table_name(), None);
         let mut rows = self
             .history_impl(T::table_name(), id.as_ref(), Some(version))
             .await?;

@@ -15,7 +15,6 @@ impl Connection {
         permanent: bool,
         audit: &Audit,
     ) -> Result<bool> {
-        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);
@@ -72,7 +71,6 @@ impl Connection {
         id: &str,
         audit: &Audit,
     ) -> Result<bool> {
-        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(false);

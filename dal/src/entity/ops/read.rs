@@ -30,7 +30,6 @@ impl Connection {
         lock: bool,
         raw: bool,
     ) -> Result<Option<EntityMap>> {
-        let _scope = self.collection_scope(entity);
         if lock && !self.in_transaction() {
             return Err(Error::Transaction(
                 "a locking read (for_update / get_for_update) needs an open transaction: the lock would end with the statement; use #[auto_transaction] or begin_transaction".into(),
@@ -84,7 +83,6 @@ impl Connection {
         entity: &str,
         q: &Query,
     ) -> Result<Vec<EntityMap>> {
-        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());
@@ -109,7 +107,6 @@ impl Connection {
     }
 
     pub(crate) async fn count_entities_impl(&mut self, entity: &str, q: &Query) -> Result<i64> {
-        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(0);
@@ -136,7 +133,6 @@ impl Connection {
         version: Option<i64>,
         raw: bool,
     ) -> Result<Vec<EntityMap>> {
-        let _scope = self.collection_scope(entity);
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Ok(Vec::new());

@@ -41,7 +41,6 @@ impl Connection {
     {
         let entity = req.entity;
         super::super::schema::validate_entity_name(entity)?;
-        let _scope = self.collection_scope(entity);
         self.refuse_writes_if_read_only()?;
         if req.inputs.is_empty() {
             return Ok(Vec::new());
