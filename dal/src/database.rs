@@ -10,7 +10,7 @@ use crate::config::{CredentialTag, DatabaseConfig};
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::pool::{
-    close_pools, pool_for, registered_pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics,
+    close_pools, registered_pool_for, LeakReport, PoolInner, PoolManager, PoolMetrics, PoolSlot,
     PoolStatus, PoolTuning,
 };
 use crate::sql::Backend;
@@ -50,14 +50,6 @@ struct DbInner {
     pool: Mutex<PoolSlot>,
     /// Replicas, the primary's read pool and this handle's writes (see [`crate::topology`]).
     routing: Routing,
-}
-
-#[derive(Default)]
-struct PoolSlot {
-    pool: Option<Arc<PoolInner>>,
-    /// Given to a pool this database creates when no open pool shares its hash (see
-    /// [`PoolManager::set_pool_tuning`]).
-    tuning: Option<PoolTuning>,
 }
 
 impl std::fmt::Debug for Database {
@@ -146,14 +138,7 @@ impl Database {
             .pool
             .lock()
             .map_err(|_| crate::Error::Internal("database pool slot poisoned".into()))?;
-        match slot.pool.as_ref() {
-            Some(p) if !p.is_closed() => Ok(p.clone()),
-            _ => {
-                let p = pool_for(self.inner.backend, &self.inner.config, slot.tuning)?;
-                slot.pool = Some(p.clone());
-                Ok(p)
-            }
-        }
+        slot.open(self.inner.backend, &self.inner.config)
     }
 
     /// Borrows a connection from the shared pool, within `connection_acquisition_timeout`.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::config::{DatabaseConfig, ReadYourWrites};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
-use crate::pool::{pool_for, PoolInner, PoolStatus};
+use crate::pool::{DropGuard, PoolInner, PoolSlot, PoolStatus};
 use crate::sql::Backend;
 use crate::value::Value;
 use crate::Database;
@@ -133,31 +133,26 @@ impl WriteLog {
 /// A pool created on first use (and again after it was closed).
 struct Slot {
     config: DatabaseConfig,
-    pool: Mutex<Option<Arc<PoolInner>>>,
+    pool: Mutex<PoolSlot>,
 }
 
 impl Slot {
     fn new(config: DatabaseConfig) -> Self {
         Slot {
             config,
-            pool: Mutex::new(None),
+            pool: Mutex::default(),
         }
     }
 
     fn get(&self, backend: Backend) -> Result<Arc<PoolInner>> {
-        let mut slot = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some(p) if !p.is_closed() => Ok(p.clone()),
-            _ => {
-                let p = pool_for(backend, &self.config, None)?;
-                *slot = Some(p.clone());
-                Ok(p)
-            }
-        }
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .open(backend, &self.config)
     }
 
     fn opened(&self) -> Option<Arc<PoolInner>> {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).last()
     }
 }
 
@@ -313,9 +308,7 @@ impl Database {
             }
             // SQLite: no replicas, no read-only sessions; dal refuses writes on it.
             let conn = self.connection_at(location).await?;
-            return Ok(conn
-                .noting_writes(None)
-                .for_reads(Role::Primary, None, None));
+            return Ok(conn.for_reads(Role::Primary, None, None));
         }
         if !routing.replicas.is_empty() {
             let need = self.need(routing).await;
@@ -478,7 +471,8 @@ fn check_health(pool: &Arc<PoolInner>, max_lag: Duration) {
     let pool = pool.clone();
     handle.spawn(async move {
         // Released however the task ends (also when its runtime is dropped mid-check).
-        let _done = CheckDone(pool.clone());
+        let done = pool.clone();
+        let _done = DropGuard::new(move || done.replica.check_done());
         let measured = tokio::time::timeout(HEALTH_TIMEOUT, measure_lag(&pool)).await;
         match measured {
             Ok(Ok(lag)) => pool.replica.record_lag(&pool.alias, lag, max_lag),
@@ -491,15 +485,6 @@ fn check_health(pool: &Arc<PoolInner>, max_lag: Duration) {
             ),
         }
     });
-}
-
-/// Marks a replica's health check finished when dropped.
-struct CheckDone(Arc<PoolInner>);
-
-impl Drop for CheckDone {
-    fn drop(&mut self) {
-        self.0.replica.check_done();
-    }
 }
 
 /// The replica's lag (`None`: not replicating).

@@ -66,13 +66,14 @@ mod replica;
 mod schema_cache;
 mod tuning;
 
+pub(crate) use dropguard::DropGuard;
 pub(crate) use manager::close_pools;
 pub use manager::PoolManager;
 pub(crate) use observability::QueryEvent;
 pub use observability::{LeakReport, Percentiles, PoolMetrics, PoolStatus, ScalingAdvice};
 pub(crate) use registry::{
-    pool_for, registered_groups, registered_pool_for, registered_pools, registered_pools_with_hash,
-    unregister,
+    registered_groups, registered_pool_for, registered_pools, registered_pools_with_hash,
+    unregister, PoolSlot,
 };
 pub(crate) use replica::{PoolRole, ReplicaState};
 pub(crate) use schema_cache::SchemaCache;

@@ -64,6 +64,41 @@ pub(crate) fn pool_for(
     Ok(pool)
 }
 
+/// Where a `Database` keeps a pool it uses (its own, or one of its replicas' and read pools):
+/// the pool last used, so the registry is consulted only once it was closed, and the tuning to
+/// give a pool it creates.
+#[derive(Default)]
+pub(crate) struct PoolSlot {
+    pool: Option<Arc<PoolInner>>,
+    /// Given to a pool created here when no open pool shares its hash (see
+    /// [`PoolManager::set_pool_tuning`](crate::PoolManager::set_pool_tuning)).
+    pub(crate) tuning: Option<PoolTuning>,
+}
+
+impl PoolSlot {
+    /// The pool for `config`: the one last used while it is open, else the registry's (created
+    /// if need be, see [`pool_for`]).
+    pub(crate) fn open(
+        &mut self,
+        backend: Backend,
+        config: &DatabaseConfig,
+    ) -> Result<Arc<PoolInner>> {
+        match self.pool.as_ref() {
+            Some(p) if !p.is_closed() => Ok(p.clone()),
+            _ => {
+                let p = pool_for(backend, config, self.tuning)?;
+                self.pool = Some(p.clone());
+                Ok(p)
+            }
+        }
+    }
+
+    /// The pool last used, if any (open or closed).
+    pub(crate) fn last(&self) -> Option<Arc<PoolInner>> {
+        self.pool.clone()
+    }
+}
+
 /// Warns (target `dal::pool`) when `config` joins `pool` — same hash, same credentials — with a
 /// retry policy or circuit-breaker settings other than the pool's: they are not part of the
 /// hash, and the pool keeps those of the configuration that created it.
