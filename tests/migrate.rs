@@ -357,6 +357,14 @@ async fn migrations_mode_runs_no_ddl_until_the_migrator_did() {
             assert!(tables.is_err(), "no table was created");
 
             Migrator::new(&db).entity::<Mode>().apply().await?;
+            // A required field of a new entity is NOT NULL (SQLite: by a rebuild of the new table).
+            let (nullable, _) = column(&mut conn, "mig_mode", "title").await?.unwrap();
+            assert!(!nullable);
+            let e = conn
+                .save_entity("mig_mode", json!({"title": null}))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), DbErrorKind::NotNullViolation, "{e}");
             conn.save(&Mode {
                 id: None,
                 title: "t".into(),
