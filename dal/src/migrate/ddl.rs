@@ -196,7 +196,11 @@ pub(crate) fn sqlite_rebuild(
         seen.push(name.clone());
         copied.push(format!("[{name}]"));
         defs.push(match declared(name) {
-            Some(f) => column_def(d, Backend::Sqlite, f, Some(&col.sql_type))?,
+            Some(f) => {
+                let recorded = live.meta.get(name).and_then(|t| FieldType::parse(t));
+                let keep = (f.ty.is_none() || f.ty == recorded).then_some(col.sql_type.as_str());
+                column_def(d, Backend::Sqlite, f, keep)?
+            }
             None => {
                 let mut s = format!("[{name}] {}", col.sql_type);
                 if !col.nullable {
@@ -256,17 +260,17 @@ pub(crate) fn sqlite_rebuild(
 }
 
 /// `[name] type [NOT NULL] [DEFAULT x]` of a declared field on the entity's table (SQLite's
-/// rebuild; MySQL's `MODIFY`). `live_type`: the column's current type, kept when the field
-/// declares none.
+/// rebuild; MySQL's `MODIFY`). `live_type`: the column's current type, kept when given (the
+/// callers pass `None` when the type changes).
 pub(crate) fn column_def(
     d: &dyn Dialect,
     backend: Backend,
     f: &FieldSpec,
     live_type: Option<&str>,
 ) -> Result<String> {
-    let ty = match (f.ty, live_type) {
-        (Some(t), _) => d.column_type(t, keyed(f)).to_owned(),
-        (None, Some(l)) => l.to_owned(),
+    let ty = match (live_type, f.ty) {
+        (Some(l), _) => l.to_owned(),
+        (None, Some(t)) => d.column_type(t, keyed(f)).to_owned(),
         (None, None) => "TEXT".to_owned(),
     };
     let mut s = format!("[{}] {ty}", f.name);

@@ -529,3 +529,96 @@ pub(crate) fn plan_entity(
     out.statements.extend(b.late);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::migrate::catalog::LiveColumn;
+    use crate::migrate::FieldSpec;
+
+    fn live_with(col: &str, sql_type: &str, default: Option<&str>) -> LiveEntity {
+        let mut live = LiveEntity::sqlite_system_columns();
+        live.exists = true;
+        live.columns.push((
+            col.to_owned(),
+            LiveColumn {
+                sql_type: sql_type.to_owned(),
+                nullable: true,
+                default: default.map(str::to_owned),
+            },
+        ));
+        live.history_columns.insert(col.to_owned());
+        live.meta.insert(col.to_owned(), "int".to_owned());
+        live
+    }
+
+    fn decl(f: FieldSpec) -> EntitySchema {
+        EntitySchema {
+            name: "t".into(),
+            fields: vec![f],
+        }
+    }
+
+    #[test]
+    fn mysql_modify_restates_the_whole_column() {
+        let mut f = FieldSpec::new("n", FieldType::Int);
+        f.nullable = false;
+        f.default = Some(serde_json::json!(3));
+        let nulls = HashMap::from([("n".to_owned(), 2)]);
+        let p = plan_entity(
+            Backend::MySql,
+            &decl(f),
+            &live_with("n", "bigint(20)", Some("3")),
+            &nulls,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            p.changes,
+            [Change::SetNotNull {
+                entity: "t".into(),
+                field: "n".into(),
+                nulls: 2
+            }]
+        );
+        assert_eq!(
+            p.statements,
+            [
+                "UPDATE [t] SET [n] = 3 WHERE [n] IS NULL",
+                "ALTER TABLE [t] MODIFY COLUMN [n] bigint(20) NOT NULL DEFAULT 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn sqlite_rebuilds_the_table_for_a_check_on_an_existing_column() {
+        let mut f = FieldSpec::new("n", FieldType::Int);
+        f.check = Some("[n] > 0".into());
+        let mut live = live_with("n", "INTEGER", None);
+        live.indexes.insert("t_n_idx".into(), false);
+        live.index_sql.insert(
+            "t_n_idx".into(),
+            "CREATE INDEX \"t_n_idx\" ON \"t\" (\"n\")".into(),
+        );
+        let p = plan_entity(Backend::Sqlite, &decl(f), &live, &HashMap::new(), false).unwrap();
+        assert!(matches!(
+            p.changes[..],
+            [Change::AddCheck { .. }, Change::DropIndex { .. }]
+        ));
+        let s = &p.statements;
+        assert_eq!(s[0], "DROP INDEX IF EXISTS [t_n_idx]");
+        assert_eq!(s[1], "PRAGMA defer_foreign_keys = ON");
+        assert!(s[2].starts_with("CREATE TABLE [t__dal_rebuild] ([id] TEXT NOT NULL"));
+        assert!(s[2].contains(&format!(
+            "CONSTRAINT [{}] CHECK ([n] > 0)",
+            check_name("t", "n", "[n] > 0")
+        )));
+        assert!(s[3].starts_with("INSERT INTO [t__dal_rebuild] ([id], "));
+        assert_eq!(s[4], "DROP TABLE [t]");
+        assert_eq!(s[5], "ALTER TABLE [t__dal_rebuild] RENAME TO [t]");
+        // The dropped index is not recreated.
+        assert_eq!(s.len(), 6);
+    }
+}
