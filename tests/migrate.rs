@@ -593,6 +593,22 @@ async fn a_json_schema_makes_foreign_keys_and_widens_types() {
             .save_entity("mig_fk_order", json!({"orderTotal": 2.5}))
             .await?;
         assert_eq!(saved["orderTotal"], json!(2.5));
+
+        // Back to int: a narrowing, refused unless allowed; values convert (7.0 → 7).
+        conn.execute("DELETE FROM [mig_fk_order]", ()).await?;
+        conn.save_entity("mig_fk_order", json!({"orderTotal": 7.0}))
+            .await?;
+        std::fs::write(&file, schema("int").to_string()).unwrap();
+        let narrow = Migrator::new(&db).schema_file(&file);
+        let plan = narrow.plan().await?;
+        assert!(
+            matches!(plan.destructive()[..], [Change::NarrowType { from: FieldType::Float, to: FieldType::Int, .. }]),
+            "{plan}"
+        );
+        assert!(narrow.apply().await.is_err());
+        narrow.allow_destructive(true).apply().await?;
+        let rows = conn.find_entities("mig_fk_order").await?;
+        assert_eq!(rows[0]["orderTotal"], json!(7));
         let _ = std::fs::remove_file(&file);
         Ok(())
     })

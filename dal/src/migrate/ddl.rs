@@ -188,6 +188,8 @@ pub(crate) fn sqlite_rebuild(
     let declared = |name: &str| decl.fields.iter().find(|f| f.name == name);
     let mut defs = Vec::new();
     let mut copied = Vec::new();
+    // What each copied column is read as: its value, or cast to a changed type.
+    let mut selected = Vec::new();
     let mut seen = Vec::new();
     for (name, col) in &live.columns {
         if dropped.contains(name) {
@@ -199,9 +201,16 @@ pub(crate) fn sqlite_rebuild(
             Some(f) => {
                 let recorded = live.meta.get(name).and_then(|t| FieldType::parse(t));
                 let keep = (f.ty.is_none() || f.ty == recorded).then_some(col.sql_type.as_str());
+                match (keep, f.ty) {
+                    (None, Some(ty)) => {
+                        selected.push(format!("CAST([{name}] AS {})", d.column_type(ty, keyed(f))))
+                    }
+                    _ => selected.push(format!("[{name}]")),
+                }
                 column_def(d, Backend::Sqlite, f, keep)?
             }
             None => {
+                selected.push(format!("[{name}]"));
                 let mut s = format!("[{name}] {}", col.sql_type);
                 if !col.nullable {
                     s.push_str(" NOT NULL");
@@ -217,6 +226,7 @@ pub(crate) fn sqlite_rebuild(
     for f in &decl.fields {
         if !seen.contains(&f.name) && f.ty.is_some() {
             copied.push(format!("[{}]", f.name));
+            selected.push(format!("[{}]", f.name));
             defs.push(column_def(d, Backend::Sqlite, f, None)?);
         }
     }
@@ -242,7 +252,10 @@ pub(crate) fn sqlite_rebuild(
         // are checked at commit instead (the pragma ends with the transaction).
         "PRAGMA defer_foreign_keys = ON".to_owned(),
         format!("CREATE TABLE [{tmp}] ({})", defs.join(", ")),
-        format!("INSERT INTO [{tmp}] ({cols}) SELECT {cols} FROM [{t}]"),
+        format!(
+            "INSERT INTO [{tmp}] ({cols}) SELECT {} FROM [{t}]",
+            selected.join(", ")
+        ),
         format!("DROP TABLE [{t}]"),
         format!("ALTER TABLE [{tmp}] RENAME TO [{t}]"),
     ];
