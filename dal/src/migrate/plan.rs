@@ -384,3 +384,44 @@ impl fmt::Display for MigrationPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_serializes_displays_and_flags_destructive_changes() {
+        let changes = vec![
+            Change::AddColumn {
+                entity: "t".into(),
+                field: "a".into(),
+                ty: FieldType::Int,
+            },
+            Change::SetNotNull {
+                entity: "t".into(),
+                field: "b".into(),
+                nulls: 4,
+            },
+        ];
+        let sql = vec!["ALTER TABLE \"t\" ADD COLUMN \"a\" BIGINT".to_owned()];
+        let plan = MigrationPlan::new(Backend::Postgres, changes, sql.clone(), sql.clone());
+        assert!(!plan.is_empty());
+        assert_eq!(plan.statements(), sql);
+        assert_eq!(plan.destructive().len(), 1);
+        assert_eq!(plan.checksum().len(), 64);
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["backend"], "postgres");
+        assert_eq!(json["changes"][0]["change"], "add_column");
+        assert_eq!(json["changes"][0]["ty"], "int");
+        assert_eq!(json["changes"][1]["nulls"], 4);
+        assert_eq!(json["statements"][0], sql[0]);
+        assert!(json.get("portable").is_none());
+        let text = plan.to_string();
+        assert!(text.contains("add column t.a (int)"), "{text}");
+        assert!(text.contains("DESTRUCTIVE: 4 row(s) hold NULL"), "{text}");
+        assert!(text.contains(&format!("{};", sql[0])), "{text}");
+        let empty = MigrationPlan::new(Backend::Sqlite, vec![], vec![], vec![]);
+        assert!(empty.is_empty());
+        assert_eq!(empty.to_string(), "schema is up to date (sqlite)\n");
+    }
+}
