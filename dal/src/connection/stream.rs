@@ -35,7 +35,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::Stream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -545,7 +545,12 @@ impl Lent<'_> {
         loop {
             let row = match next.take() {
                 Some(row) => row,
-                None => match tokio::time::timeout(limit, rows.next()).await {
+                // A row already read (most are: the driver reads the socket in large chunks)
+                // costs no timer; only a real wait for the server is bounded.
+                None => match match rows.next().now_or_never() {
+                    Some(next) => Ok(next),
+                    None => tokio::time::timeout(limit, rows.next()).await,
+                } {
                     Ok(Some(Ok(row))) => row,
                     Ok(Some(Err(e))) => {
                         drop(rows);
