@@ -174,6 +174,42 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// One child run: (seconds, peak RSS in MiB), or `None` (reported) when it failed.
+fn run_child(
+    exe: &std::path::Path,
+    backend: Backend,
+    contender: &str,
+    rows: u64,
+) -> Option<(f64, f64)> {
+    let out = Command::new(exe)
+        .args(["--child", backend.name(), contender, &rows.to_string()])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!(
+                "{} / {contender}: {}",
+                backend.label(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return None;
+        }
+        Err(e) => {
+            eprintln!("{} / {contender}: {e}", backend.label());
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.split_whitespace();
+    match (f.next(), f.next(), f.next()) {
+        (Some(s), Some(_), Some(k)) => Some((
+            s.parse::<f64>().unwrap_or(f64::NAN),
+            k.parse::<f64>().unwrap_or(f64::NAN) / 1024.0,
+        )),
+        _ => None,
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -231,47 +267,31 @@ fn main() {
          |---|---|---:|---:|---:|\n"
     );
     for backend in backends {
-        let mut rates = Vec::new();
-        for contender in CONTENDERS {
-            let mut secs = Vec::new();
-            let mut rss = Vec::new();
-            for _ in 0..runs {
-                let out = Command::new(&exe)
-                    .args(["--child", backend.name(), contender, &rows.to_string()])
-                    .output();
-                let out = match out {
-                    Ok(o) if o.status.success() => o,
-                    Ok(o) => {
-                        eprintln!(
-                            "{} / {contender}: {}",
-                            backend.label(),
-                            String::from_utf8_lossy(&o.stderr).trim()
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        eprintln!("{} / {contender}: {e}", backend.label());
-                        continue;
-                    }
-                };
-                let text = String::from_utf8_lossy(&out.stdout);
-                let mut f = text.split_whitespace();
-                if let (Some(s), Some(_), Some(k)) = (f.next(), f.next(), f.next()) {
-                    secs.push(s.parse::<f64>().unwrap_or(f64::NAN));
-                    rss.push(k.parse::<f64>().unwrap_or(f64::NAN) / 1024.0);
+        // Runs interleaved (dal, sqlx, Vec, dal, sqlx, …) so that a noisy neighbour hits every
+        // contender alike.
+        let mut samples: Vec<(Vec<f64>, Vec<f64>)> =
+            vec![(Vec::new(), Vec::new()); CONTENDERS.len()];
+        for _ in 0..runs {
+            for (i, contender) in CONTENDERS.iter().enumerate() {
+                if let Some((secs, rss)) = run_child(&exe, backend, contender, rows) {
+                    samples[i].0.push(secs);
+                    samples[i].1.push(rss);
                 }
             }
+        }
+        let mut dal_rate = None;
+        for (contender, (secs, rss)) in CONTENDERS.iter().zip(samples) {
             if secs.is_empty() {
                 continue;
             }
             let rate = rows as f64 / median(secs);
             let rss = median(rss);
-            rates.push((contender, rate));
-            let ratio = match (contender, rates.first()) {
-                ("sqlx fetch", Some((_, dal))) => format!("{:.2}×", dal / rate),
+            let ratio = match (*contender, dal_rate) {
+                ("sqlx fetch", Some(dal)) => format!("{:.2}×", dal / rate),
                 _ => String::new(),
             };
-            let mark = if contender == "dal fetch" {
+            let mark = if *contender == "dal fetch" {
+                dal_rate = Some(rate);
                 if rss < RSS_TARGET_MIB {
                     " (< 64 ✓)"
                 } else {
