@@ -354,3 +354,57 @@ async fn the_blocking_iterator_streams_and_cancels_on_drop() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stream_dropped_inside_a_transaction_leaves_it_to_the_caller() {
+    each_backend("stream_in_tx", |db| async move {
+        let backend = db.backend();
+        let mut conn = db.async_connection().await?;
+        common::fresh_table(&mut conn, "stream_tx_Rows").await?;
+        conn.execute(
+            "CREATE TABLE [stream_tx_Rows] ([Id] INTEGER, [Big] BIGINT)",
+            (),
+        )
+        .await?;
+        conn.begin_transaction().await?;
+        conn.execute(
+            "INSERT INTO [stream_tx_Rows] ([Id], [Big]) VALUES (?, ?)",
+            params![1, i64::MAX],
+        )
+        .await?;
+        {
+            let mut rows = conn.fetch(&series(backend, 1_000_000), ());
+            for _ in 0..10 {
+                rows.next().await.expect("a row")?;
+            }
+        }
+        let next = conn
+            .execute(
+                "SELECT [Big] FROM [stream_tx_Rows] WHERE [Id] = ?",
+                params![1],
+            )
+            .await;
+        if backend == Backend::Postgres {
+            // The cancelled statement aborted the transaction, as any failed one does there.
+            let e = next.unwrap_err();
+            assert!(e.to_string().contains("aborted"), "{e}");
+            conn.rollback_transaction().await?;
+            let n = conn
+                .execute("SELECT COUNT(*) FROM [stream_tx_Rows]", ())
+                .await?;
+            assert_eq!(n[0].try_get::<i64, _>(0)?, 0);
+        } else {
+            // MySQL and SQLite stop the statement only: the transaction goes on.
+            assert_eq!(next?[0].try_get::<i64, _>("Big")?, i64::MAX);
+            conn.commit_transaction().await?;
+            let n = conn
+                .execute("SELECT COUNT(*) FROM [stream_tx_Rows]", ())
+                .await?;
+            assert_eq!(n[0].try_get::<i64, _>(0)?, 1);
+        }
+        assert!(!conn.in_transaction());
+        conn.execute("DROP TABLE [stream_tx_Rows]", ()).await?;
+        Ok(())
+    })
+    .await;
+}

@@ -15,7 +15,7 @@
 //!
 //! Dropping a stream before its end stops the statement on the server as a timeout does
 //! (`pg_cancel_backend` / `KILL QUERY` from another connection, SQLite's progress-handler
-//! interrupt) and reads off what it left on the wire. `Drop` cannot wait, so that work runs on
+//! interrupt), then reads off what it left on the wire. `Drop` cannot wait, so that work runs on
 //! a task and the physical connection is parked with it ([`Draining`]): the next statement on
 //! the connection (or the pool, when the connection is dropped meanwhile) takes it back only
 //! once it is idle again. A connection whose drain failed, or took longer than
@@ -752,16 +752,19 @@ impl Connection {
 }
 
 /// Stops an abandoned statement on the server and reads off what it left, so that the
-/// connection is idle and clean: the cancel request and the reads run together (the server
-/// may be blocked writing rows nobody reads, and sees the cancel only once it can write
-/// again), then one more round trip after the cancel was delivered — a request that arrived
-/// after the statement had ended is spent by then (an idle session ignores it). True when the
-/// connection is clean, within [`DRAIN_BOUND`]; false means it must be closed.
+/// connection is idle and clean. The cancel request goes first and is awaited: the server,
+/// blocked writing rows nobody reads, acts on it as soon as it can write again, so reading
+/// off the rows already on the wire then ends at the statement's error, not at the end of its
+/// result. (Run side by side, the reads would starve the cancel: the driver reads a socket
+/// with data in it without ever yielding.) Then one more round trip: a cancel request that
+/// arrived after the statement had ended was ignored by the idle session by then. True when
+/// the connection is clean, within [`DRAIN_BOUND`]; false means it must be closed.
 pub(super) async fn drain_abandoned(raw: &mut PooledRaw) -> bool {
     let token = raw.raw.cancel_token();
     let work = async {
-        let (cancelled, _) = tokio::join!(token.cancel(), raw.raw.discard_pending());
-        cancelled.is_ok() && raw.raw.discard_pending().await.is_ok()
+        let cancelled = token.cancel().await;
+        let discarded = raw.raw.discard_pending().await;
+        cancelled.is_ok() && discarded.is_ok() && raw.raw.discard_pending().await.is_ok()
     };
     let clean = tokio::time::timeout(DRAIN_BOUND, work)
         .await
