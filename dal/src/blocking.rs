@@ -279,6 +279,52 @@ impl SyncConnection {
             .ok_or_else(|| Error::Internal("connection already released".into()))
     }
 
+    /// Iterates over the rows of one statement, read from the server as the iterator
+    /// advances: the blocking twin of [`Connection::fetch`], with the same semantics (bounded
+    /// memory; retries only before the first row; dropping the iterator early stops the
+    /// statement on the server and the connection is clean for its next statement). The
+    /// `Err` up front: called from inside an async runtime.
+    ///
+    /// ```
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// let mut conn = db.sync_connection()?;
+    /// let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000000) SELECT n FROM s";
+    /// let first: Vec<i64> = conn
+    ///     .fetch(sql, ())?
+    ///     .take(3)
+    ///     .map(|r| r?.try_get::<i64, _>(0))
+    ///     .collect::<dal::Result<_>>()?;
+    /// assert_eq!(first, [1, 2, 3]);
+    /// assert_eq!(conn.execute("SELECT 7", ())?[0].try_get::<i64, _>(0)?, 7);
+    /// # Ok::<(), dal::Error>(())
+    /// ```
+    pub fn fetch<P: IntoParams>(&mut self, sql: &str, params: P) -> Result<RowIter<'_>> {
+        self.fetch_with(sql, params, QueryOptions::default())
+    }
+
+    /// [`fetch`](Self::fetch) with options (timeout, tags).
+    pub fn fetch_with<P: IntoParams>(
+        &mut self,
+        sql: &str,
+        params: P,
+        opts: QueryOptions,
+    ) -> Result<RowIter<'_>> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::Config(
+                "the blocking API (sync_connection) was called from inside an async runtime; \
+                 use async_connection there"
+                    .into(),
+            ));
+        }
+        let conn = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::Internal("connection already released".into()))?;
+        Ok(RowIter {
+            stream: Some(conn.fetch(sql, params).with_options(opts)),
+        })
+    }
+
     /// Round trip to the server, with a bound.
     pub fn ping(&mut self) -> Result<()> {
         self.with(|c| async move {
@@ -286,6 +332,51 @@ impl SyncConnection {
                 .await
                 .map_err(|_| Error::Connection("ping timed out".into()))?
         })
+    }
+}
+
+/// The blocking twin of [`RowStream`](crate::RowStream): an iterator over a statement's rows,
+/// read from the server as it advances (see [`SyncConnection::fetch`]).
+pub struct RowIter<'c> {
+    /// Taken only when dropped (to drop it inside the library's runtime).
+    stream: Option<crate::RowStream<'c>>,
+}
+
+impl std::fmt::Debug for RowIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RowIter").field(&self.stream).finish()
+    }
+}
+
+impl Iterator for RowIter<'_> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        let stream = self.stream.as_mut()?;
+        match block_on(futures_util::StreamExt::next(stream)) {
+            Ok(item) => item,
+            Err(e) => {
+                // Refused (called from inside a runtime): nothing more comes.
+                self.stream = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Drop for RowIter<'_> {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            // Dropped mid-statement, the stream hands its connection to a task that stops the
+            // statement: that task runs on the library's runtime.
+            match library_runtime() {
+                Ok(rt) => {
+                    let _guard = rt.enter();
+                    drop(stream);
+                }
+                Err(_) => drop(stream),
+            }
+        }
     }
 }
 

@@ -169,6 +169,51 @@ impl Database {
         }
     }
 
+    /// Streams the rows of one statement on a pooled connection that the stream owns, so the
+    /// stream is `'static` and `Send`: hand it to a web framework (axum's
+    /// `Body::from_stream`, a channel, a spawned task) and forget the connection. It is
+    /// borrowed on the first poll and goes back to the pool when the stream ends or is
+    /// dropped — dropped early, after the statement was stopped on the server and the
+    /// connection cleaned up (see [`Connection::fetch`] for the streaming semantics).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// let db = dal::Database::from_url("sqlite::memory:")?;
+    /// let rows = db.fetch_owned("SELECT ? AS [a] UNION ALL SELECT ?", dal::params![1, 2]);
+    /// let task = tokio::spawn(rows.map(|r| r.and_then(|r| r.try_get::<i64, _>(0))).collect::<Vec<_>>());
+    /// let got: Vec<i64> = task.await.unwrap().into_iter().collect::<dal::Result<_>>()?;
+    /// assert_eq!(got, [1, 2]);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn fetch_owned<P: crate::value::IntoParams>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> crate::RowStream<'static> {
+        let location = Location::caller();
+        let db = self.clone();
+        let sql = sql.to_owned();
+        let params = params.into_params();
+        crate::RowStream::new(move |opts, out| {
+            Box::pin(async move {
+                let mut conn = match db.connection_at(location).await {
+                    Ok(c) => c,
+                    Err(e) => return out.put(Err(e)).await,
+                };
+                conn.stream_rows(
+                    &sql,
+                    &params,
+                    &opts,
+                    &mut Ok::<crate::Row, crate::Error>,
+                    &out,
+                )
+                .await;
+            })
+        })
+    }
+
     /// The blocking twin of [`async_connection`](Self::async_connection), for code that runs
     /// outside any async runtime (a plain `fn main`). Called from inside a runtime it returns
     /// an error instead of blocking the runtime's thread.

@@ -47,9 +47,9 @@ mod topology;
 mod value;
 mod version;
 
-pub use blocking::SyncConnection;
+pub use blocking::{RowIter, SyncConnection};
 pub use config::{DatabaseConfig, ReadYourWrites, SslMode, TargetSessionAttrs};
-pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, TxScope};
+pub use connection::{Connection, Execute, ExecuteMany, QueryOptions, RowStream, TxScope};
 pub use dal_macros::{auto_transaction, Entity};
 pub use database::{Database, DatabaseFactory};
 pub use entity::{
@@ -76,8 +76,8 @@ pub mod prelude {
     pub use crate::{
         auto_transaction, Backend, Connection, Database, DatabaseConfig, DatabaseFactory,
         DbErrorKind, Entity, Error, FromValue, IntoParams, PoolManager, PoolMetrics, PoolStatus,
-        QueryOptions, ReadYourWrites, Result, Role, Row, RowsExt, ScalingAdvice, SyncConnection,
-        TimeoutKind, Value,
+        QueryOptions, ReadYourWrites, Result, Role, Row, RowStream, RowsExt, ScalingAdvice,
+        SyncConnection, TimeoutKind, Value,
     };
     pub use crate::{
         Decimal, DeleteOptions, FindOptions, GetOptions, HistoryOptions, IntoEntity,

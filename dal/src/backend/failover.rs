@@ -168,6 +168,13 @@ mod tests {
                 rows_affected: self.server as u64,
             })
         }
+        async fn fetch<'a>(
+            &'a mut self,
+            _: &'a str,
+            _: &'a [Value],
+        ) -> Result<crate::backend::RowStream<'a>> {
+            Ok(Box::pin(futures_util::stream::empty()))
+        }
         async fn simple(&mut self, _: &str) -> Result<()> {
             Ok(())
         }

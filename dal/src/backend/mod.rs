@@ -36,6 +36,9 @@ pub(crate) struct QueryOutput {
     pub rows_affected: u64,
 }
 
+/// The rows of one statement as the driver reads them (see [`RawConn::fetch`]).
+pub(crate) type RowStream<'a> = futures_util::stream::BoxStream<'a, Result<Row>>;
+
 /// Opens physical connections for one configuration.
 #[async_trait]
 pub(crate) trait Driver: Send + Sync + 'static {
@@ -54,6 +57,27 @@ pub(crate) trait RawConn: Send + 'static {
     /// Runs one statement (already in native SQL) with positional parameters, as a prepared
     /// statement cached per connection.
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput>;
+    /// Streams the rows of one statement (like [`query`](Self::query)), one at a time with
+    /// the driver's backpressure: rows are read from the server as the stream is polled.
+    ///
+    /// Dropped before its end, the statement may still be running and its rest still on the
+    /// wire: the connection must then go through [`discard_pending`](Self::discard_pending)
+    /// (after the statement is cancelled) before anything else is sent.
+    async fn fetch<'a>(&'a mut self, sql: &'a str, params: &'a [Value]) -> Result<RowStream<'a>>;
+    /// Reads and discards what an abandoned statement left on the connection — rows, its end,
+    /// or the error a cancel request caused — until the connection is idle. Each ping reads
+    /// the abandoned statement's remains before its own answer; a server error on the way is
+    /// the abandoned statement's, not the ping's.
+    async fn discard_pending(&mut self) -> Result<()> {
+        for _ in 0..3 {
+            match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(Error::Database { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.ping().await
+    }
     /// Runs a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`, `SET …`) without
     /// preparing it.
     async fn simple(&mut self, sql: &str) -> Result<()>;

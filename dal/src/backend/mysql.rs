@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlValueRef};
 use sqlx::{
     Arguments, AssertSqlSafe, Column as _, ConnectOptions, Connection, Decode, Either, Executor,
@@ -15,6 +15,7 @@ use sqlx::{
 use super::failover::{per_server, server, HostList};
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
+    RowStream,
 };
 use crate::config::{map_connect_error, DatabaseConfig, ServerRole};
 use crate::error::{Error, Result};
@@ -174,6 +175,28 @@ impl RawConn for MyConn {
             }
         }
         Ok(out)
+    }
+
+    async fn fetch<'a>(&'a mut self, sql: &'a str, params: &'a [Value]) -> Result<RowStream<'a>> {
+        let mut args = MySqlArguments::default();
+        for v in params {
+            bind(&mut args, v).map_err(|e| Error::Conversion(e.to_string()))?;
+        }
+        let mut columns: Option<(Arc<[String]>, Vec<bool>)> = None;
+        let rows = (&mut self.conn)
+            .fetch(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args))
+            .map(move |row| {
+                let row = row.map_err(map_sqlx_error)?;
+                let (names, binary) = columns.get_or_insert_with(|| {
+                    let cols = row.columns();
+                    (
+                        column_names(cols),
+                        cols.iter().map(|c| is_true_binary(c.type_info())).collect(),
+                    )
+                });
+                decode_row(&row, names.clone(), binary)
+            });
+        Ok(Box::pin(rows))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<()> {

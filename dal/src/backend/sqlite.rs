@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow,
     SqliteSynchronous, SqliteValueRef,
@@ -18,7 +18,7 @@ use sqlx::{
     Row as _, Sqlite, TypeInfo, ValueRef,
 };
 
-use super::{map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn};
+use super::{map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn, RowStream};
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 use crate::row::Row;
@@ -148,6 +148,30 @@ impl RawConn for LiteConn {
             }
         }
         Ok(out)
+    }
+
+    async fn fetch<'a>(&'a mut self, sql: &'a str, params: &'a [Value]) -> Result<RowStream<'a>> {
+        let mut args = SqliteArguments::default();
+        for v in params {
+            bind(&mut args, v).map_err(|e| Error::Conversion(e.to_string()))?;
+        }
+        let mut columns: Option<(Arc<[String]>, Vec<bool>)> = None;
+        let rows = (&mut self.conn)
+            .fetch(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args))
+            .map(move |row| {
+                let row = row.map_err(map_sqlx_error)?;
+                let (names, booleans) = columns.get_or_insert_with(|| {
+                    let cols = row.columns();
+                    (
+                        cols.iter().map(|c| c.name().to_owned()).collect(),
+                        cols.iter()
+                            .map(|c| c.type_info().name().eq_ignore_ascii_case("BOOLEAN"))
+                            .collect(),
+                    )
+                });
+                decode_row(&row, names.clone(), booleans)
+            });
+        Ok(Box::pin(rows))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<()> {

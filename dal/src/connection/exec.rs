@@ -126,7 +126,7 @@ impl Connection {
     /// statement's tags are appended to the *native* SQL as a sqlcommenter comment: the
     /// translator never reads them, and what the driver prepares, caches and sends (and what
     /// the span and the statement-cache metrics see) is the tagged text.
-    fn translate(&self, sql: &str, opts: &QueryOptions) -> Result<Translated> {
+    pub(super) fn translate(&self, sql: &str, opts: &QueryOptions) -> Result<Translated> {
         let mut statement = sql::translate(sql, self.backend())?;
         if self.pool.config.get_sql_comments() {
             if let Some(tagged) = sql::commenter::append(&statement.sql, &opts.tags) {
@@ -346,7 +346,7 @@ impl Connection {
 }
 
 /// The statement expects as many parameters as were given.
-fn check_params(statement: &Translated, given: usize) -> Result<()> {
+pub(super) fn check_params(statement: &Translated, given: usize) -> Result<()> {
     if statement.placeholders != given {
         return Err(Error::ParameterCount {
             expected: statement.placeholders,

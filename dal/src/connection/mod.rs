@@ -36,6 +36,7 @@ mod builders;
 mod exec;
 mod live;
 mod routing;
+mod stream;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,8 @@ use crate::topology::{Role, WriteLog};
 use crate::value::{IntoParams, Value};
 
 pub use builders::{Execute, ExecuteMany, QueryOptions, TxScope};
+pub use stream::RowStream;
+pub(crate) use stream::Yielder;
 
 /// Bound for the automatic rollback of a connection dropped inside a transaction.
 const DROP_ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,6 +109,10 @@ pub struct Connection {
     /// The entity whose operation is running on this connection, for the statements' spans
     /// (`db.collection.name`); made on the first entity operation.
     collection: Option<Collection>,
+    /// A stream dropped mid-statement lent the physical connection to a task that stops the
+    /// statement and reads off its rest (`conn` is `None` meanwhile): it is taken back before
+    /// the next statement (see `stream.rs`).
+    draining: Option<stream::Draining>,
 }
 
 /// An entity operation's deadline and its whole limit (for the error).
@@ -204,6 +211,7 @@ impl Connection {
             schema: None,
             op_deadline: Arc::default(),
             collection: None,
+            draining: None,
         }
     }
 
@@ -361,6 +369,9 @@ impl Connection {
 
     /// Round trip to the server.
     pub async fn ping(&mut self) -> Result<()> {
+        if self.draining.is_some() {
+            self.finish_draining().await;
+        }
         self.check_reclaimed()?;
         let conn = self.raw()?;
         conn.raw.ping().await
@@ -446,6 +457,11 @@ fn lost_error() -> Error {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // A stream dropped mid-statement: its drain task gives the connection back, unless
+        // it is done already.
+        if self.draining.is_some() && !self.drop_draining() {
+            return;
+        }
         let Some(conn) = self.conn.take() else { return };
         let pool = self.pool.clone();
         if self.busy {

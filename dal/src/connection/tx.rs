@@ -114,6 +114,10 @@ impl Connection {
     }
 
     async fn settle(&mut self, rolling_back: bool) -> Result<()> {
+        // A stream dropped mid-statement parked the physical connection: take it back.
+        if self.draining.is_some() {
+            self.finish_draining().await;
+        }
         self.check_reclaimed()?;
         if self.busy {
             return self.settle_interrupted(rolling_back).await;

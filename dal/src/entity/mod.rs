@@ -719,11 +719,42 @@ pub struct FindEntities<'c> {
 }
 builder_find!(paged FindEntities);
 
-impl FindEntities<'_> {
+impl<'c> FindEntities<'c> {
     /// Returns the values as stored, without converting them back (see [`GetEntity::raw`]).
     pub fn raw(mut self) -> Self {
         self.opts = self.opts.raw();
         self
+    }
+
+    /// The same entities as awaiting the find, as a stream read from the server as it is
+    /// polled (bounded memory; see [`Connection::fetch`] for timeouts, retries and what
+    /// dropping the stream early does). The find's `.timeout()` bounds the wait for the first
+    /// entity.
+    ///
+    /// ```
+    /// use dal::prelude::*;
+    /// use futures_util::TryStreamExt;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// let db = Database::from_url("sqlite::memory:")?;
+    /// let mut conn = db.async_connection().await?;
+    /// conn.save_entities("doc_stream_items", (1..=3).map(|i| json!({"n": i})).collect::<Vec<_>>()).await?;
+    /// let mut items = conn.find_entities("doc_stream_items").order_by("[n]").stream();
+    /// let mut seen = Vec::new();
+    /// while let Some(item) = items.try_next().await? {
+    ///     seen.push(item["n"].as_i64());
+    /// }
+    /// assert_eq!(seen, [Some(1), Some(2), Some(3)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(self) -> crate::RowStream<'c, EntityMap> {
+        let FindEntities { conn, name, opts } = self;
+        crate::RowStream::new(move |qopts, out| {
+            Box::pin(async move {
+                let _op = conn.begin_operation("find_entities", &name, opts.timeout);
+                conn.stream_entities(&name, &opts.query(), &qopts, Ok, &out)
+                    .await;
+            })
+        })
     }
 }
 

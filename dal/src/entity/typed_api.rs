@@ -432,6 +432,38 @@ pub struct FindTyped<'c, T> {
 
 builder_find!(paged FindTyped<T>);
 
+impl<'c, T: Entity + Send + 'c> FindTyped<'c, T> {
+    /// The same entities as awaiting the find, as a stream read from the server as it is
+    /// polled (bounded memory; see [`Connection::fetch`] for timeouts, retries and what
+    /// dropping the stream early does).
+    ///
+    /// ```
+    /// use dal::prelude::*;
+    /// use futures_util::TryStreamExt;
+    /// use serde::{Deserialize, Serialize};
+    /// #[derive(Entity, Serialize, Deserialize)]
+    /// #[entity(table = "doc_stream_users")]
+    /// struct User { id: Option<String>, name: String }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
+    /// let db = Database::from_url("sqlite::memory:")?;
+    /// let mut conn = db.async_connection().await?;
+    /// conn.save_all(&[User { id: None, name: "Ann".into() }, User { id: None, name: "Bob".into() }]).await?;
+    /// let users: Vec<User> = conn.find::<User>().order_by("[name]").stream().try_collect().await?;
+    /// assert_eq!(users[1].name, "Bob");
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(self) -> crate::RowStream<'c, T> {
+        let FindTyped { conn, opts, .. } = self;
+        crate::RowStream::new(move |qopts, out| {
+            Box::pin(async move {
+                let _op = conn.begin_operation("find", T::table_name(), opts.timeout);
+                conn.stream_entities(T::table_name(), &opts.query(), &qopts, from_map::<T>, &out)
+                    .await;
+            })
+        })
+    }
+}
+
 impl<'c, T: Entity> IntoFuture for FindTyped<'c, T> {
     type Output = Result<Vec<T>>;
     type IntoFuture = BoxFuture<'c, Result<Vec<T>>>;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow, PgTypeInfo, PgValueRef};
 use sqlx::{
@@ -26,6 +26,7 @@ use sqlx::{
 use super::failover::{per_server, server, HostList};
 use super::{
     column_names, decimal_text_to_value, map_sqlx_error, CancelToken, Driver, QueryOutput, RawConn,
+    RowStream,
 };
 use crate::config::{map_connect_error, DatabaseConfig, ServerRole};
 use crate::error::{Error, Result};
@@ -156,6 +157,34 @@ impl CancelToken for PgCancel {
     }
 }
 
+impl PgConn {
+    /// `params` encoded to the types the server inferred when it prepared `sql` (prepared
+    /// once per connection; later calls are a cache lookup).
+    async fn arguments(&mut self, sql: &Arc<str>, params: &[Value]) -> Result<PgArguments> {
+        let stmt = (&mut self.conn)
+            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
+            .await
+            .map_err(map_sqlx_error)?;
+        let types: &[PgTypeInfo] = match stmt.parameters() {
+            Some(Either::Left(t)) => t,
+            _ => &[],
+        };
+        if types.len() != params.len() {
+            return Err(Error::ParameterCount {
+                expected: types.len(),
+                given: params.len(),
+            });
+        }
+        let mut args = PgArguments::default();
+        for (i, (v, t)) in params.iter().zip(types).enumerate() {
+            let p =
+                to_pg(v, t).map_err(|m| Error::Conversion(format!("parameter ${}: {m}", i + 1)))?;
+            args.add(p).map_err(|e| Error::Conversion(e.to_string()))?;
+        }
+        Ok(args)
+    }
+}
+
 #[async_trait]
 impl RawConn for PgConn {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput> {
@@ -195,6 +224,20 @@ impl RawConn for PgConn {
             }
         }
         Ok(out)
+    }
+
+    async fn fetch<'a>(&'a mut self, sql: &'a str, params: &'a [Value]) -> Result<RowStream<'a>> {
+        let sql: Arc<str> = Arc::from(sql);
+        let args = self.arguments(&sql, params).await?;
+        let mut columns: Option<Arc<[String]>> = None;
+        let rows = (&mut self.conn)
+            .fetch(sqlx::query_with(AssertSqlSafe(sql), args))
+            .map(move |row| {
+                let row = row.map_err(map_sqlx_error)?;
+                let cols = columns.get_or_insert_with(|| column_names(row.columns()));
+                decode_row(&row, cols.clone())
+            });
+        Ok(Box::pin(rows))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<()> {

@@ -1,11 +1,22 @@
 //! Reading entities: one by id (optionally locking its row), a filtered and paged list, a
 //! count, and the history of one.
 
-use super::super::schema::{history_table, table, HISTORY_FIELDS};
-use super::{column_list, columns, row_to_map, EntityMap, Query};
-use crate::connection::Connection;
+use std::sync::Arc;
+
+use super::super::schema::{history_table, table, Schema, HISTORY_FIELDS};
+use super::{column_list, columns, row_to_map, Decode, EntityMap, Query};
+use crate::connection::{Connection, QueryOptions, Yielder};
 use crate::error::{Error, Result};
+use crate::row::Row;
 use crate::value::Value;
+
+/// A find's statement, and how to decode its rows.
+struct FindPlan {
+    sql: String,
+    params: Vec<Value>,
+    schema: Arc<Schema>,
+    how: Decode,
+}
 
 impl Connection {
     /// With `lock`, the row is locked until the caller's transaction ends (`FOR UPDATE`;
@@ -83,9 +94,20 @@ impl Connection {
         entity: &str,
         q: &Query,
     ) -> Result<Vec<EntityMap>> {
+        let Some(plan) = self.find_plan(entity, q).await? else {
+            return Ok(Vec::new());
+        };
+        let rows = self.query_rows(&plan.sql, plan.params).await?;
+        rows.into_iter()
+            .map(|r| row_to_map(r, entity, &plan.schema, plan.how))
+            .collect()
+    }
+
+    /// The statement a find runs (`None`: the entity has no table yet, so nothing matches).
+    async fn find_plan(&mut self, entity: &str, q: &Query) -> Result<Option<FindPlan>> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let (where_sql, params) = Self::where_clause(q);
         let mut sql = format!(
@@ -99,11 +121,35 @@ impl Connection {
         }
         sql.push_str(&self.dialect().limit_offset(q.limit, q.offset));
         sql.push_str(&format!(" /* dal:{:x} */", schema.fingerprint()));
-        let rows = self.query_rows(&sql, params).await?;
         let how = self.decode(q.raw);
-        rows.into_iter()
-            .map(|r| row_to_map(r, entity, &schema, how))
-            .collect()
+        Ok(Some(FindPlan {
+            sql,
+            params,
+            schema,
+            how,
+        }))
+    }
+
+    /// The streaming find (`find_entities(..).stream()`, `find::<T>().stream()`): the same
+    /// statement as [`find_entities_impl`](Self::find_entities_impl), its rows converted one at
+    /// a time (by `convert` after the entity decoding) as the stream is polled.
+    pub(crate) async fn stream_entities<T>(
+        &mut self,
+        entity: &str,
+        q: &Query,
+        opts: &QueryOptions,
+        convert: fn(EntityMap) -> Result<T>,
+        out: &Yielder<T>,
+    ) {
+        let plan = match self.find_plan(entity, q).await {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return,
+            Err(e) => return out.put(Err(e)).await,
+        };
+        let (schema, how) = (&plan.schema, plan.how);
+        let mut map = |r: Row| row_to_map(r, entity, schema, how).and_then(convert);
+        self.stream_rows(&plan.sql, &plan.params, opts, &mut map, out)
+            .await;
     }
 
     pub(crate) async fn count_entities_impl(&mut self, entity: &str, q: &Query) -> Result<i64> {
