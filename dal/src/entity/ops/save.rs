@@ -322,9 +322,25 @@ impl Connection {
         let existing = self.lock_and_check_versions(b, &order).await?;
         let mut saved = self.upsert_rows(b, &order, &existing, now).await?;
         let sorted_ids: Vec<String> = order.iter().map(|&i| b.ids[i].clone()).collect();
-        self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
-            .await?;
-        if !self.dialect().upsert_returns_rows() {
+        if self.dialect().upsert_returns_rows() {
+            self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
+                .await?;
+        } else if self.history_append_returns_rows() {
+            // The history rows are copies of the stored rows: they come back from the append.
+            saved = HashMap::with_capacity(sorted_ids.len());
+            for r in self
+                .history_append(b.entity, b.schema, &sorted_ids, now, b.audit, false, true)
+                .await?
+                .rows
+            {
+                let m = row_to_map(r, b.entity, b.schema, Decode::Converted)?;
+                if let Some(Json::String(id)) = m.get("id") {
+                    saved.insert(id.clone(), m);
+                }
+            }
+        } else {
+            self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
+                .await?;
             saved = self.fetch_by_ids(b.entity, b.schema, b.ids).await?;
         }
         // Same order as the input.
@@ -500,6 +516,31 @@ impl Connection {
         audit: &Audit,
         deleting: bool,
     ) -> Result<u64> {
+        Ok(self
+            .history_append(entity, schema, ids, now, audit, deleting, false)
+            .await?
+            .rows_affected)
+    }
+
+    /// True when the server returns the rows an `INSERT … SELECT` inserted (MariaDB 10.5+).
+    fn history_append_returns_rows(&self) -> bool {
+        self.system_name()
+            .is_some_and(|system| self.dialect().insert_select_returning(system))
+    }
+
+    /// [`append_history`](Self::append_history), the appended rows' entity columns returned
+    /// when `returning` (where [`history_append_returns_rows`](Self::history_append_returns_rows)).
+    #[allow(clippy::too_many_arguments)]
+    async fn history_append(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        ids: &[String],
+        now: DateTime<Utc>,
+        audit: &Audit,
+        deleting: bool,
+        returning: bool,
+    ) -> Result<crate::backend::QueryOutput> {
         let cols = columns(schema);
         let h = history_table(entity);
         let t = table(entity);
@@ -511,11 +552,16 @@ impl Connection {
                 _ => format!("[src].[{c}]"),
             })
             .collect();
-        let mut inserted = 0;
+        let returning = if returning {
+            format!(" RETURNING {}", column_list(&cols))
+        } else {
+            String::new()
+        };
+        let mut inserted = crate::backend::QueryOutput::default();
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
                 "INSERT INTO [{h}] ({}, [history_timestamp], [history_user_id], [history_comment]) \
-                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id] /* dal:{:x} */",
+                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id]{returning} /* dal:{:x} */",
                 column_list(&cols),
                 source.join(", "),
                 placeholders(chunk.len()),
@@ -529,7 +575,9 @@ impl Connection {
             params.push(Value::from(audit.user_id.clone()));
             params.push(Value::from(audit.comment.clone()));
             params.extend(chunk.iter().map(|id| Value::from(id.as_str())));
-            inserted += self.query_full(&sql, params).await?.rows_affected;
+            let out = self.query_full(&sql, params).await?;
+            inserted.rows_affected += out.rows_affected;
+            inserted.rows.extend(out.rows);
         }
         Ok(inserted)
     }
