@@ -56,7 +56,7 @@ fn item(i: usize, id: Option<String>) -> Item {
     Item {
         id,
         text: format!("{}{}", NASTY[i % NASTY.len()], i),
-        note: (i % 4 != 0).then(|| NASTY[(i * 7) % NASTY.len()].to_owned()),
+        note: (!i.is_multiple_of(4)).then(|| NASTY[(i * 7) % NASTY.len()].to_owned()),
         amount: if i == 5 {
             "-12345678901.2345".parse().unwrap()
         } else {
@@ -67,7 +67,7 @@ fn item(i: usize, id: Option<String>) -> Item {
             _ => vec![0, b'\\', b'\t', b'\n', 0xff, i as u8],
         },
         at,
-        n: (i % 6 != 0).then_some(-(i as i64) * 1_000_000_007),
+        n: (!i.is_multiple_of(6)).then_some(-(i as i64) * 1_000_000_007),
         ratio: i as f64 * 0.1,
     }
 }
@@ -338,6 +338,43 @@ async fn single_saves_keep_versions_conflicts_audit_and_soft_deletes() {
         conn.rollback_transaction().await?;
         assert!(conn.get_entity("ew_one", "t").await?.is_none());
         assert_eq!(conn.get_entity_history("ew_one", "a").await?.len(), 4);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn saves_take_the_fewest_round_trips_each_backend_allows() {
+    each_backend("ew_trips", |db| async move {
+        let mut conn = db.async_connection().await?;
+        reset_entity(&mut conn, "ew_trips").await?;
+        let e = conn.save_entity("ew_trips", json!({"a": 1})).await?;
+        let statements = |db: &Database| db.pool_metrics().unwrap().queries;
+        let before = statements(&db);
+        conn.save_entity("ew_trips", json!({"a": 2})).await?;
+        conn.save_entity("ew_trips", json!({"id": e["id"], "a": 3}))
+            .await?;
+        conn.save_entity("ew_trips", json!({"id": e["id"], "a": 4}))
+            .expect_version(2)
+            .await?;
+        let single = statements(&db) - before;
+        let rows: Vec<JsonValue> = (0..2_500).map(|i| json!({"a": i})).collect();
+        let before = statements(&db);
+        assert_eq!(conn.save_entities("ew_trips", rows).await?.len(), 2_500);
+        let bulk = statements(&db) - before;
+        let (single_max, bulk_max) = match db.backend() {
+            // One statement per save; BEGIN, CREATE staging, COPY, merge, DROP, COMMIT.
+            Backend::Postgres => (3, 6),
+            // BEGIN, upsert RETURNING, history, COMMIT (+ the version check).
+            Backend::Sqlite => (13, 12),
+            // START, lock, upsert, history (RETURNING on MariaDB, else + read back), COMMIT.
+            Backend::MySql => (18, 16),
+        };
+        assert!(
+            single <= single_max,
+            "{single} statements for 3 single saves"
+        );
+        assert!(bulk <= bulk_max, "{bulk} statements for 2 500 rows");
         Ok(())
     })
     .await;
