@@ -107,6 +107,21 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn upsert_fires_on_any_unique_key(&self) -> bool {
         false
     }
+    /// True when an `INSERT … SELECT` can return the rows it inserted (`RETURNING`) on the
+    /// server product `system` (as [`RawConn::system_name`](super::RawConn::system_name) says).
+    fn insert_select_returning(&self, _system: &str) -> bool {
+        false
+    }
+    /// True when an upsert can feed other writes in one statement (data-modifying CTEs,
+    /// PostgreSQL): a single entity's save and its history append are then one statement.
+    fn writes_in_cte(&self) -> bool {
+        false
+    }
+    /// From how many rows a batch save streams its rows with `COPY … FROM STDIN` into a
+    /// staging table and merges them in one statement (`None`: never; PostgreSQL only).
+    fn bulk_copy_rows(&self) -> Option<usize> {
+        None
+    }
     /// Suffix of a `SELECT` that locks the rows it reads until the transaction ends.
     fn lock_rows(&self) -> &'static str {
         " FOR UPDATE"

@@ -81,6 +81,13 @@ pub(crate) trait RawConn: Send + 'static {
     /// Runs a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`, `SET …`) without
     /// preparing it.
     async fn simple(&mut self, sql: &str) -> Result<()>;
+    /// Runs `COPY … FROM STDIN` (native SQL) and streams `data`, already in the statement's
+    /// format, to it; returns the rows copied. PostgreSQL only: elsewhere an error.
+    async fn copy_in(&mut self, _sql: &str, _data: &[u8]) -> Result<u64> {
+        Err(Error::Internal(
+            "COPY FROM STDIN is only available on PostgreSQL".into(),
+        ))
+    }
     /// A handle that can stop the statement running on this connection from another task.
     fn cancel_token(&self) -> Arc<dyn CancelToken>;
     /// The server's product as OpenTelemetry names it (`db.system.name`): `postgresql`,

@@ -42,13 +42,15 @@ const CANCEL_GRACE: Duration = TIMEOUT_ERROR_BOUND.saturating_sub(Duration::from
 pub(super) enum Op<'a> {
     Query(&'a Translated, &'a [Value]),
     Control(&'static str),
+    /// `COPY … FROM STDIN` with its data (PostgreSQL).
+    Copy(&'a Translated, &'a [u8]),
 }
 
 impl<'a> Op<'a> {
     /// The SQL as sent.
     fn sql(self) -> &'a str {
         match self {
-            Op::Query(statement, _) => &statement.sql,
+            Op::Query(statement, _) | Op::Copy(statement, _) => &statement.sql,
             Op::Control(sql) => sql,
         }
     }
@@ -56,14 +58,14 @@ impl<'a> Op<'a> {
     fn params(self) -> &'a [Value] {
         match self {
             Op::Query(_, params) => params,
-            Op::Control(_) => &[],
+            Op::Control(_) | Op::Copy(..) => &[],
         }
     }
 
     /// The operation name for tracing (`db.operation.name`): the statement's first keyword.
     fn operation(self) -> Option<&'static str> {
         match self {
-            Op::Query(statement, _) => statement.operation,
+            Op::Query(statement, _) | Op::Copy(statement, _) => statement.operation,
             Op::Control(sql) => sql.split(' ').next(),
         }
     }
@@ -118,6 +120,32 @@ impl Connection {
             self.commit_transaction().await?;
         }
         Ok(rows)
+    }
+
+    /// Entry of `COPY … FROM STDIN` (portable SQL naming the table and columns, no
+    /// parameters) with `data` in the statement's format: stages 1–6 like any statement, never
+    /// retried (it writes). Returns the rows copied. PostgreSQL only.
+    pub(crate) async fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64> {
+        self.settle_abandoned().await?;
+        let statement = self.translate(sql, &QueryOptions::default())?;
+        check_params(&statement, 0)?;
+        if self.read_only {
+            return Err(Error::ReadOnly(
+                "this is a read connection (Database::read_connection): COPY is refused".into(),
+            ));
+        }
+        resilience::admit(&self.pool)?;
+        let was_in_tx = self.in_tx;
+        let result = self
+            .call(
+                Op::Copy(&statement, data),
+                &QueryOptions::default(),
+                false,
+                false,
+            )
+            .await;
+        self.note_write(was_in_tx && self.in_tx);
+        Ok(result?.rows_affected)
     }
 
     /// Stage 1, translate: portable SQL to the backend's SQL, with the number of parameters
@@ -276,7 +304,7 @@ impl Connection {
         // locks, so it is bounded).
         let mut op_bound = None;
         let bounded = match op {
-            Op::Query(..) => true,
+            Op::Query(..) | Op::Copy(..) => true,
             Op::Control(sql) => sql.starts_with("BEGIN") || sql.starts_with("START"),
         };
         if let (true, Some(d)) = (bounded, self.op_deadline()) {
@@ -404,5 +432,14 @@ async fn send(conn: &mut PooledRaw, op: Op<'_>) -> Result<QueryOutput> {
     match op {
         Op::Query(statement, params) => conn.raw.query(&statement.sql, params).await,
         Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
+        Op::Copy(statement, data) => {
+            conn.raw
+                .copy_in(&statement.sql, data)
+                .await
+                .map(|rows_affected| QueryOutput {
+                    rows: Vec::new(),
+                    rows_affected,
+                })
+        }
     }
 }

@@ -377,6 +377,12 @@ impl Connection {
         conn.raw.ping().await
     }
 
+    /// The server product of the physical connection (`postgresql`, `mysql`, `mariadb`,
+    /// `sqlite`), or `None` once it is given back.
+    pub(crate) fn system_name(&self) -> Option<&'static str> {
+        self.conn.as_ref().map(|c| c.raw.system_name())
+    }
+
     /// The entity schema cache of this connection's pool.
     pub(crate) fn schema_cache(&self) -> &Arc<crate::pool::SchemaCache> {
         self.schema.as_ref().unwrap_or(&self.pool.schema_cache)

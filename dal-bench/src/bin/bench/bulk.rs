@@ -13,10 +13,12 @@ use dal_bench::Result;
 use crate::contender::{Contender, Meta, Op, Resource, Spec};
 use crate::measure::Batches;
 use crate::mirror;
-use crate::names::{DAL, SEAORM_MANY, SQLX_MULTIROW, SQLX_SAME_BULK};
+use crate::names::{DAL, SEAORM_MANY, SQLX_COPY, SQLX_MULTIROW, SQLX_SAME_BULK};
 use crate::opts::Ctx;
 use crate::pools::{self, close_dal, dal_db};
-use crate::sql::{bind_rows, insert_rows_sql, leak, now_micros, Person, BULK_CHUNK, BULK_ROWS};
+use crate::sql::{
+    bind_rows, insert_rows_sql, leak, now_micros, Person, BULK_CHUNK, BULK_ROWS, INSERT_COLS,
+};
 use crate::tables::bulk_raw;
 
 /// Wall-clock and process CPU time of a section.
@@ -49,13 +51,52 @@ pub async fn bulk_dal(c: &mut dal::Connection, people: &[Person]) -> Result<(Dur
     Ok(e)
 }
 
+/// The rows of `people` in COPY's text format, for [`INSERT_COLS`] (the bench's values need
+/// no escaping).
+pub fn copy_text(people: &[Person], now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let now = now.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+    let mut s = String::with_capacity(people.len() * 120);
+    for p in people {
+        let active = if p.active { 't' } else { 'f' };
+        let _ = writeln!(
+            s,
+            "{}\t{now}\t\\N\t{now}\t\\N\t{active}\t{}\t{}\t{}",
+            p.id, p.age, p.email, p.name
+        );
+    }
+    s.into_bytes()
+}
+
+/// Raw sqlx: `COPY … FROM STDIN` of the rows (text built inside the clock), one transaction.
+async fn bulk_sqlx_copy(pool: sqlx::PgPool, people: Vec<Person>) -> Result<(Duration, Duration)> {
+    static SQL: OnceLock<&'static str> = OnceLock::new();
+    let sql = *SQL.get_or_init(|| {
+        leak(format!(
+            "COPY \"dal_bench_bulk_raw\" ({INSERT_COLS}) FROM STDIN"
+        ))
+    });
+    let sw = Stopwatch::start();
+    let data = copy_text(&people, now_micros());
+    let mut tx = pool.begin().await?;
+    let mut copy = tx.copy_in_raw(sql).await?;
+    copy.send(data.as_slice()).await?;
+    let n = copy.finish().await?;
+    tx.commit().await?;
+    let e = sw.stop();
+    if n != people.len() as u64 {
+        return Err("COPY took the wrong count".into());
+    }
+    Ok(e)
+}
+
 /// dal's state for a bulk round: its pool of one and the connection every batch uses.
 pub struct DalConn {
     db: dal::Database,
     conn: tokio::sync::Mutex<dal::Connection>,
 }
 
-fn dal_conn(url: &str) -> Resource<DalConn> {
+pub fn dal_conn(url: &str) -> Resource<DalConn> {
     let url = url.to_owned();
     Resource {
         setup: Box::new(move || {
@@ -76,7 +117,7 @@ fn dal_conn(url: &str) -> Resource<DalConn> {
 }
 
 /// dal's bulk operation: [`bulk_dal`] on the round's connection.
-struct DalSave;
+pub struct DalSave;
 
 impl Op<DalConn, Vec<Person>> for DalSave {
     type Out = (Duration, Duration);
@@ -189,6 +230,7 @@ pub async fn bulk(ctx: &Ctx) -> Result<Workload> {
         direction: Direction::HigherIsBetter,
         alternatives: vec![
             (SQLX_MULTIROW, Some(Target::at_least(0.8))),
+            (SQLX_COPY, None),
             (SQLX_SAME_BULK, None),
             (SEAORM_MANY, None),
         ],
@@ -200,6 +242,14 @@ pub async fn bulk(ctx: &Ctx) -> Result<Workload> {
                 SQLX_MULTIROW,
                 pools::pg(url, 1, false),
                 |p: &sqlx::PgPool, people| bulk_sqlx_insert(p.clone(), people),
+            ),
+            &m,
+        )
+        .with(
+            Contender::new(
+                SQLX_COPY,
+                pools::pg(url, 1, false),
+                |p: &sqlx::PgPool, people| bulk_sqlx_copy(p.clone(), people),
             ),
             &m,
         )

@@ -1,8 +1,9 @@
-//! `--explain-bulk`: where the time of a bulk save goes. Each statement kind of dal's plan, run
-//! by raw sqlx on one connection (each kind in its own transaction, commit included), against a
-//! plain multi-row INSERT and against the same work as one CTE statement per chunk (after the
-//! version lookup); then dal's own save of the same size with its client CPU and the time its
-//! statements took. Medians over `rounds`.
+//! `--explain-bulk`: where the time of a bulk save goes. dal's plan for a large batch on
+//! PostgreSQL (COPY into a staging table, then one merge statement into the entity table and
+//! its history), run by raw sqlx on one connection, against a plain multi-row INSERT, raw COPY
+//! without history, and each statement kind of dal's previous plan (each kind in its own
+//! transaction, commit included); then dal's own save of the same size with its client CPU and
+//! the time its statements took. Medians over `rounds`.
 //! The bench's tables are dropped afterwards (by the caller).
 
 use std::collections::HashMap;
@@ -16,22 +17,28 @@ use crate::bulk::bulk_dal;
 use crate::mirror;
 use crate::pools::{close_dal, dal_db, sqlx_pg};
 use crate::sql::{
-    bind_rows, dal_plan_statements, insert_rows_sql, leak, now_micros, Person, Versions,
-    BULK_CHUNK, BULK_ROWS, DAL_HISTORY_CHUNK, DAL_LOCK_CHUNK, DAL_UPSERT_CHUNK, DAL_VERSION_CHUNK,
+    bind_rows, dal_plan_statements, insert_rows_sql, leak, now_micros, Person, PgEntityRow,
+    Versions, BULK_CHUNK, BULK_ROWS, COLS, DAL_HISTORY_CHUNK, DAL_LOCK_CHUNK, DAL_UPSERT_CHUNK,
+    DAL_VERSION_CHUNK, INSERT_COLS,
 };
 
 const TABLE: &str = "dal_bench_bulk_raw";
 
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 9] = [
     "plain INSERT, 1 000 rows/stmt (the multi-row baseline)",
-    "dal: row locks SELECT id, version .. ORDER BY id FOR UPDATE, 2 000 ids/stmt (new rows: none found)",
-    "dal: version lookup SELECT id, MAX(version) FROM history .. GROUP BY id, 2 000 ids/stmt (new rows: none found)",
-    "dal: upsert ON CONFLICT .. RETURNING, version given (the lookup's + 1), 1 000 rows/stmt, rows decoded",
-    "dal: history INSERT .. SELECT (copies each row, its version included), 2 000 ids/stmt",
-    "not dal: version lookup, then upsert (version given) + history as one CTE, 1 000 rows/stmt, rows decoded",
+    "previous dal plan: row locks SELECT id, version .. ORDER BY id FOR UPDATE, 2 000 ids/stmt (new rows: none found)",
+    "previous dal plan: version lookup SELECT id, MAX(version) FROM history .. GROUP BY id, 2 000 ids/stmt (new rows: none found)",
+    "previous dal plan: upsert ON CONFLICT .. RETURNING, version given (the lookup's + 1), 1 000 rows/stmt, rows decoded",
+    "previous dal plan: history INSERT .. SELECT (copies each row, its version included), 2 000 ids/stmt",
+    "version lookup, then upsert (version given) + history as one CTE, 1 000 rows/stmt, rows decoded",
+    "plain COPY FROM STDIN into the table (no history, nothing returned)",
+    "dal: BEGIN + CREATE staging table + COPY FROM STDIN of the 10 000 rows into it",
+    "dal: merge staging -> table (upsert, version from history) + history, one CTE, rows returned and decoded; DROP staging + COMMIT",
 ];
+/// The phases that make up dal's previous plan.
+const PREVIOUS_PHASES: std::ops::RangeInclusive<usize> = 1..=4;
 /// The phases that make up dal's plan.
-const DAL_PHASES: std::ops::RangeInclusive<usize> = 1..=4;
+const DAL_PHASES: std::ops::RangeInclusive<usize> = 7..=8;
 
 /// Batches of 10 000 new people, numbered on from 50 000 000.
 struct People(u64);
@@ -87,6 +94,12 @@ async fn time_phases(url: &str, rounds: usize, people: &mut People) -> Result<Ve
         // The same work as one statement per chunk (after the version lookup).
         let rows = people.sorted_batch();
         times[5].push(phase(&pool, Phase::Cte, &rows, now, &mut HashMap::new()).await?);
+        let rows = people.batch();
+        times[6].push(plain_copy(&pool, &rows, now).await?);
+        let rows = people.batch();
+        let (copy, merge) = staged(&pool, &rows, now).await?;
+        times[7].push(copy);
+        times[8].push(merge);
         eprintln!("  explain-bulk round {}/{}", r + 1, rounds);
     }
     pool.close().await;
@@ -110,7 +123,85 @@ async fn plain_insert(
     Ok(ms(t))
 }
 
-/// A statement kind of dal's plan, or the CTE.
+/// Raw COPY of `people` into the table, in one transaction (ms).
+async fn plain_copy(pool: &sqlx::PgPool, people: &[Person], now: DateTime<Utc>) -> Result<f64> {
+    let t = Instant::now();
+    let data = crate::bulk::copy_text(people, now);
+    let mut tx = pool.begin().await?;
+    let mut copy = tx
+        .copy_in_raw(&format!("COPY \"{TABLE}\" ({INSERT_COLS}) FROM STDIN"))
+        .await?;
+    copy.send(data.as_slice()).await?;
+    copy.finish().await?;
+    tx.commit().await?;
+    Ok(ms(t))
+}
+
+/// dal's statements for a large batch, by raw sqlx in one transaction: ms until the rows are
+/// in the staging table (BEGIN, CREATE, COPY), and ms of the merge (rows decoded), the DROP
+/// and the COMMIT.
+async fn staged(pool: &sqlx::PgPool, people: &[Person], now: DateTime<Utc>) -> Result<(f64, f64)> {
+    let t = Instant::now();
+    let data = crate::bulk::copy_text(people, now);
+    let mut tx = pool.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE pg_temp.\"dal_save_stage\" AS SELECT {INSERT_COLS} FROM \"{TABLE}\" WITH NO DATA"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY pg_temp.\"dal_save_stage\" ({INSERT_COLS}) FROM STDIN"
+        ))
+        .await?;
+    copy.send(data.as_slice()).await?;
+    copy.finish().await?;
+    let copied = ms(t);
+    let t = Instant::now();
+    let back = sqlx::query_as::<_, PgEntityRow>(sqlx::AssertSqlSafe(merge_sql(TABLE)))
+        .bind(now)
+        .bind(None::<String>)
+        .bind(now)
+        .bind(None::<String>)
+        .bind(now)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("DROP TABLE pg_temp.\"dal_save_stage\"")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if back.len() != people.len() {
+        return Err("the merge returned the wrong count".into());
+    }
+    Ok((copied, ms(t)))
+}
+
+/// dal's merge of the staging table (dal/src/entity/ops/sql.rs `merge_stage_sql`) for the
+/// bench's entity.
+fn merge_sql(table: &str) -> String {
+    let from_up = COLS
+        .split(", ")
+        .map(|c| format!("\"up\".{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let set = ["active", "age", "email", "name", "updated_at", "updated_by"]
+        .iter()
+        .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH \"up\" AS (INSERT INTO \"{table}\" (\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"version\", \"active\", \"age\", \"email\", \"name\") \
+         SELECT \"s\".\"id\", $1, $2, $3, $4, COALESCE((SELECT MAX(\"h\".\"version\") FROM \"{table}_history\" \"h\" WHERE \"h\".\"id\" = \"s\".\"id\"), 0) + 1, \
+         \"s\".\"active\", \"s\".\"age\", \"s\".\"email\", \"s\".\"name\" FROM pg_temp.\"dal_save_stage\" \"s\" ORDER BY \"s\".\"id\" COLLATE \"C\" \
+         ON CONFLICT (\"id\") DO UPDATE SET {set}, \"version\" = \"{table}\".\"version\" + 1 RETURNING {COLS}), \
+         \"hist\" AS (INSERT INTO \"{table}_history\" ({COLS}, \"history_timestamp\", \"history_user_id\", \"history_comment\") SELECT {from_up}, $5, $6, $7 FROM \"up\") \
+         SELECT {COLS} FROM \"up\""
+    )
+}
+
+/// A statement kind of dal's previous plan, or the CTE.
 #[derive(Clone, Copy)]
 enum Phase {
     Lock,
@@ -197,7 +288,11 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         println!("| raw sqlx: {name} | {:.1} |", m(&times[i]));
     }
     println!(
-        "| raw sqlx: dal's plan (row locks + version lookup + upsert RETURNING + history) | {:.1} |",
+        "| raw sqlx: dal's previous plan (row locks + version lookup + upsert RETURNING + history) | {:.1} |",
+        PREVIOUS_PHASES.map(|i| m(&times[i])).sum::<f64>()
+    );
+    println!(
+        "| raw sqlx: dal's plan (staging table + COPY + merge CTE) | {:.1} |",
         DAL_PHASES.map(|i| m(&times[i])).sum::<f64>()
     );
     println!("| dal `save_entities`: wall | {:.1} |", m(&dal.walls));
@@ -214,7 +309,7 @@ fn print_table(rounds: usize, times: &[Vec<f64>], dal: &DalFigures) {
         m(&dal.cpus)
     );
     println!(
-        "\ndal ran {:.0} statements for 10 000 rows; the raw mirror runs {} (BEGIN, row locks of {}, version lookups of {}, upserts of {}, history appends of {}, COMMIT).",
+        "\ndal ran {:.0} statements for 10 000 rows (BEGIN, CREATE staging, COPY, merge, DROP staging, COMMIT); its previous plan ran {} (BEGIN, row locks of {}, version lookups of {}, upserts of {}, history appends of {}, COMMIT).",
         m(&dal.stmts),
         dal_plan_statements(BULK_ROWS),
         DAL_LOCK_CHUNK,

@@ -30,6 +30,7 @@ mod measure;
 mod mirror;
 mod names;
 mod opts;
+mod other_writes;
 mod output;
 mod pgbench;
 mod point_select;
@@ -206,7 +207,8 @@ async fn mysql_workloads(
     notes: &mut Vec<String>,
 ) -> Result<Vec<Workload>> {
     let (o, mut out) = (&ctx.o, Vec::new());
-    if !o.mysql || !(ctx.wants("mysql_point_select") || ctx.wants("mysql_entity_get")) {
+    let writes = ctx.wants("mysql_entity_save") || ctx.wants("mysql_bulk_save");
+    if !o.mysql || !(ctx.wants("mysql_point_select") || ctx.wants("mysql_entity_get") || writes) {
         return Ok(out);
     }
     eprintln!("setting up MySQL tables ({})", redact(&o.my_url));
@@ -226,6 +228,18 @@ async fn mysql_workloads(
         let spec = reads::mysql_get_spec(ctx, &o.my_url, Arc::new(prepared.people));
         out.push(spec.run(ctx).await?.workload);
     }
+    if writes {
+        other_writes::setup(&o.my_url).await?;
+        if ctx.wants("mysql_entity_save") {
+            out.push(other_writes::mysql_save(ctx, &o.my_url).await?);
+        }
+        if ctx.wants("mysql_bulk_save") {
+            out.push(other_writes::mysql_bulk(ctx, &o.my_url).await?);
+        }
+        if let Err(e) = other_writes::cleanup(&o.my_url).await {
+            eprintln!("could not drop the MySQL bench entities: {e}");
+        }
+    }
     if let Err(e) = setup::my_cleanup(&o.my_url).await {
         eprintln!("could not drop the MySQL bench tables: {e}");
     }
@@ -235,7 +249,10 @@ async fn mysql_workloads(
 /// SQLite's workloads, on a temporary file removed afterwards.
 async fn sqlite_workloads(ctx: &Ctx, machine: &mut Machine) -> Result<Vec<Workload>> {
     let mut out = Vec::new();
-    if !ctx.o.sqlite || !(ctx.wants("sqlite_point_select") || ctx.wants("sqlite_entity_get")) {
+    let writes = ctx.wants("sqlite_entity_save") || ctx.wants("sqlite_bulk_save");
+    if !ctx.o.sqlite
+        || !(ctx.wants("sqlite_point_select") || ctx.wants("sqlite_entity_get") || writes)
+    {
         return Ok(out);
     }
     let path = std::env::temp_dir().join(format!("dal-bench-{}.db", std::process::id()));
@@ -248,6 +265,16 @@ async fn sqlite_workloads(ctx: &Ctx, machine: &mut Machine) -> Result<Vec<Worklo
     if ctx.wants("sqlite_entity_get") {
         let spec = reads::sqlite_get_spec(ctx, &path, Arc::new(prepared.people));
         out.push(spec.run(ctx).await?.workload);
+    }
+    if writes {
+        let url = format!("sqlite://{}", path.display());
+        other_writes::setup(&url).await?;
+        if ctx.wants("sqlite_entity_save") {
+            out.push(other_writes::sqlite_save(ctx, &path).await?);
+        }
+        if ctx.wants("sqlite_bulk_save") {
+            out.push(other_writes::sqlite_bulk(ctx, &path).await?);
+        }
     }
     setup::lite_cleanup(&path);
     Ok(out)

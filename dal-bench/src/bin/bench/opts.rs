@@ -18,8 +18,9 @@ pub const HELP: &str = "cargo run --release -p dal-bench --bin bench -- [options
   --warmup S            warm-up seconds before each measurement (default 0.25, quick 0.06)
   --only ID[,ID..]      workloads whose id contains one of these (point_select_c20, point_select_c1,
                         insert, entity_save, entity_get, find_limit10, bulk_save, checkout,
-                        acquire_wait, mysql_point_select, mysql_entity_get, sqlite_point_select,
-                        sqlite_entity_get)
+                        acquire_wait, mysql_point_select, mysql_entity_get, mysql_entity_save,
+                        mysql_bulk_save, sqlite_point_select, sqlite_entity_get,
+                        sqlite_entity_save, sqlite_bulk_save)
   --contender NAME[,..] contenders whose name contains one of these; =NAME for an exact name
                         (e.g. --contender =dal to profile dal alone)
   --no-mysql, --no-sqlite, --no-pgbench

@@ -29,6 +29,9 @@ pub const DAL_HISTORY_CHUNK: usize = 2_000;
 /// of the new rows' versions, the upserts (RETURNING the stored rows), the history appends,
 /// COMMIT. The length of `dal_plan` (a test helper).
 pub fn dal_plan_statements(n: usize) -> u64 {
+    if n == 1 {
+        return 1;
+    }
     let (locks, lookups) = if n > 1 {
         (n.div_ceil(DAL_LOCK_CHUNK), n.div_ceil(DAL_VERSION_CHUNK))
     } else {
@@ -144,7 +147,7 @@ impl Versions<'_> {
 const UPSERT_COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"version\", \"active\", \"age\", \"email\", \"name\"";
 
 /// The columns of the plain INSERT (what a raw bulk load writes; `version` keeps its default).
-const INSERT_COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"active\", \"age\", \"email\", \"name\"";
+pub const INSERT_COLS: &str = "\"id\", \"created_at\", \"created_by\", \"updated_at\", \"updated_by\", \"active\", \"age\", \"email\", \"name\"";
 
 /// dal's row locks (dal/src/entity/ops.rs `lock_rows`) for `n` ids given in id order: the rows
 /// that exist, with their versions.
@@ -224,11 +227,16 @@ pub fn history_sql(table: &str, n: usize) -> String {
 pub fn upsert_history_cte_sql(table: &str, rows: usize, version: NewVersion) -> String {
     let upsert = upsert_sql(table, rows, version, false);
     let n = rows * UPSERT_PARAMS;
+    let from_up = COLS
+        .split(", ")
+        .map(|c| format!("\"up\".{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "WITH \"up\" AS ({upsert} RETURNING {COLS}), \
-         \"h\" AS (INSERT INTO \"{table}_history\" ({COLS}, \"history_timestamp\", \"history_user_id\", \"history_comment\") \
-         SELECT \"up\".*, ${}, ${}, ${} FROM \"up\" ORDER BY \"up\".\"id\") \
-         SELECT * FROM \"up\"",
+         \"hist\" AS (INSERT INTO \"{table}_history\" ({COLS}, \"history_timestamp\", \"history_user_id\", \"history_comment\") \
+         SELECT {from_up}, ${}, ${}, ${} FROM \"up\") \
+         SELECT {COLS} FROM \"up\"",
         n + 1,
         n + 2,
         n + 3
@@ -245,6 +253,10 @@ pub fn dal_plan(table: &str, n: usize) -> Vec<String> {
             .map(move |from| size.min(n - from))
             .collect::<Vec<_>>()
     };
+    if n == 1 {
+        // One entity: one statement, no transaction of its own.
+        return vec![upsert_history_cte_sql(table, 1, NewVersion::FromHistory)];
+    }
     let mut plan = vec!["BEGIN".to_owned()];
     let version = if n > 1 {
         plan.extend(
@@ -363,11 +375,10 @@ pub fn now_micros() -> DateTime<Utc> {
 mod tests {
     use super::*;
 
-    /// What dal 0.1 sent for `save_entity("dal_bench_saves", …)` of a new entity on PostgreSQL
-    /// (its `dal::query` spans, fingerprint comment left out): the upsert's version by a
-    /// subquery on the history.
+    /// The upsert dal sends for `save_entity("dal_bench_saves", …)` of a new entity on
+    /// PostgreSQL, inside its one CTE statement (fingerprint comment left out): the version by
+    /// a subquery on the history.
     const DAL_UPSERT_1: &str = r#"INSERT INTO "dal_bench_saves" ("id", "created_at", "created_by", "updated_at", "updated_by", "version", "active", "age", "email", "name") VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX("h"."version"), 0) + 1 FROM "dal_bench_saves_history" "h" WHERE "h"."id" = $6), $7, $8, $9, $10) ON CONFLICT ("id") DO UPDATE SET "active" = excluded."active", "age" = excluded."age", "email" = excluded."email", "name" = excluded."name", "updated_at" = excluded."updated_at", "updated_by" = excluded."updated_by", "version" = "dal_bench_saves"."version" + 1 RETURNING "id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name""#;
-    const DAL_HISTORY_1: &str = r#"INSERT INTO "dal_bench_saves_history" ("id", "created_at", "created_by", "updated_at", "updated_by", "deleted_at", "version", "active", "age", "email", "name", "history_timestamp", "history_user_id", "history_comment") SELECT "src"."id", "src"."created_at", "src"."created_by", "src"."updated_at", "src"."updated_by", "src"."deleted_at", "src"."version", "src"."active", "src"."age", "src"."email", "src"."name", $1, $2, $3 FROM "dal_bench_saves" "src" WHERE "src"."id" IN ($4) ORDER BY "src"."id""#;
     /// …and for `save_entities` of two: the row locks, the lookup of the new rows' versions,
     /// then the upsert with the versions given.
     const DAL_LOCK_2: &str = r#"SELECT "id", "version" FROM "dal_bench_saves" WHERE "id" IN ($1, $2) ORDER BY "id" FOR UPDATE"#;
@@ -380,7 +391,7 @@ mod tests {
         let t = "dal_bench_saves";
         assert_eq!(
             dal_plan(t, 1),
-            ["BEGIN", DAL_UPSERT_1, DAL_HISTORY_1, "COMMIT"]
+            [upsert_history_cte_sql(t, 1, NewVersion::FromHistory)]
         );
         assert_eq!(
             dal_plan(t, 2),
@@ -396,22 +407,26 @@ mod tests {
         // The one-CTE alternative: dal's upsert, RETURNING the stored rows, feeds the history
         // INSERT; a single entity's with the subquery, a batch's with the versions given.
         let cte = upsert_history_cte_sql(t, 1, NewVersion::FromHistory);
-        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_1}), \"h\" AS (")));
-        assert!(cte.ends_with("SELECT \"up\".*, $11, $12, $13 FROM \"up\" ORDER BY \"up\".\"id\") SELECT * FROM \"up\""));
+        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_1}), \"hist\" AS (")));
+        assert!(cte.ends_with(&format!(
+            "\"up\".\"name\", $11, $12, $13 FROM \"up\") SELECT {COLS} FROM \"up\""
+        )));
         let cte = upsert_history_cte_sql(t, 2, NewVersion::Given);
-        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_2}), \"h\" AS (")));
-        assert!(cte.ends_with("SELECT \"up\".*, $21, $22, $23 FROM \"up\" ORDER BY \"up\".\"id\") SELECT * FROM \"up\""));
+        assert!(cte.starts_with(&format!("WITH \"up\" AS ({DAL_UPSERT_2}), \"hist\" AS (")));
+        assert!(cte.ends_with(&format!(
+            "\"up\".\"name\", $21, $22, $23 FROM \"up\") SELECT {COLS} FROM \"up\""
+        )));
         assert_eq!(insert_rows_sql(t, 1000).matches('(').count(), 1001);
     }
 
     #[test]
     fn plan_sizes() {
-        assert_eq!(dal_plan_statements(1), 4);
+        assert_eq!(dal_plan_statements(1), 1);
         assert_eq!(dal_plan_statements(2), 6);
         // BEGIN, 5 locks of 2 000, 5 version lookups of 2 000, 10 upserts of 1 000, 5 history
         // appends of 2 000, COMMIT.
         assert_eq!(dal_plan_statements(10_000), 27);
-        for n in [1, 2, 999, 1000, 1001, 2000, 2001, 4000, 10_000] {
+        for n in [2, 999, 1000, 1001, 2000, 2001, 4000, 10_000] {
             let plan = dal_plan("t", n);
             assert_eq!(plan.len() as u64, dal_plan_statements(n), "{n}");
             let ids = |p: &str| {
@@ -420,7 +435,7 @@ mod tests {
                     .map(|s| s[s.rfind("IN (").unwrap()..].matches('$').count())
                     .sum::<usize>()
             };
-            let batch = if n > 1 { n } else { 0 };
+            let batch = n;
             assert_eq!(ids("SELECT \"id\", \"version\" FROM \"t\""), batch, "{n}");
             assert_eq!(
                 ids("SELECT \"id\", MAX(\"version\") FROM \"t_history\""),
@@ -442,7 +457,7 @@ mod tests {
                 .iter()
                 .map(|v| v.matches("(SELECT COALESCE(MAX").count())
                 .sum();
-            assert_eq!(subqueries, if n > 1 { 0 } else { 1 }, "{n}");
+            assert_eq!(subqueries, 0, "{n}");
         }
     }
 

@@ -142,6 +142,10 @@ impl super::super::Dialect for MySqlDialect {
     fn upsert_fires_on_any_unique_key(&self) -> bool {
         true
     }
+    fn insert_select_returning(&self, system: &str) -> bool {
+        // MariaDB 10.5+ (the oldest MariaDB still maintained); MySQL has no RETURNING.
+        system == "mariadb"
+    }
     fn lock_batch_up_front(&self, _rows: usize) -> bool {
         // Also needed to split inserts from updates (see `upsert_fires_on_any_unique_key`).
         true

@@ -131,6 +131,14 @@ impl super::super::Dialect for PgDialect {
     fn lock_batch_up_front(&self, rows: usize) -> bool {
         rows > 1
     }
+    fn writes_in_cte(&self) -> bool {
+        true
+    }
+    fn bulk_copy_rows(&self) -> Option<usize> {
+        // Below this, the multi-row statements' fixed costs are lower than the staging table's
+        // (create, copy, merge, drop).
+        Some(500)
+    }
     fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> String {
         match (limit, offset) {
             (Some(l), Some(o)) => format!(" LIMIT {l} OFFSET {o}"),

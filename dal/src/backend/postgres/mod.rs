@@ -248,6 +248,16 @@ impl RawConn for PgConn {
             .map_err(map_sqlx_error)
     }
 
+    async fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64> {
+        let mut copy = self.conn.copy_in_raw(sql).await.map_err(map_sqlx_error)?;
+        if let Err(e) = copy.send(data).await {
+            // Ends the COPY on the server (it answers the abort with an error of its own).
+            let _ = copy.abort("dal: sending COPY data failed").await;
+            return Err(map_sqlx_error(e));
+        }
+        copy.finish().await.map_err(map_sqlx_error)
+    }
+
     fn cancel_token(&self) -> Arc<dyn CancelToken> {
         self.cancel.clone()
     }

@@ -55,6 +55,7 @@ macro_rules! in_own_tx {
     }};
 }
 
+mod copy;
 mod delete;
 mod input;
 mod read;

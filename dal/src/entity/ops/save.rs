@@ -11,8 +11,12 @@ use super::super::codec::{from_column, to_column, Fit};
 use super::super::schema::{history_table, table, validate_field_name, FieldSpec, Schema};
 use super::super::typed::FieldType;
 use super::super::value_types;
+use super::copy::encode_rows;
 use super::input::{plan_fields, prepare_inputs};
-use super::sql::{next_versions_sql, upsert_sql, NewVersion};
+use super::sql::{
+    copy_stage_sql, create_stage_sql, drop_stage_sql, merge_stage_sql, next_versions_sql,
+    save_one_sql, upsert_sql, Expect, NewVersion,
+};
 use super::{
     column_list, columns, field_json, is_key_race, is_retryable_tx_error, now_micros, placeholders,
     row_to_map, system_type, Audit, Decode, EntityMap, CHUNK_PARAMS, CHUNK_ROWS,
@@ -159,6 +163,29 @@ impl Connection {
             expected: &expected,
             audit: req.audit,
         };
+        let dialect = self.dialect();
+        // One entity, one statement: it is atomic by itself, so no transaction of its own. A
+        // checked save's `out` then runs after the write: it was checked on the row as it
+        // will be stored, which the statement returns unchanged when the input holds every
+        // declared field (a typed entity is saved whole).
+        if ids.len() == 1
+            && dialect.writes_in_cte()
+            && (!req.check || declared.iter().all(|d| rows[0].contains_key(&d.name)))
+        {
+            return self.save_one_statement(&batch, &out).await;
+        }
+        if let Some(data) = copy_data(dialect, &batch) {
+            return in_own_tx!(
+                self,
+                |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
+                {
+                    match self.write_by_copy(&batch, &data).await {
+                        Ok(saved) => saved.into_iter().map(&out).collect::<Result<Vec<R>>>(),
+                        Err(e) => Err(e),
+                    }
+                }
+            );
+        }
         in_own_tx!(
             self,
             |e: &Error| is_retryable_tx_error(e) || is_key_race(e),
@@ -171,6 +198,123 @@ impl Connection {
         )
     }
 
+    /// Saves one entity with ONE statement ([`save_one_sql`]), in the caller's transaction
+    /// or on its own. On its own, a statement the server undid (deadlock, serialization
+    /// failure) is retried by the statement pipeline, and a key race here (a concurrent
+    /// writer took the history version first, e.g. around a permanent delete): the failed
+    /// statement wrote nothing.
+    async fn save_one_statement<R, F>(&mut self, b: &Batch<'_>, out: &F) -> Result<Vec<R>>
+    where
+        F: Fn(EntityMap) -> Result<R>,
+    {
+        let outer = self.in_transaction();
+        let mut backoff = self.retry_policy().backoff();
+        loop {
+            match self.write_one(b).await {
+                Ok(saved) => return Ok(vec![out(saved)?]),
+                Err(e) if !outer && is_key_race(&e) => {
+                    let Some(delay) = backoff.next_delay() else {
+                        return Err(e);
+                    };
+                    self.check_op_sleep(delay)?;
+                    tracing::debug!(target: "dal::entity", error = %e, retry = backoff.retries(), "retrying entity write");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The one statement of a single save, and the conflict it reports when the stored
+    /// entity is not at the expected version (then nothing was written).
+    async fn write_one(&mut self, b: &Batch<'_>) -> Result<EntityMap> {
+        let now = Value::Timestamp(now_micros());
+        let id = b.ids[0].as_str();
+        let row = &b.rows[0];
+        let fields: Vec<&String> = row.keys().collect();
+        let values = row.values().cloned();
+        let user = Value::from(b.audit.user_id.clone());
+        let want = b.expected.first().copied().flatten();
+        let expect = match want {
+            None => Expect::Any,
+            Some(0) => Expect::Absent,
+            Some(_) => Expect::At,
+        };
+        let mut params = Vec::with_capacity(fields.len() + 9);
+        if let (Expect::At, Some(v)) = (expect, want) {
+            params.extend(values);
+            params.extend([now.clone(), user.clone(), Value::from(id), Value::Int(v)]);
+        } else {
+            params.extend([Value::from(id), now.clone(), user.clone()]);
+            params.extend([now.clone(), user.clone(), Value::from(id)]);
+            params.extend(values);
+        }
+        params.extend([now, user, Value::from(b.audit.comment.clone())]);
+        let sql = save_one_sql(self.dialect(), b.entity, &fields, b.schema, expect);
+        if let Some(r) = self.query_rows(&sql, params).await?.into_iter().next() {
+            return row_to_map(r, b.entity, b.schema, Decode::Converted);
+        }
+        let Some(expected) = want else {
+            return Err(Error::Internal(format!("saved entity {id} not returned")));
+        };
+        let sql = format!("SELECT [version] FROM [{}] WHERE [id] = ?", table(b.entity));
+        let actual = match self.query_rows(&sql, vec![Value::from(id)]).await?.first() {
+            Some(r) => r.try_get::<i64, _>(0)?,
+            None => 0,
+        };
+        Err(Error::Conflict {
+            entity: b.entity.to_owned(),
+            id: id.to_owned(),
+            expected,
+            actual,
+        })
+    }
+
+    /// A large batch on PostgreSQL: its rows (`data`, from [`copy_data`]) copied into a
+    /// staging table, merged into the entity table and the history in one statement, the
+    /// staging table dropped — inside the save's transaction.
+    async fn write_by_copy(&mut self, b: &Batch<'_>, data: &[u8]) -> Result<Vec<EntityMap>> {
+        let now = Value::Timestamp(now_micros());
+        let user = Value::from(b.audit.user_id.clone());
+        let fields: Vec<&String> = b.rows[0].keys().collect();
+        self.query_full(&create_stage_sql(b.entity, &fields), Vec::new())
+            .await?;
+        let copied = self.copy_in(&copy_stage_sql(&fields), data).await?;
+        if copied != b.ids.len() as u64 {
+            return Err(Error::Internal(format!(
+                "COPY took {copied} of {} rows",
+                b.ids.len()
+            )));
+        }
+        let params = vec![
+            now.clone(),
+            user.clone(),
+            now.clone(),
+            user.clone(),
+            now,
+            user,
+            Value::from(b.audit.comment.clone()),
+        ];
+        let sql = merge_stage_sql(self.dialect(), b.entity, &fields, b.schema);
+        let rows = self.query_rows(&sql, params).await?;
+        self.query_full(&drop_stage_sql(), Vec::new()).await?;
+        let mut saved: HashMap<String, EntityMap> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let m = row_to_map(r, b.entity, b.schema, Decode::Converted)?;
+            if let Some(Json::String(id)) = m.get("id") {
+                saved.insert(id.clone(), m);
+            }
+        }
+        let mut out = Vec::with_capacity(b.ids.len());
+        for id in b.ids {
+            match saved.remove(id) {
+                Some(m) => out.push(m),
+                None => return Err(Error::Internal(format!("saved entity {id} not found"))),
+            }
+        }
+        Ok(out)
+    }
+
     async fn write_batch(&mut self, b: &Batch<'_>) -> Result<Vec<EntityMap>> {
         let now = now_micros();
         // Rows are written in id order, so that concurrent batches over the same ids take
@@ -180,9 +324,25 @@ impl Connection {
         let existing = self.lock_and_check_versions(b, &order).await?;
         let mut saved = self.upsert_rows(b, &order, &existing, now).await?;
         let sorted_ids: Vec<String> = order.iter().map(|&i| b.ids[i].clone()).collect();
-        self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
-            .await?;
-        if !self.dialect().upsert_returns_rows() {
+        if self.dialect().upsert_returns_rows() {
+            self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
+                .await?;
+        } else if self.history_append_returns_rows() {
+            // The history rows are copies of the stored rows: they come back from the append.
+            saved = HashMap::with_capacity(sorted_ids.len());
+            for r in self
+                .history_append(b.entity, b.schema, &sorted_ids, now, b.audit, false, true)
+                .await?
+                .rows
+            {
+                let m = row_to_map(r, b.entity, b.schema, Decode::Converted)?;
+                if let Some(Json::String(id)) = m.get("id") {
+                    saved.insert(id.clone(), m);
+                }
+            }
+        } else {
+            self.append_history(b.entity, b.schema, &sorted_ids, now, b.audit, false)
+                .await?;
             saved = self.fetch_by_ids(b.entity, b.schema, b.ids).await?;
         }
         // Same order as the input.
@@ -358,6 +518,31 @@ impl Connection {
         audit: &Audit,
         deleting: bool,
     ) -> Result<u64> {
+        Ok(self
+            .history_append(entity, schema, ids, now, audit, deleting, false)
+            .await?
+            .rows_affected)
+    }
+
+    /// True when the server returns the rows an `INSERT … SELECT` inserted (MariaDB 10.5+).
+    fn history_append_returns_rows(&self) -> bool {
+        self.system_name()
+            .is_some_and(|system| self.dialect().insert_select_returning(system))
+    }
+
+    /// [`append_history`](Self::append_history), the appended rows' entity columns returned
+    /// when `returning` (where [`history_append_returns_rows`](Self::history_append_returns_rows)).
+    #[allow(clippy::too_many_arguments)]
+    async fn history_append(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        ids: &[String],
+        now: DateTime<Utc>,
+        audit: &Audit,
+        deleting: bool,
+        returning: bool,
+    ) -> Result<crate::backend::QueryOutput> {
         let cols = columns(schema);
         let h = history_table(entity);
         let t = table(entity);
@@ -369,11 +554,16 @@ impl Connection {
                 _ => format!("[src].[{c}]"),
             })
             .collect();
-        let mut inserted = 0;
+        let returning = if returning {
+            format!(" RETURNING {}", column_list(&cols))
+        } else {
+            String::new()
+        };
+        let mut inserted = crate::backend::QueryOutput::default();
         for chunk in ids.chunks(CHUNK_ROWS * 2) {
             let sql = format!(
                 "INSERT INTO [{h}] ({}, [history_timestamp], [history_user_id], [history_comment]) \
-                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id] /* dal:{:x} */",
+                 SELECT {}, ?, ?, ? FROM [{t}] [src] WHERE [src].[id] IN ({}) ORDER BY [src].[id]{returning} /* dal:{:x} */",
                 column_list(&cols),
                 source.join(", "),
                 placeholders(chunk.len()),
@@ -387,7 +577,9 @@ impl Connection {
             params.push(Value::from(audit.user_id.clone()));
             params.push(Value::from(audit.comment.clone()));
             params.extend(chunk.iter().map(|id| Value::from(id.as_str())));
-            inserted += self.query_full(&sql, params).await?.rows_affected;
+            let out = self.query_full(&sql, params).await?;
+            inserted.rows_affected += out.rows_affected;
+            inserted.rows.extend(out.rows);
         }
         Ok(inserted)
     }
@@ -475,6 +667,23 @@ fn serialize_custom(
                 .collect()
         })
         .collect()
+}
+
+/// The batch in `COPY` form when it goes through a staging table: the dialect streams
+/// batches this large, no version is expected (those go through the row locks), every row
+/// has the same fields (a partial update leaves the others alone), and every value has a
+/// `COPY` text form.
+fn copy_data(dialect: &dyn crate::backend::Dialect, b: &Batch<'_>) -> Option<Vec<u8>> {
+    let min = dialect.bulk_copy_rows()?;
+    let first = b.rows.first()?;
+    if b.ids.len() < min
+        || b.expected.iter().any(Option::is_some)
+        || b.rows.iter().any(|r| !r.keys().eq(first.keys()))
+    {
+        return None;
+    }
+    let fields: Vec<&String> = first.keys().collect();
+    encode_rows(b.ids, b.rows, &fields)
 }
 
 /// One batch, validated and converted, ready to write.
