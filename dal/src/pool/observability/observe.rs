@@ -112,12 +112,12 @@ fn error_type(e: &Error) -> &str {
     e.code().unwrap_or_else(|| e.category())
 }
 
-/// Whether anything may want a statement's span: a `tracing` subscriber that enables DEBUG
-/// for `dal::query`, or, with no subscriber set at all, a `log` logger at DEBUG (tracing's
-/// `log` feature hands spans to it then, fields formatted).
+/// Whether anything may want a statement's span. Once any `tracing` dispatcher was set, the
+/// span macro asks it (and formats the fields only when it is interested in this span). With
+/// none ever set, the macro would format every field for the `log` crate (tracing's `log`
+/// feature hands spans to it then): worth it only when a `log` logger may take DEBUG.
 fn query_spans_wanted() -> bool {
-    tracing::enabled!(target: "dal::query", tracing::Level::DEBUG)
-        || (!tracing::dispatcher::has_been_set() && log::max_level() >= log::LevelFilter::Debug)
+    tracing::dispatcher::has_been_set() || log::max_level() >= log::LevelFilter::Debug
 }
 
 impl PoolInner {
@@ -135,9 +135,9 @@ impl PoolInner {
     ///   `db.response.status_code` (the server's code, when it gave one),
     ///   `otel.status_code = "ERROR"` and `otel.status_description` (the error message).
     ///
-    /// Costs a relaxed load when DEBUG is off for that target, and nothing more when nobody
-    /// listens (no subscriber enables it, and no `log` logger at DEBUG receives it): the span
-    /// is then [`Span::none`](tracing::Span::none) and its fields are never formatted.
+    /// Costs a relaxed load when DEBUG is off for that target; with no `tracing` dispatcher
+    /// and no `log` logger at DEBUG, the span is [`Span::none`](tracing::Span::none) and its
+    /// fields are never formatted.
     pub(crate) fn query_span(
         &self,
         sql: &str,
