@@ -16,9 +16,10 @@ use super::{translate, Backend, Translated};
 use crate::error::Result;
 
 /// Texts kept per backend before the map is emptied.
-pub(crate) const CAPACITY: usize = 4096;
-/// Longer texts are translated every time.
-pub(crate) const MAX_TEXT: usize = 8192;
+pub(crate) const CAPACITY: usize = 1024;
+/// Longer texts are translated every time. With [`CAPACITY`], at most about 8 MiB per backend
+/// (the text and its translation), far less in practice.
+pub(crate) const MAX_TEXT: usize = 4096;
 
 /// A translated statement and the hash of its native text (the per-connection statistics of
 /// the driver's prepared-statement cache key on it).
