@@ -15,6 +15,7 @@
 //! `executemany`: both go through stages 1–6.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{lost_error, Connection, QueryOptions};
@@ -23,7 +24,8 @@ use crate::error::{Error, Result, TimeoutKind};
 use crate::pool::{PooledRaw, QueryEvent};
 use crate::resilience::{self, classify, FailureClass};
 use crate::row::Row;
-use crate::sql::{self, StatementKind, Translated};
+use crate::sql::cache::{translate_cached, Statement};
+use crate::sql::{self, StatementKind};
 use crate::value::Value;
 
 /// The promise: a statement's timeout error never comes later than this past its deadline,
@@ -40,17 +42,17 @@ const CANCEL_GRACE: Duration = TIMEOUT_ERROR_BOUND.saturating_sub(Duration::from
 /// connection), or a parameterless control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
 #[derive(Clone, Copy)]
 pub(super) enum Op<'a> {
-    Query(&'a Translated, &'a [Value]),
+    Query(&'a Statement, &'a [Value]),
     Control(&'static str),
     /// `COPY … FROM STDIN` with its data (PostgreSQL).
-    Copy(&'a Translated, &'a [u8]),
+    Copy(&'a Statement, &'a [u8]),
 }
 
 impl<'a> Op<'a> {
     /// The SQL as sent.
     fn sql(self) -> &'a str {
         match self {
-            Op::Query(statement, _) | Op::Copy(statement, _) => &statement.sql,
+            Op::Query(statement, _) | Op::Copy(statement, _) => &statement.translated.sql,
             Op::Control(sql) => sql,
         }
     }
@@ -65,7 +67,7 @@ impl<'a> Op<'a> {
     /// The operation name for tracing (`db.operation.name`): the statement's first keyword.
     fn operation(self) -> Option<&'static str> {
         match self {
-            Op::Query(statement, _) | Op::Copy(statement, _) => statement.operation,
+            Op::Query(statement, _) | Op::Copy(statement, _) => statement.translated.operation,
             Op::Control(sql) => sql.split(' ').next(),
         }
     }
@@ -154,11 +156,15 @@ impl Connection {
     /// statement's tags are appended to the *native* SQL as a sqlcommenter comment: the
     /// translator never reads them, and what the driver prepares, caches and sends (and what
     /// the span and the statement-cache metrics see) is the tagged text.
-    pub(super) fn translate(&self, sql: &str, opts: &QueryOptions) -> Result<Translated> {
-        let mut statement = sql::translate(sql, self.backend())?;
+    ///
+    /// A text already translated for this backend is not lexed again (`sql::cache`).
+    pub(super) fn translate(&self, sql: &str, opts: &QueryOptions) -> Result<Arc<Statement>> {
+        let statement = translate_cached(sql, self.backend())?;
         if self.pool.config.get_sql_comments() {
-            if let Some(tagged) = sql::commenter::append(&statement.sql, &opts.tags) {
-                statement.sql = tagged;
+            if let Some(tagged) = sql::commenter::append(&statement.translated.sql, &opts.tags) {
+                let mut translated = statement.translated.clone();
+                translated.sql = tagged;
+                return Ok(Arc::new(Statement::new(translated)));
             }
         }
         Ok(statement)
@@ -169,11 +175,11 @@ impl Connection {
     /// the transaction and session state and decides whether stage 3 may retry it.
     async fn dispatch(
         &mut self,
-        statement: &Translated,
+        statement: &Statement,
         params: &[Value],
         opts: &QueryOptions,
     ) -> Result<QueryOutput> {
-        let kind = statement.kind;
+        let kind = statement.translated.kind;
         if self.read_only && kind == StatementKind::Write {
             return Err(Error::ReadOnly(
                 "this is a read connection (Database::read_connection): statements that may \
@@ -363,7 +369,10 @@ impl Connection {
         self.pool.observe_query(QueryEvent {
             sql: op.sql(),
             params: op.params(),
-            prepared: matches!(op, Op::Query(..)),
+            statement_hash: match op {
+                Op::Query(statement, _) | Op::Copy(statement, _) => Some(statement.hash),
+                Op::Control(_) => None,
+            },
             elapsed: start.elapsed(),
             result,
             opts,
@@ -374,10 +383,10 @@ impl Connection {
 }
 
 /// The statement expects as many parameters as were given.
-pub(super) fn check_params(statement: &Translated, given: usize) -> Result<()> {
-    if statement.placeholders != given {
+pub(super) fn check_params(statement: &Statement, given: usize) -> Result<()> {
+    if statement.translated.placeholders != given {
         return Err(Error::ParameterCount {
-            expected: statement.placeholders,
+            expected: statement.translated.placeholders,
             given,
         });
     }
@@ -430,11 +439,11 @@ where
 /// Stage 5, backend: the driver runs `op` on the physical connection.
 async fn send(conn: &mut PooledRaw, op: Op<'_>) -> Result<QueryOutput> {
     match op {
-        Op::Query(statement, params) => conn.raw.query(&statement.sql, params).await,
+        Op::Query(statement, params) => conn.raw.query(&statement.translated.sql, params).await,
         Op::Control(sql) => conn.raw.simple(sql).await.map(|_| QueryOutput::default()),
         Op::Copy(statement, data) => {
             conn.raw
-                .copy_in(&statement.sql, data)
+                .copy_in(&statement.translated.sql, data)
                 .await
                 .map(|rows_affected| QueryOutput {
                     rows: Vec::new(),

@@ -40,7 +40,7 @@ mod stream;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::backend::QueryOutput;
@@ -76,7 +76,9 @@ pub struct Connection {
     close_on_drop: bool,
     /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
     /// transaction is over for the user and is rolled back before the next statement.
-    abandoned: Arc<AtomicBool>,
+    /// Made on the first `#[auto_transaction]` scope: a checkout that never opens one
+    /// allocates nothing for it.
+    abandoned: OnceLock<Arc<AtomicBool>>,
     /// The entity layer changed the schema inside the current transaction (PostgreSQL and
     /// SQLite): nothing learnt about the schema may be cached until it commits.
     schema_changed_in_tx: bool,
@@ -105,7 +107,8 @@ pub struct Connection {
     /// The deadline of the entity operation running on it, if it has one (see
     /// [`Connection::begin_operation`]). Shared with the operation's guard, which clears it
     /// however the operation ends.
-    op_deadline: Arc<std::sync::Mutex<Option<OpDeadline>>>,
+    /// Made on the first entity operation.
+    op_deadline: Option<Arc<std::sync::Mutex<Option<OpDeadline>>>>,
     /// The entity whose operation is running on this connection, for the statements' spans
     /// (`db.collection.name`); made on the first entity operation.
     collection: Option<Collection>,
@@ -199,7 +202,7 @@ impl Connection {
             busy: false,
             broken: false,
             close_on_drop: false,
-            abandoned: Arc::new(AtomicBool::new(false)),
+            abandoned: OnceLock::new(),
             schema_changed_in_tx: false,
             verified: None,
             session_bound: false,
@@ -209,7 +212,7 @@ impl Connection {
             tx_wrote: false,
             fallback: None,
             schema: None,
-            op_deadline: Arc::default(),
+            op_deadline: None,
             collection: None,
             draining: None,
         }
@@ -229,7 +232,8 @@ impl Connection {
         timeout: Option<Duration>,
     ) -> OperationGuard {
         let now = std::time::Instant::now();
-        let mut cell = self.op_deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = self.op_deadline.get_or_insert_with(Arc::default).clone();
+        let mut cell = shared.lock().unwrap_or_else(|p| p.into_inner());
         let previous = *cell;
         if let Some(limit) = timeout {
             let at = now
@@ -247,7 +251,7 @@ impl Connection {
             .clone();
         let outer_collection = collection.replace(Some(Arc::from(entity)));
         OperationGuard {
-            cell: self.op_deadline.clone(),
+            cell: shared,
             previous,
             collection,
             outer_collection,
@@ -261,7 +265,9 @@ impl Connection {
 
     /// The running entity operation's deadline, if any.
     pub(crate) fn op_deadline(&self) -> Option<OpDeadline> {
-        *self.op_deadline.lock().unwrap_or_else(|p| p.into_inner())
+        self.op_deadline
+            .as_ref()
+            .and_then(|c| *c.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Err when sleeping `delay` (a retry's backoff) would pass the running entity
@@ -355,16 +361,27 @@ impl Connection {
         Ok((out.rows, out.rows_affected))
     }
 
+    /// Whether an `#[auto_transaction]` scope was abandoned since the last call (and clears it).
+    fn take_abandoned(&self) -> bool {
+        self.abandoned
+            .get()
+            .is_some_and(|a| a.swap(false, Ordering::AcqRel))
+    }
+
     /// True while a transaction begun on this connection is open.
     pub fn in_transaction(&self) -> bool {
-        self.in_tx && !self.abandoned.load(Ordering::Acquire)
+        self.in_tx
+            && !self
+                .abandoned
+                .get()
+                .is_some_and(|a| a.load(Ordering::Acquire))
     }
 
     /// Used by `#[auto_transaction]`: a guard that, if dropped without being disarmed (panic,
     /// cancellation), marks the transaction it began for rollback.
     #[doc(hidden)]
     pub fn __tx_scope(&self) -> crate::TxScope {
-        crate::TxScope::new(self.abandoned.clone())
+        crate::TxScope::new(self.abandoned.get_or_init(Arc::default).clone())
     }
 
     /// Round trip to the server.

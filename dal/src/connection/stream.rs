@@ -46,7 +46,8 @@ use crate::error::{Error, Result, TimeoutKind};
 use crate::pool::{PooledRaw, QueryEvent};
 use crate::resilience::{self, classify, FailureClass};
 use crate::row::Row;
-use crate::sql::{StatementKind, Translated};
+use crate::sql::cache::Statement;
+use crate::sql::StatementKind;
 use crate::value::Value;
 
 /// Bound for stopping an abandoned statement and reading off what it left: the cancel request
@@ -316,7 +317,7 @@ impl Connection {
         self.settle_abandoned().await?;
         let statement = self.translate(sql, opts)?;
         check_params(&statement, params.len())?;
-        let kind = statement.kind;
+        let kind = statement.translated.kind;
         if self.read_only && kind == StatementKind::Write {
             return Err(Error::ReadOnly(
                 "this is a read connection (Database::read_connection): statements that may \
@@ -388,7 +389,7 @@ impl Connection {
     /// for the statement's life.
     async fn stream_once<T>(
         &mut self,
-        statement: &Translated,
+        statement: &Statement,
         params: &[Value],
         opts: &QueryOptions,
         map: &mut (dyn FnMut(Row) -> Result<T> + Send),
@@ -420,8 +421,8 @@ impl Connection {
             });
         };
         let span = self.pool.query_span(
-            &statement.sql,
-            statement.operation,
+            &statement.translated.sql,
+            statement.translated.operation,
             raw.raw.system_name(),
             self.collection.as_ref(),
             opts,
@@ -455,7 +456,7 @@ struct Lent<'a> {
     observed: bool,
     rows: u64,
     start: Instant,
-    statement: &'a Translated,
+    statement: &'a Statement,
     params: &'a [Value],
     opts: &'a QueryOptions,
     span: tracing::Span,
@@ -486,7 +487,7 @@ impl Lent<'_> {
         // (explicitly) before anything else touches the connection.
         let mut rows = None;
         let start = match tokio::time::timeout(limit, async {
-            let mut rows = raw.raw.fetch(&statement.sql, params).await?;
+            let mut rows = raw.raw.fetch(&statement.translated.sql, params).await?;
             match rows.next().await {
                 Some(Ok(row)) => Ok(Some((rows, row))),
                 Some(Err(e)) => Err(e),
@@ -639,9 +640,9 @@ impl Lent<'_> {
             return;
         }
         self.conn.pool.observe_query(QueryEvent {
-            sql: &self.statement.sql,
+            sql: &self.statement.translated.sql,
             params: self.params,
-            prepared: true,
+            statement_hash: Some(self.statement.hash),
             elapsed: self.start.elapsed(),
             result,
             opts: self.opts,

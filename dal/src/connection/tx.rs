@@ -6,8 +6,6 @@
 //! fresh connection when the first was found lost); `COMMIT` and `ROLLBACK` enter at stage 4
 //! (timeout), so that ending a transaction is never refused by an open breaker nor retried.
 
-use std::sync::atomic::Ordering;
-
 use super::exec::Op;
 use super::{Connection, QueryOptions};
 use crate::error::{Error, Result};
@@ -122,7 +120,7 @@ impl Connection {
         if self.busy {
             return self.settle_interrupted(rolling_back).await;
         }
-        if self.abandoned.swap(false, Ordering::AcqRel) && self.in_tx {
+        if self.take_abandoned() && self.in_tx {
             self.in_tx = false;
             self.schema_changed_in_tx = false;
             if let Err(e) = self
@@ -147,7 +145,7 @@ impl Connection {
                 let _ = token.cancel().await;
             });
         }
-        let abandoned = self.abandoned.swap(false, Ordering::AcqRel);
+        let abandoned = self.take_abandoned();
         let lost_tx = self.in_tx && !abandoned;
         self.in_tx = false;
         self.schema_changed_in_tx = false;

@@ -22,7 +22,7 @@
 //! needs a table, a column or a wider type fails with [`Error::Entity`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::codec::F64_EXACT_INT;
@@ -125,6 +125,24 @@ pub(crate) struct Schema {
     /// column without asking the catalog at every save).
     pub indexes: BTreeSet<String>,
     loaded: Instant,
+    /// What is derived from the fields, computed on first use (a schema never changes once
+    /// loaded: a changed table is a new `Schema`).
+    memo: SchemaMemo,
+}
+
+/// A schema's derived values: its fingerprint and the text of its get-by-id statements.
+#[derive(Debug, Default)]
+struct SchemaMemo {
+    fingerprint: OnceLock<u64>,
+    /// Indexed by `include_deleted as usize | (lock as usize) << 1`.
+    get_sql: [OnceLock<String>; 4],
+}
+
+impl Clone for SchemaMemo {
+    /// A clone computes its own (nothing derived is shared with another schema value).
+    fn clone(&self) -> Self {
+        SchemaMemo::default()
+    }
 }
 
 impl Schema {
@@ -137,6 +155,7 @@ impl Schema {
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
             loaded: Instant::now(),
+            memo: SchemaMemo::default(),
         }
     }
 
@@ -147,12 +166,31 @@ impl Schema {
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
             loaded: Instant::now(),
+            memo: SchemaMemo::default(),
         }
     }
 
     /// A short tag of the field set and types: put in statement text so that a prepared
     /// statement cached by the server is never reused across a column type change.
     pub fn fingerprint(&self) -> u64 {
+        *self
+            .memo
+            .fingerprint
+            .get_or_init(|| self.compute_fingerprint())
+    }
+
+    /// The get-by-id statement of this schema for `include_deleted` and `lock`, built by
+    /// `build` on first use and kept with the schema.
+    pub(crate) fn get_sql(
+        &self,
+        include_deleted: bool,
+        lock: bool,
+        build: impl FnOnce() -> String,
+    ) -> &str {
+        self.memo.get_sql[usize::from(include_deleted) | usize::from(lock) << 1].get_or_init(build)
+    }
+
+    fn compute_fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for (k, v) in &self.fields {
@@ -181,10 +219,6 @@ pub(crate) struct FieldSpec {
 struct CacheKey {
     cache: Arc<SchemaCache>,
     entity: String,
-}
-
-fn cache_get(key: &CacheKey) -> Option<Arc<Schema>> {
-    key.cache.get::<Schema>(&key.entity, CACHE_TTL)
 }
 
 fn cache_put(key: CacheKey, schema: Arc<Schema>) {
@@ -222,12 +256,13 @@ impl Connection {
         create: bool,
     ) -> Result<Arc<Schema>> {
         validate_entity_name(entity)?;
-        let key = self.schema_key(entity);
-        if let Some(s) = cache_get(&key) {
+        // The hot path (a cached schema) allocates nothing.
+        if let Some(s) = self.schema_cache().get::<Schema>(entity, CACHE_TTL) {
             if s.exists || !create {
                 return Ok(s);
             }
         }
+        let key = self.schema_key(entity);
         let mut schema = self.load_schema(entity).await?;
         if !schema.exists && create && self.schema_mode() == SchemaMode::Migrations {
             return Err(Error::Entity(format!(
@@ -295,6 +330,7 @@ impl Connection {
             custom,
             indexes,
             loaded: Instant::now(),
+            memo: SchemaMemo::default(),
         })
     }
 

@@ -89,6 +89,7 @@
 //! Connections use it to decide what may be retried, when a transaction begins or ends, and
 //! when a connection is bound to its session.
 
+pub(crate) mod cache;
 pub(crate) mod commenter;
 mod kind;
 mod lex;

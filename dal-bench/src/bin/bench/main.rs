@@ -127,6 +127,14 @@ async fn run() -> Result<()> {
         "Every workload runs dal and its alternatives in one process, alternating rounds (order rotated each round), same pool size (= clients) and concurrency; each round builds, warms and closes its pool.".to_owned(),
         "dal / alt.: ratio of medians. For q/s, saves/s and rows/s higher is better; for ns and ms lower is better.".to_owned(),
         "Raw sqlx baselines use test_before_acquire(false) (the stricter baseline) except the row that says default options.".to_owned(),
+        format!(
+            "PostgreSQL transport: {} (tokio-postgres always runs without TLS).",
+            if o.pg_url.contains("sslmode=disable") {
+                "no TLS for every contender (sslmode=disable)"
+            } else {
+                "as DAL_BENCH_POSTGRES_URL says for dal, sqlx, SeaORM and pgbench"
+            }
+        ),
     ];
     let ctx = Ctx {
         o: o.clone(),

@@ -3,6 +3,7 @@
 pub const DAL: &str = "dal";
 pub const SQLX_DEFAULT: &str = "sqlx PgPool (default options)";
 pub const SQLX: &str = "sqlx PgPool (test_before_acquire=false)";
+pub const SQLX_CONN: &str = "sqlx PgConnection (one bare connection, no pool)";
 pub const DEADPOOL: &str = "tokio-postgres + deadpool (prepare_cached)";
 pub const SEAORM: &str = "SeaORM find_by_id";
 pub const SEAORM_FIND: &str = "SeaORM find().filter().limit(10)";
@@ -25,6 +26,7 @@ pub fn short_name(name: &str) -> String {
     name.replace("(test_before_acquire=false)", "(no test)")
         .replace("(default options)", "(default)")
         .replace(" (prepare_cached)", "")
+        .replace("(one bare connection, no pool)", "(bare)")
         .replace(" (1 000 rows/stmt)", "")
         .replace(
             " (row locks + version lookup + upsert RETURNING + history)",

@@ -8,7 +8,10 @@ use dal_bench::{BoxError, Result};
 
 use crate::contender::Timing;
 
-pub const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/dal_test";
+/// Without TLS: tokio-postgres (through deadpool) connects with `NoTls`, so every contender
+/// uses the same plain transport (with the server's `ssl = on`, sqlx and libpq would otherwise
+/// negotiate TLS under the default `sslmode=prefer`, and pay for encryption the other does not).
+pub const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/dal_test?sslmode=disable";
 pub const MY_DEFAULT: &str = "mysql://root@127.0.0.1:3306/dal_test";
 
 pub const HELP: &str = "cargo run --release -p dal-bench --bin bench -- [options]
@@ -26,7 +29,8 @@ pub const HELP: &str = "cargo run --release -p dal-bench --bin bench -- [options
   --no-mysql, --no-sqlite, --no-pgbench
   --combine A.json B.json ..  medians of several runs -> bench-results/combined.{json,md,png}
   --explain-bulk        time each statement kind of dal's bulk save, done by raw sqlx (server cost)
-Environment: DAL_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/dal_test),
+Environment: DAL_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/dal_test?sslmode=disable:
+               tokio-postgres runs without TLS, so every contender does),
              DAL_BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/dal_test)";
 
 #[derive(Debug, Clone, PartialEq)]

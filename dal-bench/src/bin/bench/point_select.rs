@@ -10,7 +10,9 @@ use dal_bench::Result;
 
 use crate::contender::{Contender, Meta, Spec};
 use crate::measure::ClosedLoop;
-use crate::names::{DAL, DEADPOOL, PGBENCH, SEAORM, SQLX, SQLX_DEFAULT, SQLX_LITE, SQLX_MY};
+use crate::names::{
+    DAL, DEADPOOL, PGBENCH, SEAORM, SQLX, SQLX_CONN, SQLX_DEFAULT, SQLX_LITE, SQLX_MY,
+};
 use crate::opts::Ctx;
 use crate::sql::{key, PS_DAL, PS_MY, PS_PG};
 use crate::{pgbench, pools, tables};
@@ -26,6 +28,15 @@ async fn sqlx_select(pool: sqlx::PgPool, r: u64) -> Result<()> {
     let _b: i64 = sqlx::query_scalar(PS_PG)
         .bind(key(r))
         .fetch_one(&pool)
+        .await?;
+    Ok(())
+}
+
+async fn conn_select(conn: Arc<tokio::sync::Mutex<sqlx::PgConnection>>, r: u64) -> Result<()> {
+    let mut c = conn.lock().await;
+    let _b: i64 = sqlx::query_scalar(PS_PG)
+        .bind(key(r))
+        .fetch_one(&mut *c)
         .await?;
     Ok(())
 }
@@ -85,12 +96,16 @@ pub async fn pg(ctx: &Ctx, clients: usize, pgbench: pgbench::Pgbench<'_>) -> Res
         clients,
         timing: ctx.o.timing(),
     });
-    let alternatives = vec![
+    let mut alternatives = vec![
         (SQLX, Some(Target::at_least(1.0))),
         (SQLX_DEFAULT, Some(Target::at_least(1.2))),
-        (DEADPOOL, None),
+        (DEADPOOL, Some(Target::at_least(1.0))),
         (SEAORM, None),
     ];
+    if clients == 1 {
+        // One bare connection is only a fair comparison with one client.
+        alternatives.push((SQLX_CONN, None));
+    }
     let meta = meta(
         format!("point_select_c{clients}"),
         "PostgreSQL",
@@ -136,6 +151,18 @@ pub async fn pg(ctx: &Ctx, clients: usize, pgbench: pgbench::Pgbench<'_>) -> Res
             ),
             &m,
         );
+    let spec = if clients == 1 {
+        spec.with(
+            Contender::new(
+                SQLX_CONN,
+                pools::pg_conn(url),
+                |c: &Arc<tokio::sync::Mutex<sqlx::PgConnection>>, r| conn_select(c.clone(), r),
+            ),
+            &m,
+        )
+    } else {
+        spec
+    };
     let mut w = spec.run(ctx).await?.workload;
     w.alternatives.push(Alternative {
         series: pgbench_series(ctx, clients, pgbench).await?,

@@ -2,6 +2,7 @@
 //! of pool, shared by every workload.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dal_bench::Result;
@@ -108,6 +109,31 @@ pub fn pg(url: &str, size: usize, test_before_acquire: bool) -> Resource<sqlx::P
         teardown: |pool| {
             Box::pin(async move {
                 pool.close().await;
+                Ok(())
+            })
+        },
+    }
+}
+
+/// One bare sqlx `PgConnection` (no pool), behind an uncontended async mutex so that the
+/// operation can borrow it mutably: the floor of what dal's PostgreSQL driver (sqlx) costs.
+pub fn pg_conn(url: &str) -> Resource<Arc<tokio::sync::Mutex<sqlx::PgConnection>>> {
+    let url = url.to_owned();
+    Resource {
+        setup: Box::new(move || {
+            let url = url.clone();
+            Box::pin(async move {
+                use sqlx::Connection as _;
+                Ok(Arc::new(tokio::sync::Mutex::new(
+                    sqlx::PgConnection::connect(&url).await?,
+                )))
+            })
+        }),
+        teardown: |conn| {
+            Box::pin(async move {
+                use sqlx::Connection as _;
+                let conn = Arc::try_unwrap(conn).map_err(|_| "the connection is still shared")?;
+                conn.into_inner().close().await?;
                 Ok(())
             })
         },

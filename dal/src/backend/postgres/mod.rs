@@ -108,6 +108,7 @@ impl PgDriver {
                 options: options.clone(),
                 pid,
             }),
+            last: None,
         });
         Ok((
             conn,
@@ -129,6 +130,46 @@ impl Driver for PgDriver {
 struct PgConn {
     conn: PgConnection,
     cancel: Arc<PgCancel>,
+    /// The text of the last statement and the column names of its rows: the same statement
+    /// run again (the common case: a point read in a loop) reuses both instead of allocating
+    /// them per statement.
+    last: Option<LastStatement>,
+}
+
+struct LastStatement {
+    sql: Arc<str>,
+    columns: Option<Arc<[String]>>,
+}
+
+impl PgConn {
+    /// `sql` as the shared text sqlx keys its statement cache on (the last statement's when it
+    /// is the same text), and the column names that statement's rows had.
+    fn shared_text(&mut self, sql: &str) -> (Arc<str>, Option<Arc<[String]>>) {
+        match &self.last {
+            Some(last) if &*last.sql == sql => (last.sql.clone(), last.columns.clone()),
+            _ => {
+                let text: Arc<str> = Arc::from(sql);
+                self.last = Some(LastStatement {
+                    sql: text.clone(),
+                    columns: None,
+                });
+                (text, None)
+            }
+        }
+    }
+}
+
+/// The names of `row`'s columns: `known` when they are the same (no allocation).
+fn row_columns(row: &PgRow, known: &mut Option<Arc<[String]>>) -> Arc<[String]> {
+    let cols = row.columns();
+    if let Some(k) = known {
+        if k.len() == cols.len() && k.iter().zip(cols).all(|(a, b)| a == sqlx::Column::name(b)) {
+            return k.clone();
+        }
+    }
+    let names = column_names(cols);
+    *known = Some(names.clone());
+    names
 }
 
 struct PgCancel {
@@ -188,7 +229,7 @@ impl PgConn {
 #[async_trait]
 impl RawConn for PgConn {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput> {
-        let sql: Arc<str> = Arc::from(sql);
+        let (sql, mut known) = self.shared_text(sql);
         // Prepared once per connection (sqlx caches by SQL text); on later calls this is a
         // cache lookup with no round trip. It tells us the parameter types the server chose.
         let stmt = (&mut self.conn)
@@ -213,14 +254,21 @@ impl RawConn for PgConn {
         }
         let mut out = QueryOutput::default();
         let mut columns: Option<Arc<[String]>> = None;
-        let mut stream = (&mut self.conn).fetch_many(sqlx::query_with(AssertSqlSafe(sql), args));
+        let mut stream =
+            (&mut self.conn).fetch_many(sqlx::query_with(AssertSqlSafe(sql.clone()), args));
         while let Some(item) = stream.try_next().await.map_err(map_sqlx_error)? {
             match item {
                 Either::Left(done) => out.rows_affected += done.rows_affected(),
                 Either::Right(row) => {
-                    let cols = columns.get_or_insert_with(|| column_names(row.columns()));
+                    let cols = columns.get_or_insert_with(|| row_columns(&row, &mut known));
                     out.rows.push(decode_row(&row, cols.clone())?);
                 }
+            }
+        }
+        drop(stream);
+        if let (Some(last), Some(cols)) = (self.last.as_mut(), columns) {
+            if Arc::ptr_eq(&last.sql, &sql) {
+                last.columns = Some(cols);
             }
         }
         Ok(out)

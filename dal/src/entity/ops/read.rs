@@ -50,19 +50,23 @@ impl Connection {
         if !schema.exists {
             return Ok(None);
         }
-        let deleted = if include_deleted {
-            ""
-        } else {
-            " AND [deleted_at] IS NULL"
-        };
-        let lock = if lock { self.dialect().lock_rows() } else { "" };
-        let sql = format!(
-            "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
-            column_list(&columns(&schema)),
-            table(entity),
-            schema.fingerprint()
-        );
-        let rows = self.query_rows(&sql, vec![Value::from(id)]).await?;
+        // Built once per schema (and translated once per text: see `sql::cache`).
+        let lock_rows = self.dialect().lock_rows();
+        let sql = schema.get_sql(include_deleted, lock, || {
+            let deleted = if include_deleted {
+                ""
+            } else {
+                " AND [deleted_at] IS NULL"
+            };
+            let lock = if lock { lock_rows } else { "" };
+            format!(
+                "SELECT {} FROM [{}] WHERE [id] = ?{deleted}{lock} /* dal:{:x} */",
+                column_list(&columns(&schema)),
+                table(entity),
+                schema.fingerprint()
+            )
+        });
+        let rows = self.query_rows(sql, vec![Value::from(id)]).await?;
         let how = self.decode(raw);
         rows.into_iter()
             .next()

@@ -19,8 +19,9 @@ pub(crate) struct QueryEvent<'a> {
     pub sql: &'a str,
     /// Its parameters (never logged unless `log_parameter_values(true)`).
     pub params: &'a [Value],
-    /// Sent as a prepared statement (and so cached by the driver); control statements are not.
-    pub prepared: bool,
+    /// Sent as a prepared statement (and so cached by the driver): the
+    /// [`text_hash`](crate::sql::cache::text_hash) of `sql`; `None` for control statements.
+    pub statement_hash: Option<u64>,
     pub elapsed: Duration,
     pub result: &'a Result<QueryOutput>,
     pub opts: &'a QueryOptions,
@@ -111,6 +112,14 @@ fn error_type(e: &Error) -> &str {
     e.code().unwrap_or_else(|| e.category())
 }
 
+/// Whether anything may want a statement's span. Once any `tracing` dispatcher was set, the
+/// span macro asks it (and formats the fields only when it is interested in this span). With
+/// none ever set, the macro would format every field for the `log` crate (tracing's `log`
+/// feature hands spans to it then): worth it only when a `log` logger may take DEBUG.
+fn query_spans_wanted() -> bool {
+    tracing::dispatcher::has_been_set() || log::max_level() >= log::LevelFilter::Debug
+}
+
 impl PoolInner {
     /// The `tracing` span of one statement (DEBUG, target `dal::query`, name `dal.query`),
     /// with OpenTelemetry's database semantic conventions as field names, so that
@@ -126,7 +135,9 @@ impl PoolInner {
     ///   `db.response.status_code` (the server's code, when it gave one),
     ///   `otel.status_code = "ERROR"` and `otel.status_description` (the error message).
     ///
-    /// Costs a relaxed load when DEBUG is off for that target.
+    /// Costs a relaxed load when DEBUG is off for that target; with no `tracing` dispatcher
+    /// and no `log` logger at DEBUG, the span is [`Span::none`](tracing::Span::none) and its
+    /// fields are never formatted.
     pub(crate) fn query_span(
         &self,
         sql: &str,
@@ -135,6 +146,9 @@ impl PoolInner {
         collection: Option<&Collection>,
         opts: &QueryOptions,
     ) -> tracing::Span {
+        if !query_spans_wanted() {
+            return tracing::Span::none();
+        }
         let dialect = crate::backend::dialect(self.backend);
         let server = self.otel_server();
         let collection = collection.and_then(Collection::get);
@@ -187,9 +201,9 @@ impl PoolInner {
         let s = &self.stats;
         s.queries.fetch_add(1, Ordering::Relaxed);
         s.query_time.record(ev.elapsed);
-        if ev.prepared {
+        if let Some(hash) = ev.statement_hash {
             if let Some(conn) = ev.conn {
-                if conn.seen.check(ev.sql, ev.result.is_ok()) {
+                if conn.seen.check_hash(hash, ev.result.is_ok()) {
                     s.stmt_hits.fetch_add(1, Ordering::Relaxed);
                 } else {
                     s.stmt_misses.fetch_add(1, Ordering::Relaxed);

@@ -249,21 +249,17 @@ pub(crate) struct StatementsSeen {
 /// Mirrors `statement_cache_capacity(512)` in the backends.
 const STATEMENTS_SEEN_CAPACITY: usize = 512;
 
-/// FNV-1a: a cheap, stable 64-bit hash of the SQL text.
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 impl StatementsSeen {
     /// True when `sql` ran on this connection before. Remembers it when `remember` is set
     /// (the driver keeps only statements that prepared successfully).
+    #[cfg(test)]
     pub(crate) fn check(&mut self, sql: &str, remember: bool) -> bool {
-        let h = fnv1a(sql);
+        self.check_hash(crate::sql::cache::text_hash(sql), remember)
+    }
+
+    /// [`check`](Self::check) of the statement whose text has the
+    /// [`text_hash`](crate::sql::cache::text_hash) `h`.
+    pub(crate) fn check_hash(&mut self, h: u64, remember: bool) -> bool {
         if self.set.contains(&h) {
             return true;
         }
