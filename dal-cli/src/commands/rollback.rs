@@ -1,0 +1,31 @@
+//! `dal rollback --entity NAME [--id ID] --to TIMESTAMP`: entities back to their state at a
+//! past time, from their history.
+
+use anyhow::Context;
+use dal::Database;
+
+use super::describe;
+use crate::cli::RollbackArgs;
+use crate::output::Report;
+#[allow(unused_imports)]
+use crate::shim::RollbackExt;
+
+pub async fn rollback(db: &Database, args: RollbackArgs, json: bool) -> anyhow::Result<Report> {
+    let at = args.to;
+    let mut conn = db
+        .async_connection()
+        .await
+        .with_context(|| format!("cannot reach {}", describe(db)))?;
+    let report = match &args.id {
+        Some(id) => conn.rollback_entity_to(&args.entity, id, at).await,
+        None => conn.rollback_entities_to(&args.entity, at).await,
+    }
+    .with_context(|| {
+        let what = match &args.id {
+            Some(id) => format!("{} {id}", args.entity),
+            None => args.entity.clone(),
+        };
+        format!("cannot roll {what} back to {}", at.to_rfc3339())
+    })?;
+    Report::new(json, &report, |t| t.line(report.to_string()))
+}

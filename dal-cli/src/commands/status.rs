@@ -1,0 +1,186 @@
+//! `dal status`: backend, server version, pool figures, entities with row counts, applied
+//! migrations and, with `--schema`, the pending plan.
+
+use anyhow::Context;
+use dal::Database;
+use serde::Serialize;
+
+use super::{describe, migrate};
+use crate::cli::StatusArgs;
+use crate::output::Report;
+
+#[derive(Serialize)]
+struct Status {
+    database: String,
+    backend: &'static str,
+    server: Server,
+    pool: Pool,
+    entities: Vec<EntityCount>,
+    migrations: serde_json::Value,
+    migrations_applied: usize,
+    /// The pending plan (`null` without `--schema`).
+    pending: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct Server {
+    product: &'static str,
+    version: String,
+    driver: String,
+}
+
+#[derive(Serialize)]
+struct Pool {
+    min_size: usize,
+    max_size: usize,
+    size: usize,
+    in_use: usize,
+    idle: usize,
+    waiting: usize,
+    acquisitions: u64,
+    connections_created: u64,
+    queries: u64,
+    timeouts: u64,
+    errors: u64,
+    wait_p99_ms: f64,
+    scaling_advice: String,
+}
+
+#[derive(Serialize)]
+struct EntityCount {
+    name: String,
+    /// Rows not soft-deleted.
+    rows: i64,
+    /// Soft-deleted rows.
+    deleted: i64,
+}
+
+pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Result<Report> {
+    let version = db
+        .version_details()
+        .await
+        .with_context(|| format!("cannot reach {}", describe(db)))?;
+
+    let names = crate::shim::backup::entities(db)
+        .await
+        .context("cannot list the entities")?;
+    let mut entities = Vec::with_capacity(names.len());
+    {
+        let mut conn = db.async_connection().await?;
+        for name in names {
+            let rows = conn
+                .count_entities(&name)
+                .await
+                .with_context(|| format!("cannot count {name}"))?;
+            let all = conn
+                .count_entities(&name)
+                .include_deleted()
+                .await
+                .with_context(|| format!("cannot count {name}"))?;
+            entities.push(EntityCount {
+                name,
+                rows,
+                deleted: all - rows,
+            });
+        }
+    }
+
+    let history = crate::shim::migrate::Migrator::new(db)
+        .history()
+        .await
+        .context("cannot read the applied migrations")?;
+    let migrations_applied = history.len();
+    let migrations = serde_json::to_value(&history)?;
+
+    let pending = match &args.schema {
+        Some(path) => {
+            let plan = migrate::migrator(db, path)?
+                .plan()
+                .await
+                .context("cannot plan the migration")?;
+            Some(plan)
+        }
+        None => None,
+    };
+
+    let pool_status = db.pool_status();
+    let metrics = db.pool_metrics();
+    let pool = Pool {
+        min_size: pool_status.min_size,
+        max_size: pool_status.max_size,
+        size: pool_status.size,
+        in_use: pool_status.in_use,
+        idle: pool_status.idle,
+        waiting: pool_status.waiting,
+        acquisitions: metrics.as_ref().map_or(0, |m| m.acquisitions),
+        connections_created: metrics.as_ref().map_or(0, |m| m.connections_created),
+        queries: metrics.as_ref().map_or(0, |m| m.queries),
+        timeouts: metrics.as_ref().map_or(0, |m| m.timeouts.values().sum()),
+        errors: metrics.as_ref().map_or(0, |m| m.errors.values().sum()),
+        wait_p99_ms: metrics
+            .as_ref()
+            .map_or(0.0, |m| m.wait_time.p99.as_secs_f64() * 1000.0),
+        scaling_advice: metrics
+            .as_ref()
+            .map_or_else(String::new, |m| m.scaling_advice().to_string()),
+    };
+
+    let status = Status {
+        database: describe(db),
+        backend: db.backend().as_str(),
+        server: Server {
+            product: version.product,
+            version: version.server_version.clone(),
+            driver: format!("{} {}", version.driver, version.driver_version),
+        },
+        pool,
+        entities,
+        migrations,
+        migrations_applied,
+        pending: pending.as_ref().map(serde_json::to_value).transpose()?,
+    };
+
+    Report::new(json, &status, |t| {
+        t.field("database", &status.database);
+        t.field("backend", status.backend);
+        t.field("server", &version);
+        let p = &status.pool;
+        t.field(
+            "pool",
+            format!(
+                "{} open ({} in use, {} idle, {} waiting), min {} max {}; {} acquisitions, {} queries, {} timeouts, {} errors, wait p99 {:.1} ms, advice: {}",
+                p.size, p.in_use, p.idle, p.waiting, p.min_size, p.max_size, p.acquisitions,
+                p.queries, p.timeouts, p.errors, p.wait_p99_ms, p.scaling_advice
+            ),
+        );
+        if status.entities.is_empty() {
+            t.field("entities", "none");
+        } else {
+            t.field("entities", status.entities.len());
+            let width = status
+                .entities
+                .iter()
+                .map(|e| e.name.len())
+                .max()
+                .unwrap_or(0);
+            for e in &status.entities {
+                t.line(format!(
+                    "  {:<width$}  {} rows, {} deleted",
+                    e.name, e.rows, e.deleted
+                ));
+            }
+        }
+        t.field("migrations", format!("{} applied", history.len()));
+        for m in &history {
+            t.line(format!("  {m}"));
+        }
+        if let Some(plan) = &pending {
+            if plan.is_empty() {
+                t.field("pending", "nothing: the database matches the schema");
+            } else {
+                t.field("pending", format!("{} statements", plan.statements().len()));
+                t.line(plan.to_string());
+            }
+        }
+    })
+}
