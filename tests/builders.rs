@@ -380,6 +380,7 @@ fn everything_set() -> DatabaseConfig {
         .slow_query_threshold(Duration::from_millis(100))
         .log_parameter_values(true)
         .sql_comments(true)
+        .schema_mode(dal::migrate::SchemaMode::Migrations)
         .retry_policy(
             RetryPolicy::default()
                 .max_retries(5)
@@ -465,6 +466,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("slow_query_threshold", "0.1"),
             ("log_parameter_values", "true"),
             ("sql_comments", "true"),
+            ("schema_mode", "migrations"),
             ("retry_policy.max_retries", "5"),
             ("retry_policy.base_delay", "0.02"),
             ("retry_policy.max_delay", "4"),
@@ -528,6 +530,7 @@ async fn to_map_covers_every_setting_and_masks_the_password() {
             ("slow_query_threshold", "2"),
             ("log_parameter_values", "false"),
             ("sql_comments", "false"),
+            ("schema_mode", "auto"),
             ("application_name", "dal"),
             ("pg_options", ""),
             ("charset", "utf8mb4"),

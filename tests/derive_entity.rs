@@ -140,6 +140,8 @@ fn plain(column: &'static str, ty: Option<FieldType>) -> FieldDef {
         index: false,
         unique: false,
         default: None,
+        check: None,
+        references: None,
     }
 }
 

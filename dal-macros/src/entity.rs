@@ -69,10 +69,13 @@ fn field_def(field: &Field) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let default = match &field.attrs.default {
-        Some(json) => quote!(::core::option::Option::Some(#json)),
+    let some_str = |v: &Option<String>| match v {
+        Some(text) => quote!(::core::option::Option::Some(#text)),
         None => quote!(::core::option::Option::None),
     };
+    let default = some_str(&field.attrs.default);
+    let check = some_str(&field.attrs.check);
+    let references = some_str(&field.attrs.references);
     quote! {
         ::dal::entity::FieldDef {
             column: #column,
@@ -85,6 +88,8 @@ fn field_def(field: &Field) -> TokenStream {
             index: #index,
             unique: #unique,
             default: #default,
+            check: #check,
+            references: #references,
         }
     }
 }

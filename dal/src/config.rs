@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::migrate::SchemaMode;
 use crate::resilience::{BreakerConfig, RetryPolicy};
 use crate::sql::Backend;
 
@@ -78,6 +79,8 @@ pub struct DatabaseConfig {
     log_parameter_values: bool,
     // Part of `hash()` when on: it changes the statements the pool sends.
     sql_comments: bool,
+    // Part of `hash()` when `Migrations`: whether the entity layer may run DDL.
+    schema_mode: SchemaMode,
     retry_policy: RetryPolicy,
     circuit_breaker: BreakerConfig,
     // What a connection is (part of `hash()` when set).
@@ -121,6 +124,7 @@ impl DatabaseConfig {
             slow_query_threshold: DEFAULT_SLOW_QUERY_THRESHOLD,
             log_parameter_values: false,
             sql_comments: false,
+            schema_mode: SchemaMode::Auto,
             retry_policy: RetryPolicy::default(),
             circuit_breaker: BreakerConfig::default(),
             application_name: None,
@@ -334,6 +338,31 @@ impl DatabaseConfig {
     pub fn sql_comments(mut self, on: bool) -> Self {
         self.sql_comments = on;
         self
+    }
+
+    /// Who changes the schema of entity tables (default [`SchemaMode::Auto`]: the entity
+    /// layer creates tables and adds columns as saves need them). With
+    /// [`SchemaMode::Migrations`] the entity layer never runs DDL: a save that would need a
+    /// table or column fails with [`Error::Entity`](crate::Error::Entity), and
+    /// [`Migrator`](crate::migrate::Migrator) makes the schema. URL:
+    /// `schema_mode=auto|migrations`. Part of [`hash`](Self::hash) when `Migrations`.
+    ///
+    /// ```
+    /// use dal::{migrate::SchemaMode, DatabaseConfig};
+    /// let config = DatabaseConfig::new("app").schema_mode(SchemaMode::Migrations);
+    /// assert_eq!(config.get_schema_mode(), SchemaMode::Migrations);
+    /// let from_url = DatabaseConfig::from_url("sqlite::memory:?schema_mode=migrations")?;
+    /// assert_eq!(from_url.get_schema_mode(), SchemaMode::Migrations);
+    /// assert_ne!(config.hash(), DatabaseConfig::new("app").hash());
+    /// # Ok::<(), dal::Error>(())
+    /// ```
+    pub fn schema_mode(mut self, mode: SchemaMode) -> Self {
+        self.schema_mode = mode;
+        self
+    }
+    /// The [`SchemaMode`] in effect.
+    pub fn get_schema_mode(&self) -> SchemaMode {
+        self.schema_mode
     }
 
     /// How transient failures are retried (default: 3 retries, 100 ms base delay, 10 s cap,
@@ -587,6 +616,9 @@ impl DatabaseConfig {
         }
         if self.sql_comments {
             canonical.push_str("|sql_comments");
+        }
+        if self.schema_mode == SchemaMode::Migrations {
+            canonical.push_str("|schema_mode=migrations");
         }
         if let Some(name) = &self.application_name {
             canonical.push_str(&format!("|application_name={name:?}"));

@@ -38,6 +38,7 @@ mod database;
 pub mod entity;
 mod error;
 pub mod mapping;
+pub mod migrate;
 mod pool;
 pub mod resilience;
 mod row;

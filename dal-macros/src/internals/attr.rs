@@ -18,7 +18,8 @@ use super::ctxt::{Ctxt, Site};
 use super::ty::Kind;
 
 /// The keys `#[entity(...)]` accepts on a field, for error messages.
-const FIELD_KEYS: &str = "id, index, unique, default, rename, skip, json, type, version";
+const FIELD_KEYS: &str =
+    "id, index, unique, default, check, references, rename, skip, json, type, version";
 
 /// Struct-level serde attributes under which the struct is no longer serialized as one map key
 /// per field.
@@ -77,6 +78,10 @@ pub(crate) struct Field {
     pub unique: bool,
     /// `default = <literal>`, as JSON text.
     pub default: Option<String>,
+    /// `check = "expr"`: a CHECK constraint in portable SQL.
+    pub check: Option<String>,
+    /// `references = "entity"`: a foreign key to that entity's id.
+    pub references: Option<String>,
     /// `rename = "column"`.
     pub rename: Option<LitStr>,
     /// `skip` (serde's skips are in `serde`).
@@ -276,6 +281,16 @@ fn entity_field_key(
             }
         }
         "default" => default_value(cx, meta, field, out)?,
+        "check" => {
+            if let Some(lit) = string_lit(cx, meta, "check", "[score] >= 0")? {
+                out.check = Some(lit.value());
+            }
+        }
+        "references" => {
+            if let Some(lit) = string_lit(cx, meta, "references", "users")? {
+                out.references = Some(lit.value());
+            }
+        }
         _ => {
             cx.error_spanned_by(
                 &meta.path,

@@ -15,7 +15,17 @@ use super::ty::Kind;
 
 /// Field keys that make no sense on the version field, whose column dal maintains. (`skip` has
 /// its own, more general, error.)
-const NOT_WITH_VERSION: [&str; 7] = ["id", "rename", "index", "unique", "default", "json", "type"];
+const NOT_WITH_VERSION: [&str; 9] = [
+    "id",
+    "rename",
+    "index",
+    "unique",
+    "default",
+    "check",
+    "references",
+    "json",
+    "type",
+];
 
 /// Columns every entity table has (`version` and the `history_*` ones in its history table). A
 /// field may be named exactly like one to receive its value, never like one in another case.
@@ -423,6 +433,26 @@ mod tests {
         assert_eq!(
             errors("struct S { #[entity(skip, index)] a: i64 }"),
             ["field `a` is `skip`ped: it cannot take other `entity` attributes"]
+        );
+    }
+
+    #[test]
+    fn check_and_references_take_a_string() {
+        let ok = errors(
+            r#"struct S { id: i64, #[entity(check = "[a] > 0", references = "users")] a: i64 }"#,
+        );
+        assert_eq!(ok, Vec::<String>::new());
+        assert_eq!(
+            errors("struct S { #[entity(check)] a: i64 }"),
+            ["`check` needs a value: `check = \"[score] >= 0\"`"]
+        );
+        assert_eq!(
+            errors("struct S { #[entity(references = 5)] a: i64 }"),
+            ["`references` must be a non-empty string literal: `references = \"users\"`"]
+        );
+        assert_eq!(
+            errors("struct S { #[entity(version, check = \"x\")] v: i64 }"),
+            ["`check` cannot be combined with `version` on field `v`: the version field receives the entity's `version` column, which dal maintains"]
         );
     }
 }

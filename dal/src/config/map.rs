@@ -87,6 +87,7 @@ impl DatabaseConfig {
             pool_size,
             expected_app_servers,
             sql_comments,
+            schema_mode,
             // Whether `pool_size` was called: it decides whether `expected_app_servers`
             // applies, which `pool_max` below already shows as configured.
             pool_size_set: _,
@@ -179,6 +180,7 @@ impl DatabaseConfig {
         put("slow_query_threshold", secs(*slow_query_threshold));
         put("log_parameter_values", log_parameter_values.to_string());
         put("sql_comments", sql_comments.to_string());
+        put("schema_mode", schema_mode.as_str().to_owned());
         put(
             "retry_policy.max_retries",
             retry_policy.get_max_retries().to_string(),

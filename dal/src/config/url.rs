@@ -20,6 +20,7 @@ const COMMON_OPTIONS: &[&str] = &[
     "pool_max",
     "expected_app_servers",
     "sql_comments",
+    "schema_mode",
 ];
 impl DatabaseConfig {
     /// Parses a URL: `postgres://user:pw@host:5432/db` (or `postgresql://`), `mysql://…`,
@@ -31,7 +32,8 @@ impl DatabaseConfig {
     /// * every backend: `alias`, `env`, `connection_acquisition_timeout`,
     ///   `pool_creation_timeout`, `query_execution_timeout`, `connection_creation_timeout`
     ///   (seconds, may be fractional), `pool_min`, `pool_max`, `expected_app_servers`,
-    ///   `sql_comments` (`true` or `false`; see [`sql_comments`](Self::sql_comments));
+    ///   `sql_comments` (`true` or `false`; see [`sql_comments`](Self::sql_comments)),
+    ///   `schema_mode` (`auto` or `migrations`; see [`schema_mode`](Self::schema_mode));
     /// * PostgreSQL (as libpq): `application_name` (default `dal`), `connect_timeout` (seconds,
     ///   sets `connection_creation_timeout`), `options` (run-time parameters,
     ///   `-c name=value …`), `user`, `password`, `host`, `port`, `dbname` (they override the
@@ -251,6 +253,7 @@ impl DatabaseConfig {
                 n => self.expected_app_servers(n),
             },
             "sql_comments" => self.sql_comments(connect::parse_bool(key, value)?),
+            "schema_mode" => self.schema_mode(value.parse()?),
             // Standard PostgreSQL (libpq) options.
             "application_name" => self.application_name(value),
             "connect_timeout" => {

@@ -95,7 +95,7 @@ mod blocking;
 mod codec;
 mod finite;
 mod ops;
-mod schema;
+pub(crate) mod schema;
 pub mod typed;
 pub mod value_types;
 

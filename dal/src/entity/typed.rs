@@ -10,7 +10,11 @@ use serde::Serialize;
 
 /// The logical type of an entity field, recorded in the entity's metadata table and mapped to a
 /// native column type per backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serialized (e.g. in an [`EntitySchema`](crate::migrate::EntitySchema)) as its stored name:
+/// `"int"`, `"float"`, `"text"`, …
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FieldType {
     /// 64-bit integer (`BIGINT`).
     Int,
@@ -105,12 +109,21 @@ pub struct FieldDef {
     /// The Rust type is `chrono::NaiveDateTime` (a UTC timestamp without offset), possibly in
     /// `Option` or `Box`: it is read back without the `Z`.
     pub naive_timestamp: bool,
-    /// `#[entity(index)]`: an index is created with the table.
+    /// `#[entity(index)]`: an index on the column, created with the column (and, in
+    /// [`SchemaMode::Auto`](crate::migrate::SchemaMode::Auto), added to an existing column at
+    /// the next save; see [`crate::migrate`]).
     pub index: bool,
-    /// `#[entity(unique)]`: a unique constraint is created with the table.
+    /// `#[entity(unique)]`: a unique index on the column (created like `index`).
     pub unique: bool,
-    /// `#[entity(default = ...)]`: JSON text of the value used when the field is absent.
+    /// `#[entity(default = ...)]`: JSON text of the value used when the field is absent (the
+    /// column's `DEFAULT` once [`Migrator`](crate::migrate::Migrator) applied the schema).
     pub default: Option<&'static str>,
+    /// `#[entity(check = "…")]`: a `CHECK` constraint on the entity's table, in portable SQL
+    /// (e.g. `"[score] >= 0"`), made by [`Migrator`](crate::migrate::Migrator).
+    pub check: Option<&'static str>,
+    /// `#[entity(references = "entity")]`: a foreign key to that entity's `id`, made by
+    /// [`Migrator`](crate::migrate::Migrator).
+    pub references: Option<&'static str>,
 }
 
 /// A struct stored as an entity. Implement it with `#[derive(Entity)]`:

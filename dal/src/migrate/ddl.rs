@@ -1,0 +1,1 @@
+//! Statements per backend for each change.
