@@ -55,9 +55,15 @@ pub enum Migrate {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// The declared schema: a JSON array of entity schemas, as a program exports it.
+    /// The declared schema: a JSON array of entity schemas, as a program exports it
+    /// (`[{"name": "users", "fields": [{"name": "email", "type": "text", "unique": true}]}]`).
     #[arg(long, value_name = "FILE")]
     pub schema: PathBuf,
+
+    /// Drop columns that the schema does not declare (destructive; without it they are kept
+    /// and reported).
+    #[arg(long)]
+    pub drop_undeclared: bool,
 }
 
 #[derive(Debug, Args)]
@@ -69,10 +75,6 @@ pub struct ApplyArgs {
     /// column holding NULLs); without it a plan with such changes is refused.
     #[arg(long)]
     pub allow_destructive: bool,
-
-    /// Drop columns and tables that the schema does not declare.
-    #[arg(long)]
-    pub drop_undeclared: bool,
 
     /// Write each applied plan to this directory as a timestamped .sql file.
     #[arg(long, value_name = "DIR")]

@@ -18,7 +18,6 @@ mod cli;
 mod commands;
 mod output;
 mod progress;
-mod shim;
 
 use std::io::Write;
 use std::process::ExitCode;

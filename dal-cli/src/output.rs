@@ -57,6 +57,14 @@ impl Text {
         self.0.push('\n');
     }
 
+    /// Text that ends its own lines.
+    pub fn text(&mut self, s: &str) {
+        self.0.push_str(s);
+        if !s.is_empty() && !s.ends_with('\n') {
+            self.0.push('\n');
+        }
+    }
+
     /// `label: value`, labels aligned.
     pub fn field(&mut self, label: &str, value: impl std::fmt::Display) {
         let _ = writeln!(self.0, "{:<12} {value}", format!("{label}:"));

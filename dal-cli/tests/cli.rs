@@ -4,7 +4,6 @@
 //! library's blocking API; every command under test runs in its own `dal` process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -285,6 +284,127 @@ fn status_shows_backend_server_pool_and_entity_counts() {
     });
 }
 
+/// A declared schema adds an index, a unique field and a NOT NULL field with a default and a
+/// check to an entity that dynamic saves made: `plan` lists them, `apply` runs them (audit file
+/// written), a second `plan` is empty and `status --schema` agrees. Dropping an undeclared
+/// column is refused without `--allow-destructive`.
+#[test]
+fn migrate_plans_applies_and_then_has_nothing_to_do() {
+    each_backend("migrate", |backend| {
+        let target = Target::shared(backend);
+        let entity = unique("cli_migrate");
+        let mut conn = target.conn();
+        let ids = seed(&mut conn, &entity, 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let schema = dir.path().join("schema.json");
+        std::fs::write(
+            &schema,
+            json!([{
+                "name": entity,
+                "fields": [
+                    {"name": "name", "type": "text", "index": true},
+                    {"name": "n", "type": "int", "nullable": true},
+                    {"name": "sku", "type": "text", "nullable": true, "unique": true},
+                    {"name": "stock", "type": "int", "default": 0, "check": "[stock] >= 0"}
+                ]
+            }])
+            .to_string(),
+        )
+        .unwrap();
+        let schema_s = schema.to_str().unwrap();
+
+        let plan = ok_json(&target.url, &["migrate", "plan", "--schema", schema_s]);
+        assert_eq!(plan["backend"], backend.as_str(), "{plan:#}");
+        let statements = plan["statements"].as_array().unwrap();
+        assert!(!statements.is_empty(), "{plan:#}");
+        let sql = statements
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(sql.contains("sku") && sql.contains("stock"), "{sql}");
+        let human = ok_text(&target.url, &["migrate", "plan", "--schema", schema_s]);
+        assert!(human.contains("sku"), "{human}");
+
+        let audit = dir.path().join("audit");
+        let applied = ok_json(
+            &target.url,
+            &[
+                "migrate",
+                "apply",
+                "--schema",
+                schema_s,
+                "--audit-dir",
+                audit.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(applied["checksum"], plan["checksum"], "{applied:#}");
+        let audit_files = std::fs::read_dir(&audit).unwrap().count();
+        assert_eq!(audit_files, 1);
+
+        let again = ok_json(&target.url, &["migrate", "plan", "--schema", schema_s]);
+        assert_eq!(again["statements"], json!([]), "{again:#}");
+        let human = ok_text(&target.url, &["migrate", "apply", "--schema", schema_s]);
+        assert!(human.contains("up to date"), "{human}");
+
+        let status = ok_json(&target.url, &["status", "--schema", schema_s]);
+        assert_eq!(status["pending"]["statements"], json!([]), "{status:#}");
+        let applied_checksums: Vec<&Json> = status["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["checksum"])
+            .collect();
+        assert!(applied_checksums.contains(&&plan["checksum"]), "{status:#}");
+
+        // Declaring the entity without `n` and asking to drop what is undeclared: destructive.
+        std::fs::write(
+            &schema,
+            json!([{"name": entity, "fields": [{"name": "name"}, {"name": "sku"}, {"name": "stock"}]}])
+                .to_string(),
+        )
+        .unwrap();
+        let out = dal()
+            .args([
+                "--url",
+                &target.url,
+                "migrate",
+                "apply",
+                "--schema",
+                schema_s,
+                "--drop-undeclared",
+            ])
+            .output()
+            .unwrap();
+        let stderr = failed(&out, 1);
+        assert!(stderr.to_lowercase().contains("destructive"), "{stderr}");
+        assert!(
+            stderr.contains("--allow-destructive") || stderr.contains("allow_destructive"),
+            "{stderr}"
+        );
+        let kept = conn.get_entity(&entity, &ids[1]).unwrap().unwrap();
+        assert_eq!(kept["n"], 1, "nothing dropped: {kept:?}");
+        ok_json(
+            &target.url,
+            &[
+                "migrate",
+                "apply",
+                "--schema",
+                schema_s,
+                "--drop-undeclared",
+                "--allow-destructive",
+            ],
+        );
+        let plan = ok_json(
+            &target.url,
+            &["migrate", "plan", "--schema", schema_s, "--drop-undeclared"],
+        );
+        assert_eq!(plan["statements"], json!([]), "{plan:#}");
+        drop_entity(&mut conn, &entity);
+    });
+}
+
 /// The backup of one entity with history (an update and a soft delete), restored into a fresh
 /// database: same counts, same history. A second restore into the now non-empty database is
 /// refused.
@@ -528,11 +648,3 @@ fn refused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
-
-#[allow(dead_code)]
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-#[allow(dead_code)]
-fn _unused(_: PathBuf) {}

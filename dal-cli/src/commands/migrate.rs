@@ -3,37 +3,26 @@
 
 use std::path::Path;
 
-use crate::shim::migrate::{EntitySchema, MigrationPlan, Migrator};
 use anyhow::Context;
+use dal::migrate::{MigrationPlan, Migrator};
 use dal::Database;
 
 use super::describe;
 use crate::cli::{ApplyArgs, SchemaArgs};
 use crate::output::{Report, Text};
 
-/// The declared schema in `path`: a JSON array of entity schemas.
-pub fn read_schema(path: &Path) -> anyhow::Result<Vec<EntitySchema>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the schema file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "the schema file {} is not a JSON array of entity schemas",
-            path.display()
-        )
-    })
+/// A migrator for `db` declaring every entity of the schema file `path` (a JSON array of
+/// entity schemas; the library reads and checks it before connecting).
+pub fn migrator<'d>(db: &'d Database, path: &Path) -> Migrator<'d> {
+    Migrator::new(db).schema_file(path)
 }
 
-/// A migrator for `db` declaring every entity of the schema in `path`.
-pub fn migrator<'d>(db: &'d Database, path: &Path) -> anyhow::Result<Migrator<'d>> {
-    let mut m = Migrator::new(db);
-    for schema in read_schema(path)? {
-        m = m.schema(schema);
-    }
-    Ok(m)
+fn declared<'d>(db: &'d Database, args: &SchemaArgs) -> Migrator<'d> {
+    migrator(db, &args.schema).drop_undeclared(args.drop_undeclared)
 }
 
 pub async fn plan(db: &Database, args: SchemaArgs, json: bool) -> anyhow::Result<Report> {
-    let plan = migrator(db, &args.schema)?
+    let plan = declared(db, &args)
         .plan()
         .await
         .with_context(|| format!("cannot plan the migration of {}", describe(db)))?;
@@ -41,9 +30,7 @@ pub async fn plan(db: &Database, args: SchemaArgs, json: bool) -> anyhow::Result
 }
 
 pub async fn apply(db: &Database, args: ApplyArgs, json: bool) -> anyhow::Result<Report> {
-    let mut m = migrator(db, &args.schema.schema)?
-        .allow_destructive(args.allow_destructive)
-        .drop_undeclared(args.drop_undeclared);
+    let mut m = declared(db, &args.schema).allow_destructive(args.allow_destructive);
     if let Some(dir) = &args.audit_dir {
         m = m.audit_dir(dir);
     }
@@ -56,11 +43,11 @@ pub async fn apply(db: &Database, args: ApplyArgs, json: bool) -> anyhow::Result
 
 /// The plan as SQL, one change after another; or that there is nothing to do.
 fn write_plan(t: &mut Text, plan: &MigrationPlan, verb: &str) {
+    // The changes, one a line, then the SQL that makes them (or "schema is up to date").
+    t.text(&plan.to_string());
     if plan.is_empty() {
-        t.line("nothing to do: the database matches the schema");
         return;
     }
-    t.line(plan.to_string());
     let destructive = plan.destructive();
     let n = plan.statements().len();
     t.line(format!(

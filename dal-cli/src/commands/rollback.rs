@@ -7,8 +7,6 @@ use dal::Database;
 use super::describe;
 use crate::cli::RollbackArgs;
 use crate::output::Report;
-#[allow(unused_imports)]
-use crate::shim::RollbackExt;
 
 pub async fn rollback(db: &Database, args: RollbackArgs, json: bool) -> anyhow::Result<Report> {
     let at = args.to;
@@ -27,5 +25,15 @@ pub async fn rollback(db: &Database, args: RollbackArgs, json: bool) -> anyhow::
         };
         format!("cannot roll {what} back to {}", at.to_rfc3339())
     })?;
-    Report::new(json, &report, |t| t.line(report.to_string()))
+    Report::new(json, &report, |t| {
+        t.line(format!(
+            "rolled {} back to {}: {} restored, {} recreated, {} deleted, {} unchanged",
+            args.entity,
+            at.to_rfc3339(),
+            report.restored,
+            report.recreated,
+            report.deleted,
+            report.unchanged
+        ))
+    })
 }

@@ -61,7 +61,7 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         .await
         .with_context(|| format!("cannot reach {}", describe(db)))?;
 
-    let names = crate::shim::backup::entities(db)
+    let names = dal::backup::entities(db)
         .await
         .context("cannot list the entities")?;
     let mut entities = Vec::with_capacity(names.len());
@@ -85,7 +85,7 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         }
     }
 
-    let history = crate::shim::migrate::Migrator::new(db)
+    let history = dal::migrate::Migrator::new(db)
         .history()
         .await
         .context("cannot read the applied migrations")?;
@@ -94,7 +94,7 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
 
     let pending = match &args.schema {
         Some(path) => {
-            let plan = migrate::migrator(db, path)?
+            let plan = migrate::migrator(db, path)
                 .plan()
                 .await
                 .context("cannot plan the migration")?;
@@ -172,14 +172,24 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         }
         t.field("migrations", format!("{} applied", history.len()));
         for m in &history {
-            t.line(format!("  {m}"));
+            t.line(format!(
+                "  #{} {} by {} ({} statements, checksum {})",
+                m.id,
+                m.applied_at,
+                m.applied_by,
+                m.statements
+                    .lines()
+                    .filter(|l| l.trim_end().ends_with(';'))
+                    .count(),
+                m.checksum.get(..8).unwrap_or(&m.checksum)
+            ));
         }
         if let Some(plan) = &pending {
             if plan.is_empty() {
                 t.field("pending", "nothing: the database matches the schema");
             } else {
                 t.field("pending", format!("{} statements", plan.statements().len()));
-                t.line(plan.to_string());
+                t.text(&plan.to_string());
             }
         }
     })
