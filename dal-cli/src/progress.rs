@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// One bar per step (an entity in a phase); a new step finishes the previous bar.
+/// One line per entity, its bar showing the phase at hand (rows, history, verify, …); the
+/// next entity finishes the line and starts its own.
 pub struct Bars {
     enabled: bool,
     current: Mutex<Option<(String, ProgressBar)>>,
@@ -30,24 +31,26 @@ impl Bars {
         let Ok(mut current) = self.current.lock() else {
             return;
         };
-        let step = format!("{phase} {entity}");
-        let same = current.as_ref().is_some_and(|(s, _)| *s == step);
-        if !same {
-            if let Some((_, bar)) = current.take() {
-                bar.finish();
+        if current.as_ref().is_none_or(|(e, _)| e != entity) {
+            if let Some((done_entity, bar)) = current.take() {
+                bar.finish_with_message(format!("{done_entity}: done"));
             }
-            let bar = match total {
-                Some(n) => ProgressBar::new(n).with_style(bar_style()),
-                None => ProgressBar::new_spinner().with_style(spinner_style()),
-            };
-            bar.set_message(step.clone());
+            let bar = ProgressBar::new(0).with_style(spinner_style());
             bar.enable_steady_tick(Duration::from_millis(120));
-            *current = Some((step, bar));
+            *current = Some((entity.to_owned(), bar));
         }
         if let Some((_, bar)) = current.as_ref() {
-            if let Some(n) = total {
-                bar.set_length(n);
+            let message = format!("{entity}: {phase}");
+            if bar.message() != message {
+                // A new phase of the same entity: the same line starts over.
+                bar.set_style(match total {
+                    Some(_) => bar_style(),
+                    None => spinner_style(),
+                });
+                bar.set_message(message);
+                bar.reset();
             }
+            bar.set_length(total.unwrap_or(0));
             bar.set_position(done);
         }
     }
@@ -55,8 +58,8 @@ impl Bars {
     /// Finishes the last bar.
     pub fn finish(&self) {
         if let Ok(mut current) = self.current.lock() {
-            if let Some((_, bar)) = current.take() {
-                bar.finish();
+            if let Some((entity, bar)) = current.take() {
+                bar.finish_with_message(format!("{entity}: done"));
             }
         }
     }
@@ -74,12 +77,14 @@ impl Drop for Bars {
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+    ProgressStyle::with_template(
+        "{msg:40} [{bar:30}] {human_pos}/{human_len} ({elapsed}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {msg:30} {pos} rows ({per_sec})")
+    ProgressStyle::with_template("{msg:40} {spinner} {human_pos} ({elapsed})")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
