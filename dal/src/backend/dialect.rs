@@ -88,6 +88,8 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     }
     /// `SELECT COUNT(*)` of columns named `?` (second) of the table named `?` (first).
     fn column_exists_sql(&self) -> &'static str;
+    /// `SELECT` of the names of the indexes of the table named `?` (one column).
+    fn index_names_sql(&self) -> &'static str;
     /// Adds a column (if not there, where the backend can say so).
     fn add_column(&self, table: &str, column: &str, ty: &str) -> String {
         format!("ALTER TABLE [{table}] ADD COLUMN [{column}] {ty}")

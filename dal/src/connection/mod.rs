@@ -367,6 +367,11 @@ impl Connection {
         self.schema.as_ref().unwrap_or(&self.pool.schema_cache)
     }
 
+    /// Who may change entity tables ([`DatabaseConfig::schema_mode`](crate::DatabaseConfig::schema_mode)).
+    pub(crate) fn schema_mode(&self) -> crate::migrate::SchemaMode {
+        self.pool.config.get_schema_mode()
+    }
+
     /// The pool's retry policy (statements and the entity layer's own transactions).
     pub(crate) fn retry_policy(&self) -> crate::RetryPolicy {
         *self.pool.config.get_retry_policy()

@@ -13,15 +13,16 @@
 //! The schema cache is per pool (held by the pool) and entity, revalidated after a short TTL
 //! so that changes made by other processes are seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::F64_EXACT_INT;
 use super::typed::FieldType;
-use crate::backend::SystemTypes;
+use crate::backend::{Dialect, SystemTypes};
 use crate::connection::Connection;
 use crate::error::{DbErrorKind, Error, Result};
+use crate::migrate::SchemaMode;
 use crate::pool::SchemaCache;
 use crate::value::Value;
 
@@ -112,6 +113,9 @@ pub(crate) struct Schema {
     /// Fields of a custom value type (see [`super::value_types`]), and the type's name as
     /// recorded in `_meta`.
     pub custom: BTreeMap<String, String>,
+    /// Names of the indexes of the entity's table (to add a declared index to an existing
+    /// column without asking the catalog at every save).
+    pub indexes: BTreeSet<String>,
     loaded: Instant,
 }
 
@@ -123,6 +127,7 @@ impl Schema {
             exists: true,
             fields,
             custom: BTreeMap::new(),
+            indexes: BTreeSet::new(),
             loaded: Instant::now(),
         }
     }
@@ -132,6 +137,7 @@ impl Schema {
             exists: false,
             fields: BTreeMap::new(),
             custom: BTreeMap::new(),
+            indexes: BTreeSet::new(),
             loaded: Instant::now(),
         }
     }
@@ -221,6 +227,11 @@ impl Connection {
             }
         }
         let mut schema = self.load_schema(entity).await?;
+        if !schema.exists && create && self.schema_mode() == SchemaMode::Migrations {
+            return Err(Error::Entity(format!(
+                "entity {entity} has no tables and the schema mode is migrations (saves run no DDL): run the migrator (dal::migrate::Migrator) to create them; nothing was written"
+            )));
+        }
         if !schema.exists && create {
             self.create_tables(entity).await?;
             schema = self.load_schema(entity).await?;
@@ -264,10 +275,23 @@ impl Connection {
                 }
             }
         }
+        let mut indexes = BTreeSet::new();
+        for r in self
+            .query_rows(
+                self.dialect().index_names_sql(),
+                vec![Value::from(table(entity))],
+            )
+            .await?
+        {
+            if let Some(name) = r.try_get::<Option<String>, _>(0)? {
+                indexes.insert(name);
+            }
+        }
         Ok(Schema {
             exists: true,
             fields,
             custom,
+            indexes,
             loaded: Instant::now(),
         })
     }
@@ -294,31 +318,7 @@ impl Connection {
     }
 
     async fn create_tables(&mut self, entity: &str) -> Result<()> {
-        let SystemTypes {
-            id,
-            timestamp: ts,
-            short_text: short,
-            long_text: long,
-        } = self.dialect().system_types();
-        let opts = self.dialect().table_options();
-        let system = format!(
-            "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}, [version] BIGINT NOT NULL DEFAULT 0"
-        );
-        let statements = [
-            format!(
-                "CREATE TABLE IF NOT EXISTS [{}] ({system}, PRIMARY KEY ([id])){opts}",
-                table(entity)
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS [{}] ({system}, [history_timestamp] {ts} NOT NULL, [history_user_id] {short}, [history_comment] {long}, PRIMARY KEY ([id], [version])){opts}",
-                history_table(entity)
-            ),
-            // Created last: its presence means the entity's tables are complete.
-            format!(
-                "CREATE TABLE IF NOT EXISTS [{}] ([name] VARCHAR(255) NOT NULL, [type] VARCHAR(32) NOT NULL, PRIMARY KEY ([name])){opts}",
-                meta_table(entity)
-            ),
-        ];
+        let statements = create_table_statements(self.dialect(), entity);
         let reopen = self.start_schema_change();
         let mut result = Ok(());
         for sql in &statements {
@@ -404,12 +404,72 @@ impl Connection {
         if missing.is_empty() && widen.is_empty() {
             return Ok(schema);
         }
+        if self.schema_mode() == SchemaMode::Migrations {
+            let mut names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+            names.extend(widen.iter().map(String::as_str));
+            let what = if missing.is_empty() {
+                "fields that need a wider type"
+            } else {
+                "unknown fields"
+            };
+            return Err(Error::Entity(format!(
+                "entity {entity}: {what} {names:?} and the schema mode is migrations (saves run no DDL): declare them and run the migrator (dal::migrate::Migrator); nothing was written"
+            )));
+        }
         let missing: Vec<FieldSpec> = missing.into_iter().cloned().collect();
         let reopen = self.start_schema_change();
         let result = self.add_fields(entity, &missing, widen).await;
         self.finish_schema_change(reopen, result).await?;
         cache_forget(&self.schema_key(entity));
         self.entity_schema(entity, true).await
+    }
+
+    /// Auto mode: creates the `#[entity(index)]` / `#[entity(unique)]` indexes declared on
+    /// fields whose column already exists (a column added by a save gets its index with it).
+    /// Known indexes come from the cached schema, so a save whose indexes exist asks nothing.
+    /// A unique index that stored duplicates prevent is an [`Error::Entity`].
+    pub(crate) async fn ensure_declared_indexes(
+        &mut self,
+        entity: &str,
+        schema: &Schema,
+        declared: &[FieldSpec],
+    ) -> Result<()> {
+        if self.schema_mode() != SchemaMode::Auto {
+            return Ok(());
+        }
+        let mut wanted = Vec::new();
+        for f in declared
+            .iter()
+            .filter(|f| schema.fields.contains_key(&f.name))
+        {
+            for (on, unique) in [(f.index, false), (f.unique, true)] {
+                let name = index_name(entity, &f.name, unique);
+                if on && !schema.indexes.contains(&name) {
+                    wanted.push((f.name.clone(), unique, name));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let dialect = self.dialect();
+        let reopen = self.start_schema_change();
+        let mut result = Ok(());
+        for (field, unique, name) in &wanted {
+            let sql = dialect.create_index(*unique, name, &table(entity), field);
+            result = match self.ddl(&sql).await {
+                Err(e) if *unique && e.is_unique_violation() => Err(Error::Entity(format!(
+                    "cannot add the unique index on {entity}.{field}: stored values are not unique ({e}); remove the duplicates or drop #[entity(unique)]"
+                ))),
+                other => other,
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        self.finish_schema_change(reopen, result).await?;
+        cache_forget(&self.schema_key(entity));
+        Ok(())
     }
 
     async fn add_fields(
@@ -482,8 +542,37 @@ impl Connection {
     }
 }
 
+/// The statements that create an entity's three tables (`IF NOT EXISTS`), `_meta` last: its
+/// presence means the entity's tables are complete.
+pub(crate) fn create_table_statements(dialect: &dyn Dialect, entity: &str) -> [String; 3] {
+    let SystemTypes {
+        id,
+        timestamp: ts,
+        short_text: short,
+        long_text: long,
+    } = dialect.system_types();
+    let opts = dialect.table_options();
+    let system = format!(
+        "[id] {id} NOT NULL, [created_at] {ts} NOT NULL, [created_by] {short}, [updated_at] {ts} NOT NULL, [updated_by] {short}, [deleted_at] {ts}, [version] BIGINT NOT NULL DEFAULT 0"
+    );
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS [{}] ({system}, PRIMARY KEY ([id])){opts}",
+            table(entity)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS [{}] ({system}, [history_timestamp] {ts} NOT NULL, [history_user_id] {short}, [history_comment] {long}, PRIMARY KEY ([id], [version])){opts}",
+            history_table(entity)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS [{}] ([name] VARCHAR(255) NOT NULL, [type] VARCHAR(32) NOT NULL, PRIMARY KEY ([name])){opts}",
+            meta_table(entity)
+        ),
+    ]
+}
+
 /// `entity_field_idx` / `entity_field_key`, or a hashed name when that exceeds identifier limits.
-fn index_name(entity: &str, field: &str, unique: bool) -> String {
+pub(crate) fn index_name(entity: &str, field: &str, unique: bool) -> String {
     let kind = if unique { "key" } else { "idx" };
     let name = format!("{entity}_{field}_{kind}");
     if name.len() <= 60 {

@@ -352,7 +352,6 @@ impl MigrationPlan {
         self.backend
     }
 
-    #[allow(dead_code)]
     pub(crate) fn portable(&self) -> &[String] {
         &self.portable
     }

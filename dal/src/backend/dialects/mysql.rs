@@ -115,6 +115,9 @@ impl super::super::Dialect for MySqlDialect {
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
     }
+    fn index_names_sql(&self) -> &'static str {
+        "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?"
+    }
     fn column_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
     }

@@ -110,6 +110,9 @@ impl super::super::Dialect for PgDialect {
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?"
     }
+    fn index_names_sql(&self) -> &'static str {
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?"
+    }
     fn column_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?"
     }

@@ -58,6 +58,9 @@ impl super::super::Dialect for SqliteDialect {
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
     }
+    fn index_names_sql(&self) -> &'static str {
+        "SELECT [name] FROM pragma_index_list(?)"
+    }
     fn column_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?"
     }

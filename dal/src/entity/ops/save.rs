@@ -104,6 +104,8 @@ impl Connection {
         }));
         let (specs, widen) = plan_fields(entity, &schema, &rows, &declared)?;
         let schema = self.ensure_fields(entity, &specs, &widen).await?;
+        self.ensure_declared_indexes(entity, &schema, &declared)
+            .await?;
         // A concurrent writer may have recorded a field first, with another type.
         for row in &rows {
             for field in row.keys() {

@@ -1,0 +1,514 @@
+//! Schema migrations on every backend: declared schema → plan → apply, destructive plans,
+//! concurrent migrators, `SchemaMode::Migrations`, audit files, and Auto mode's indexes on
+//! existing columns.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and examples may panic on failure
+
+mod common;
+
+use common::{each_backend, each_backend_with, reset_entity};
+use dal::migrate::{Change, EntitySchema, Migrator, SchemaMode};
+use dal::prelude::*;
+use dal::{DbErrorKind, FieldType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Drops the entity's tables and forgets its applied migrations... (only its tables: rows
+/// of `dal_migrations` are told apart by checksum).
+async fn reset(db: &Database, entity: &str) -> dal::Result<()> {
+    let mut conn = db.async_connection().await?;
+    reset_entity(&mut conn, entity).await
+}
+
+/// Index names of `table` (one query per backend).
+async fn indexes(conn: &mut Connection, table: &str) -> dal::Result<Vec<(String, bool)>> {
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT CAST(indexname AS TEXT), CASE WHEN indexdef LIKE '%UNIQUE INDEX%' THEN 1 ELSE 0 END FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?",
+        Backend::MySql => "SELECT index_name, CAST(1 - MIN(non_unique) AS SIGNED) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? GROUP BY index_name",
+        Backend::Sqlite => "SELECT [name], [unique] FROM pragma_index_list(?)",
+    };
+    let rows = conn.execute(sql, params![table]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String, _>(0).unwrap(),
+                r.try_get::<i64, _>(1).unwrap() == 1,
+            )
+        })
+        .collect())
+}
+
+/// (nullable, default) of a column.
+async fn column(
+    conn: &mut Connection,
+    table: &str,
+    col: &str,
+) -> dal::Result<Option<(bool, Option<String>)>> {
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT CAST(is_nullable AS TEXT), CAST(column_default AS TEXT) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+        Backend::MySql => "SELECT is_nullable, column_default FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+        Backend::Sqlite => "SELECT CASE WHEN [notnull] = 0 THEN 'YES' ELSE 'NO' END, [dflt_value] FROM pragma_table_info(?) WHERE [name] = ?",
+    };
+    let rows = conn.execute(sql, params![table, col]).await?;
+    Ok(rows.first().map(|r| {
+        (
+            r.try_get::<String, _>(0).unwrap() == "YES",
+            r.try_get::<Option<String>, _>(1).unwrap(),
+        )
+    }))
+}
+
+/// Number of CHECK constraints on `table`.
+async fn checks(conn: &mut Connection, table: &str) -> dal::Result<i64> {
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT COUNT(*) FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid WHERE c.relname = ? AND con.contype = 'c'",
+        Backend::MySql => "SELECT COUNT(*) FROM information_schema.table_constraints WHERE constraint_schema = DATABASE() AND table_name = ? AND constraint_type = 'CHECK'",
+        Backend::Sqlite => "SELECT (LENGTH([sql]) - LENGTH(REPLACE([sql], 'CHECK', ''))) / 5 FROM sqlite_master WHERE [type] = 'table' AND [name] = ?",
+    };
+    let rows = conn.execute(sql, params![table]).await?;
+    Ok(rows[0].try_get::<i64, _>(0).unwrap())
+}
+
+mod v1 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_accept")]
+    pub struct Item {
+        pub id: Option<String>,
+        pub name: Option<String>,
+    }
+}
+
+mod v2 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_accept")]
+    pub struct Item {
+        pub id: Option<String>,
+        pub name: Option<String>,
+        #[entity(index)]
+        pub city: Option<String>,
+        #[entity(unique)]
+        pub code: Option<String>,
+        #[entity(default = 1, check = "[qty] >= 0")]
+        pub qty: i64,
+    }
+}
+
+mod v3 {
+    use super::*;
+    /// v2 with `name` required (a default fills the NULLs).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_accept")]
+    pub struct Item {
+        pub id: Option<String>,
+        #[entity(default = "anon")]
+        pub name: String,
+        #[entity(index)]
+        pub city: Option<String>,
+        #[entity(unique)]
+        pub code: Option<String>,
+        #[entity(default = 1, check = "[qty] >= 0")]
+        pub qty: i64,
+    }
+}
+
+fn change(kind: &str, field: &str) -> (String, String) {
+    (kind.to_owned(), field.to_owned())
+}
+
+/// (kind, field) of each change, as serialized.
+fn kinds(changes: &[Change]) -> Vec<(String, String)> {
+    changes
+        .iter()
+        .map(|c| {
+            let v = serde_json::to_value(c).unwrap();
+            (
+                v["change"].as_str().unwrap().to_owned(),
+                v["field"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn declared_changes_are_planned_applied_and_enforced_by_the_server() {
+    each_backend("mig_accept", |db| async move {
+        reset(&db, "mig_accept").await?;
+        let mut conn = db.async_connection().await?;
+        for name in [Some("a"), None, Some("c")] {
+            conn.save(&v1::Item {
+                id: None,
+                name: name.map(str::to_owned),
+            })
+            .await?;
+        }
+
+        let migrator = Migrator::new(&db).entity::<v2::Item>();
+        let plan = migrator.plan().await?;
+        assert_eq!(
+            kinds(plan.changes()),
+            [
+                change("add_column", "city"),
+                change("add_index", "city"),
+                change("add_column", "code"),
+                change("add_unique", "code"),
+                change("add_column", "qty"),
+                change("set_default", "qty"),
+                change("set_not_null", "qty"),
+                change("add_check", "qty"),
+            ],
+            "{plan}"
+        );
+        assert!(plan.destructive().is_empty(), "{plan}");
+        assert!(matches!(
+            &plan.changes()[4],
+            Change::AddColumn {
+                ty: FieldType::Int,
+                ..
+            }
+        ));
+        let applied = migrator.apply().await?;
+        assert_eq!(applied.statements(), plan.statements());
+
+        // The catalog shows it.
+        let idx = indexes(&mut conn, "mig_accept").await?;
+        assert!(
+            idx.contains(&("mig_accept_city_idx".to_owned(), false)),
+            "{idx:?}"
+        );
+        assert!(
+            idx.contains(&("mig_accept_code_key".to_owned(), true)),
+            "{idx:?}"
+        );
+        let (nullable, default) = column(&mut conn, "mig_accept", "qty").await?.unwrap();
+        assert!(!nullable);
+        assert!(default.unwrap_or_default().contains('1'));
+        assert_eq!(checks(&mut conn, "mig_accept").await?, 1);
+        // History stays permissive.
+        let (nullable, _) = column(&mut conn, "mig_accept_history", "qty")
+            .await?
+            .unwrap();
+        assert!(nullable);
+        // Existing rows took the default; the typed read sees it.
+        let rows: Vec<v2::Item> = conn.find::<v2::Item>().await?;
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.qty == 1));
+        assert!(migrator.plan().await?.is_empty());
+
+        // The server enforces the check and NOT NULL.
+        let id = rows[0].id.clone().unwrap();
+        let e = conn
+            .execute(
+                "UPDATE [mig_accept] SET [qty] = -1 WHERE [id] = ?",
+                params![id.clone()],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::CheckViolation, "{e}");
+        let e = conn
+            .execute(
+                "UPDATE [mig_accept] SET [qty] = NULL WHERE [id] = ?",
+                params![id.clone()],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::NotNullViolation, "{e}");
+        let e = conn
+            .save(&v2::Item {
+                id: None,
+                name: None,
+                city: None,
+                code: None,
+                qty: -5,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::CheckViolation, "{e}");
+
+        // NOT NULL on a column holding a NULL: destructive, refused, then applied.
+        let strict = Migrator::new(&db).entity::<v3::Item>();
+        let plan = strict.plan().await?;
+        assert_eq!(
+            plan.destructive(),
+            [&Change::SetNotNull {
+                entity: "mig_accept".into(),
+                field: "name".into(),
+                nulls: 1
+            }]
+        );
+        let e = strict.apply().await.unwrap_err();
+        assert!(matches!(e, dal::Error::Entity(_)), "{e}");
+        assert!(e.to_string().contains("name"), "{e}");
+        assert_eq!(strict.plan().await?.checksum(), plan.checksum());
+        strict.allow_destructive(true).apply().await?;
+        let rows: Vec<v3::Item> = conn.find::<v3::Item>().await?;
+        assert_eq!(rows.iter().filter(|r| r.name == "anon").count(), 1);
+
+        // Dropping undeclared columns is destructive too.
+        let dropping = Migrator::new(&db)
+            .schema(EntitySchema::of::<v1::Item>())
+            .drop_undeclared(true);
+        assert_eq!(dropping.plan().await?.destructive().len(), 3);
+        assert!(dropping.apply().await.is_err());
+        let kept = Migrator::new(&db).entity::<v1::Item>().plan().await?;
+        let undeclared = kept
+            .changes()
+            .iter()
+            .filter(|c| matches!(c, Change::Undeclared { .. }))
+            .count();
+        assert_eq!(undeclared, 3, "{kept}");
+        dropping.allow_destructive(true).apply().await?;
+        assert!(column(&mut conn, "mig_accept", "qty").await?.is_none());
+        assert_eq!(conn.find::<v1::Item>().await?.len(), 3);
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+#[entity(table = "mig_race")]
+struct Race {
+    id: Option<String>,
+    #[entity(unique)]
+    code: String,
+    #[entity(default = 0, check = "[n] >= 0")]
+    n: i64,
+}
+
+#[tokio::test]
+async fn two_migrators_at_once_apply_once() {
+    each_backend("mig_race", |db| async move {
+        reset(&db, "mig_race").await?;
+        let other = Database::new(db.backend(), db.config().clone().alias("mig_race_other"));
+        let (a, b) = (
+            Migrator::new(&db).entity::<Race>(),
+            Migrator::new(&other).entity::<Race>(),
+        );
+        // Rows of earlier runs of this test have the same checksum.
+        let pending = a.plan().await?;
+        let same = |rows: &[dal::migrate::AppliedMigration]| {
+            rows.iter()
+                .filter(|r| r.checksum == pending.checksum())
+                .count()
+        };
+        let before = same(&a.history().await?);
+        let (ra, rb) = tokio::join!(a.apply(), b.apply());
+        let (ra, rb) = (ra?, rb?);
+        assert!(
+            ra.is_empty() != rb.is_empty(),
+            "exactly one applies:\n{ra}\n{rb}"
+        );
+        let applied = if ra.is_empty() { rb } else { ra };
+        assert_eq!(applied.checksum(), pending.checksum());
+        assert_eq!(same(&a.history().await?), before + 1);
+        assert!(a.plan().await?.is_empty());
+        let mut conn = db.async_connection().await?;
+        conn.save(&Race {
+            id: None,
+            code: "x".into(),
+            n: 1,
+        })
+        .await?;
+        assert!(conn
+            .save(&Race {
+                id: None,
+                code: "x".into(),
+                n: 1
+            })
+            .await
+            .unwrap_err()
+            .is_unique_violation());
+        let _ =
+            PoolManager::close_pool(Some(other.hash()), std::time::Duration::from_secs(5)).await;
+        Ok(())
+    })
+    .await;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+#[entity(table = "mig_mode")]
+struct Mode {
+    id: Option<String>,
+    title: String,
+}
+
+#[tokio::test]
+async fn migrations_mode_runs_no_ddl_until_the_migrator_did() {
+    each_backend_with(
+        "mig_mode",
+        |c| c.schema_mode(SchemaMode::Migrations),
+        |db| async move {
+            reset(&db, "mig_mode").await?;
+            let mut conn = db.async_connection().await?;
+            let e = conn
+                .save(&Mode {
+                    id: None,
+                    title: "t".into(),
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(e, dal::Error::Entity(_)), "{e}");
+            assert!(
+                e.to_string().contains("mig_mode") && e.to_string().contains("Migrator"),
+                "{e}"
+            );
+            let tables = conn.execute("SELECT COUNT(*) FROM [mig_mode]", ()).await;
+            assert!(tables.is_err(), "no table was created");
+
+            Migrator::new(&db).entity::<Mode>().apply().await?;
+            conn.save(&Mode {
+                id: None,
+                title: "t".into(),
+            })
+            .await?;
+            let e = conn
+                .save_entity("mig_mode", json!({"title": "u", "extra": 5}))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, dal::Error::Entity(_)), "{e}");
+            assert!(
+                e.to_string().contains("extra") && e.to_string().contains("Migrator"),
+                "{e}"
+            );
+            let n = conn.execute("SELECT COUNT(*) FROM [mig_mode]", ()).await?;
+            assert_eq!(n[0].try_get::<i64, _>(0).unwrap(), 1, "nothing written");
+            Ok(())
+        },
+    )
+    .await;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+#[entity(table = "mig_audit")]
+struct Audited {
+    id: Option<String>,
+    #[entity(index)]
+    label: Option<String>,
+}
+
+#[tokio::test]
+async fn the_audit_file_holds_the_statements_the_dry_run_showed() {
+    each_backend("mig_audit", |db| async move {
+        reset(&db, "mig_audit").await?;
+        let dir = std::env::temp_dir().join(format!(
+            "dal-mig-audit-{}-{}",
+            db.backend().as_str(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let migrator = Migrator::new(&db).entity::<Audited>().audit_dir(&dir);
+        let dry = migrator.plan().await?;
+        let applied = migrator.apply().await?;
+        assert_eq!(applied.statements(), dry.statements());
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.ends_with(&format!("_{}.sql", &dry.checksum()[..8])),
+            "{name}"
+        );
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        for s in dry.statements() {
+            assert!(text.contains(&format!("{s};")), "{s} not in {text}");
+        }
+        let history = migrator.history().await?;
+        let row = history
+            .iter()
+            .find(|r| r.checksum == dry.checksum())
+            .unwrap();
+        assert_eq!(row.backend, db.backend().as_str());
+        assert!(row.applied_by.contains('@'));
+        // Nothing to do: no file, no row.
+        assert!(migrator.apply().await?.is_empty());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })
+    .await;
+}
+
+mod plain {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_autoidx")]
+    pub struct Tag {
+        pub id: Option<String>,
+        pub label: String,
+        pub slug: String,
+    }
+}
+
+mod indexed {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_autoidx")]
+    pub struct Tag {
+        pub id: Option<String>,
+        #[entity(index)]
+        pub label: String,
+        #[entity(unique)]
+        pub slug: String,
+    }
+}
+
+#[tokio::test]
+async fn auto_mode_adds_a_declared_index_to_an_existing_column() {
+    each_backend("mig_autoidx", |db| async move {
+        reset(&db, "mig_autoidx").await?;
+        let mut conn = db.async_connection().await?;
+        for slug in ["a", "a"] {
+            conn.save(&plain::Tag {
+                id: None,
+                label: "l".into(),
+                slug: slug.into(),
+            })
+            .await?;
+        }
+        // Duplicates prevent the unique index: a clear error, nothing written.
+        let e = conn
+            .save(&indexed::Tag {
+                id: None,
+                label: "m".into(),
+                slug: "b".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, dal::Error::Entity(_)) && e.to_string().contains("slug"),
+            "{e}"
+        );
+        assert_eq!(conn.find::<plain::Tag>().await?.len(), 2);
+        conn.execute("DELETE FROM [mig_autoidx]", ()).await?;
+
+        conn.save(&indexed::Tag {
+            id: None,
+            label: "m".into(),
+            slug: "b".into(),
+        })
+        .await?;
+        let idx = indexes(&mut conn, "mig_autoidx").await?;
+        assert!(
+            idx.contains(&("mig_autoidx_label_idx".to_owned(), false)),
+            "{idx:?}"
+        );
+        assert!(
+            idx.contains(&("mig_autoidx_slug_key".to_owned(), true)),
+            "{idx:?}"
+        );
+        let e = conn
+            .save(&indexed::Tag {
+                id: None,
+                label: "n".into(),
+                slug: "b".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(e.is_unique_violation(), "{e}");
+        Ok(())
+    })
+    .await;
+}
