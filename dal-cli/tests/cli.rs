@@ -381,8 +381,15 @@ fn migrate_plans_applies_and_then_has_nothing_to_do() {
         // Declaring the entity without `n` and asking to drop what is undeclared: destructive.
         std::fs::write(
             &schema,
-            json!([{"name": entity, "fields": [{"name": "name"}, {"name": "sku"}, {"name": "stock"}]}])
-                .to_string(),
+            json!([{
+                "name": entity,
+                "fields": [
+                    {"name": "name", "type": "text", "index": true},
+                    {"name": "sku", "type": "text", "nullable": true, "unique": true},
+                    {"name": "stock", "type": "int", "default": 0, "check": "[stock] >= 0"}
+                ]
+            }])
+            .to_string(),
         )
         .unwrap();
         let out = dal()
@@ -594,9 +601,7 @@ fn failures_exit_non_zero_with_a_clear_message() {
     // DATABASE_URL is read when --url is absent, and its password never shown.
     let port = refused_port();
     for scheme in ["postgres", "mysql"] {
-        let url = format!(
-            "{scheme}://cli_user:Sup3rS3cretPw@127.0.0.1:{port}/nowhere?connection_acquisition_timeout=2"
-        );
+        let url = format!("{scheme}://cli_user:Sup3rS3cretPw@127.0.0.1:{port}/nowhere");
         let out = dal()
             .env("DATABASE_URL", &url)
             .args(["--json", "status"])
@@ -604,7 +609,10 @@ fn failures_exit_non_zero_with_a_clear_message() {
             .unwrap();
         let stderr = failed(&out, 1);
         assert!(!stderr.contains("Sup3rS3cretPw"), "{stderr}");
-        assert!(stderr.contains("127.0.0.1"), "{stderr}");
+        assert!(
+            stderr.contains("127.0.0.1") && stderr.contains("refused"),
+            "{stderr}"
+        );
         let out = dal()
             .args([
                 "migrate",
@@ -618,6 +626,20 @@ fn failures_exit_non_zero_with_a_clear_message() {
             .unwrap();
         let stderr = failed(&out, 1);
         assert!(!stderr.contains("Sup3rS3cretPw"), "{stderr}");
+        assert!(stderr.contains("nonexistent.json"), "{stderr}");
+    }
+
+    // A server that refuses the password: its message, not the password.
+    if selected().contains(&Backend::MySql) {
+        let mut url = url::Url::parse(&server_url(Backend::MySql)).unwrap();
+        url.set_password(Some("Wr0ngPassw0rd")).unwrap();
+        let out = dal()
+            .args(["status", "--url", url.as_str()])
+            .output()
+            .unwrap();
+        let stderr = failed(&out, 1);
+        assert!(!stderr.contains("Wr0ngPassw0rd"), "{stderr}");
+        assert!(stderr.contains("Access denied"), "{stderr}");
     }
 
     // A bad --to is a usage error (exit 2) that says what is expected.

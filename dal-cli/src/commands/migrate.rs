@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-use dal::migrate::{MigrationPlan, Migrator};
+use anyhow::{bail, Context};
+use dal::migrate::{Change, MigrationPlan, Migrator};
 use dal::Database;
 
 use super::describe;
@@ -31,6 +31,23 @@ pub async fn plan(db: &Database, args: SchemaArgs, json: bool) -> anyhow::Result
 
 pub async fn apply(db: &Database, args: ApplyArgs, json: bool) -> anyhow::Result<Report> {
     let mut m = declared(db, &args.schema).allow_destructive(args.allow_destructive);
+    if !args.allow_destructive {
+        // The library refuses too (under its lock); this says it in the tool's terms.
+        let plan = m
+            .plan()
+            .await
+            .with_context(|| format!("cannot plan the migration of {}", describe(db)))?;
+        let destructive = plan.destructive();
+        if !destructive.is_empty() {
+            let list: Vec<String> = destructive.iter().map(ToString::to_string).collect();
+            bail!(
+                "the plan has {} destructive change(s), refused without --allow-destructive \
+                 (nothing was applied): {}",
+                list.len(),
+                list.join("; ")
+            );
+        }
+    }
     if let Some(dir) = &args.audit_dir {
         m = m.audit_dir(dir);
     }
@@ -45,6 +62,13 @@ pub async fn apply(db: &Database, args: ApplyArgs, json: bool) -> anyhow::Result
 fn write_plan(t: &mut Text, plan: &MigrationPlan, verb: &str) {
     // The changes, one a line, then the SQL that makes them (or "schema is up to date").
     t.text(&plan.to_string());
+    if plan
+        .changes()
+        .iter()
+        .any(|c| matches!(c, Change::Undeclared { .. }))
+    {
+        t.line("-- columns the schema does not declare are kept; --drop-undeclared drops them");
+    }
     if plan.is_empty() {
         return;
     }

@@ -68,20 +68,16 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
     {
         let mut conn = db.async_connection().await?;
         for name in names {
-            let rows = conn
-                .count_entities(&name)
-                .await
-                .with_context(|| format!("cannot count {name}"))?;
-            let all = conn
-                .count_entities(&name)
-                .include_deleted()
-                .await
-                .with_context(|| format!("cannot count {name}"))?;
-            entities.push(EntityCount {
-                name,
-                rows,
-                deleted: all - rows,
-            });
+            match count(&mut conn, &name).await {
+                Ok((rows, all)) => entities.push(EntityCount {
+                    name,
+                    rows,
+                    deleted: all - rows,
+                }),
+                // Dropped since it was listed (another process at work): not an entity now.
+                Err(_) if !still_there(db, &name).await => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot count {name}")),
+            }
         }
     }
 
@@ -193,4 +189,17 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
             }
         }
     })
+}
+
+/// Rows not deleted, and all rows.
+async fn count(conn: &mut dal::Connection, name: &str) -> dal::Result<(i64, i64)> {
+    let rows = conn.count_entities(name).await?;
+    let all = conn.count_entities(name).include_deleted().await?;
+    Ok((rows, all))
+}
+
+async fn still_there(db: &Database, name: &str) -> bool {
+    dal::backup::entities(db)
+        .await
+        .map_or(true, |names| names.iter().any(|n| n == name))
 }
