@@ -554,6 +554,15 @@ fn rollback_restores_the_state_at_a_timestamp() {
         assert_eq!(name(&mut conn, &ids[0]), Some(json!("item 0")));
         assert_eq!(name(&mut conn, &ids[1]), Some(json!("changed")));
 
+        // An id the entity never had: a failure, not "nothing to do".
+        let out = dal()
+            .args(["--url", &target.url, "rollback", "--entity", &entity])
+            .args(["--id", "no-such-id", "--to", &at_s])
+            .output()
+            .unwrap();
+        let stderr = failed(&out, 1);
+        assert!(stderr.contains("no-such-id"), "{stderr}");
+
         let human = ok_text(
             &target.url,
             &["rollback", "--entity", &entity, "--to", &at_s],

@@ -1,7 +1,7 @@
 //! `dal rollback --entity NAME [--id ID] --to TIMESTAMP`: entities back to their state at a
 //! past time, from their history.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use dal::Database;
 
 use super::describe;
@@ -25,6 +25,17 @@ pub async fn rollback(db: &Database, args: RollbackArgs, json: bool) -> anyhow::
         };
         format!("cannot roll {what} back to {}", at.to_rfc3339())
     })?;
+    if let Some(id) = &args.id {
+        // The library reports an id it does not know as nothing done.
+        let touched = report.restored + report.recreated + report.deleted + report.unchanged;
+        if touched == 0 {
+            bail!(
+                "no {} entity with id {id:?}, now or at {}: nothing rolled back",
+                args.entity,
+                at.to_rfc3339()
+            );
+        }
+    }
     Report::new(json, &report, |t| {
         t.line(format!(
             "rolled {} back to {}: {} restored, {} recreated, {} deleted, {} unchanged",
