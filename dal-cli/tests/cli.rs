@@ -485,30 +485,41 @@ fn copy_moves_sqlite_entities_with_history_to_postgres() {
     }
     let from = Target::fresh(Backend::Sqlite);
     let entity = unique("cli_copy");
+    let (odd, left_out) = (format!("{entity}_odd"), format!("{entity}_left_out"));
     let mut src = from.conn();
     let ids = seed(&mut src, &entity, 30);
     src.save_entity(&entity, json!({"id": ids[0], "name": "v2"}))
         .unwrap();
     src.save_entity(&entity, json!({"id": ids[0], "name": "v3"}))
         .unwrap();
+    let odd_value = json!({
+        "Label": "Ünïcödé ☃ 'quoted' \"twice\"",
+        "big": i64::MAX,
+        "nothing": null,
+        "ratio": -0.000_125,
+    });
+    let odd_id = src.save_entity(&odd, odd_value.clone()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    seed(&mut src, &left_out, 1);
 
     let to = Target::fresh(Backend::Postgres);
+    let entities = format!("{entity},{odd}");
     let report = dal()
-        .args([
-            "--json",
-            "copy",
-            "--from",
-            &from.url,
-            "--to",
-            &to.url,
-            "--batch-size",
-            "7",
-        ])
+        .args(["--json", "copy", "--from", &from.url, "--to", &to.url])
+        .args(["--entities", &entities, "--batch-size", "7"])
         .output()
         .unwrap();
     assert!(report.status.success(), "{}", text(&report.stderr));
     let report: Json = serde_json::from_slice(&report.stdout).unwrap();
-    assert!(report.is_object(), "{report:#}");
+    let copied: Vec<&Json> = report["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["name"])
+        .collect();
+    assert_eq!(copied.len(), 2, "{report:#}");
 
     let mut dst = to.conn();
     assert_eq!(count(&mut dst, &entity, true), 30);
@@ -516,6 +527,19 @@ fn copy_moves_sqlite_entities_with_history_to_postgres() {
     let names: Vec<&Json> = history.iter().map(|h| &h["name"]).collect();
     assert_eq!(names, [&json!("item 0"), &json!("v2"), &json!("v3")]);
     assert_eq!(dst.get_entity(&entity, &ids[29]).unwrap().unwrap()["n"], 29);
+    let got = dst.get_entity(&odd, &odd_id).unwrap().unwrap();
+    for (k, v) in odd_value.as_object().unwrap() {
+        assert_eq!(got.get(k).unwrap_or(&Json::Null), v, "{k} in {got:?}");
+    }
+    let status = ok_json(&to.url, &["status"]);
+    let there: Vec<&str> = status["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(there, [entity.as_str(), odd.as_str()], "{status:#}");
+    assert!(!there.contains(&left_out.as_str()));
 }
 
 /// Two entities changed after a point in time: `--id` rolls one back, then the whole kind
@@ -563,9 +587,13 @@ fn rollback_restores_the_state_at_a_timestamp() {
         let stderr = failed(&out, 1);
         assert!(stderr.contains("no-such-id"), "{stderr}");
 
+        // The same instant, written with an offset.
+        let at_plus1 = at
+            .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
         let human = ok_text(
             &target.url,
-            &["rollback", "--entity", &entity, "--to", &at_s],
+            &["rollback", "--entity", &entity, "--to", &at_plus1],
         );
         assert!(!human.trim().is_empty());
         assert_eq!(name(&mut conn, &ids[1]), Some(json!("item 1")));
