@@ -512,3 +512,72 @@ async fn auto_mode_adds_a_declared_index_to_an_existing_column() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_json_schema_makes_foreign_keys_and_widens_types() {
+    each_backend("mig_fk", |db| async move {
+        reset(&db, "mig_fk_order").await?;
+        reset(&db, "mig_fk_cust").await?;
+        let file = std::env::temp_dir().join(format!(
+            "dal-mig-fk-{}-{}.json",
+            db.backend().as_str(),
+            std::process::id()
+        ));
+        let schema = |total: &str| {
+            json!([
+                {"name": "mig_fk_order", "fields": [
+                    {"name": "orderTotal", "type": total},
+                    {"name": "customer", "type": "text", "nullable": true, "references": "mig_fk_cust"}
+                ]},
+                {"name": "mig_fk_cust", "fields": [{"name": "name", "type": "text", "nullable": true}]}
+            ])
+        };
+        std::fs::write(&file, schema("int").to_string()).unwrap();
+        let plan = Migrator::new(&db).schema_file(&file).apply().await?;
+        assert!(plan
+            .changes()
+            .iter()
+            .any(|c| matches!(c, Change::AddForeignKey { references, .. } if references == "mig_fk_cust")));
+        let mut conn = db.async_connection().await?;
+        let cust = conn.save_entity("mig_fk_cust", json!({"name": "Ann"})).await?;
+        conn.save_entity(
+            "mig_fk_order",
+            json!({"orderTotal": 5, "customer": cust["id"].clone()}),
+        )
+        .await?;
+        let e = conn
+            .save_entity("mig_fk_order", json!({"orderTotal": 6, "customer": "nobody"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::ForeignKeyViolation, "{e}");
+        // A non-null field: a save that leaves it out is refused by the server.
+        let e = conn
+            .save_entity("mig_fk_order", json!({"customer": null}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::NotNullViolation, "{e}");
+
+        std::fs::write(&file, schema("float").to_string()).unwrap();
+        let widen = Migrator::new(&db).schema_file(&file);
+        let plan = widen.plan().await?;
+        assert_eq!(
+            plan.changes(),
+            [Change::WidenType {
+                entity: "mig_fk_order".into(),
+                field: "orderTotal".into(),
+                from: FieldType::Int,
+                to: FieldType::Float
+            }]
+        );
+        assert!(plan.destructive().is_empty());
+        widen.apply().await?;
+        assert!(widen.plan().await?.is_empty());
+        let saved = conn
+            .save_entity("mig_fk_order", json!({"orderTotal": 2.5}))
+            .await?;
+        assert_eq!(saved["orderTotal"], json!(2.5));
+        let _ = std::fs::remove_file(&file);
+        Ok(())
+    })
+    .await;
+}

@@ -29,7 +29,7 @@ pub(crate) async fn plan(
     let mut changes = Vec::new();
     let mut portable = Vec::new();
     let mut deferred = Vec::new();
-    for decl in schemas {
+    for decl in referenced_first(schemas) {
         let live = catalog::load(conn, &decl.name).await?;
         let mut nulls = HashMap::new();
         for f in decl.fields.iter().filter(|f| !f.nullable) {
@@ -58,6 +58,24 @@ pub(crate) async fn plan(
         .map(|s| crate::sql::to_native(s, backend))
         .collect::<Result<Vec<_>>>()?;
     Ok(MigrationPlan::new(backend, changes, portable, native))
+}
+
+/// The declarations, each entity after those it references (SQLite checks a foreign key's
+/// table when the column is added); a cycle keeps the given order.
+fn referenced_first(schemas: &[EntitySchema]) -> Vec<&EntitySchema> {
+    let mut out: Vec<&EntitySchema> = Vec::with_capacity(schemas.len());
+    let mut pending: Vec<&EntitySchema> = schemas.iter().collect();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|s| {
+            s.fields
+                .iter()
+                .filter_map(|f| f.references.as_deref())
+                .all(|r| r == s.name || !pending.iter().any(|p| p.name == r))
+        });
+        // A cycle: take the first one as it comes.
+        out.push(pending.remove(ready.unwrap_or(0)));
+    }
+    out
 }
 
 /// One entity's part of a plan.

@@ -9,7 +9,7 @@
 //!   defaults, checks and foreign keys are never made by saves — only by the [`Migrator`] — so
 //!   dynamic saves that leave fields out keep working until the schema says otherwise.
 //! * [`SchemaMode::Migrations`] (production): saves never run DDL. A save that needs a table
-//!   or a column fails with [`Error::Entity`](crate::Error::Entity) naming it; the
+//!   or a column fails with [`Error::Entity`] naming it; the
 //!   [`Migrator`] makes the schema, typically at deploy time.
 //!
 //! The [`Migrator`] compares the declared schema with the catalog (`information_schema` /
