@@ -7,7 +7,8 @@ use serde::Serialize;
 
 /// A command's result, printed once on stdout when the command succeeded.
 pub struct Report {
-    json: Option<serde_json::Value>,
+    /// The JSON document, fields in their declared order.
+    json: Option<String>,
     human: String,
 }
 
@@ -20,7 +21,7 @@ impl Report {
     ) -> anyhow::Result<Self> {
         if json {
             Ok(Report {
-                json: Some(serde_json::to_value(value)?),
+                json: Some(serde_json::to_string_pretty(value)?),
                 human: String::new(),
             })
         } else {
@@ -37,10 +38,7 @@ impl Report {
     pub fn print(&self) -> io::Result<()> {
         let mut out = io::stdout().lock();
         match &self.json {
-            Some(v) => {
-                serde_json::to_writer_pretty(&mut out, v)?;
-                writeln!(out)?;
-            }
+            Some(doc) => writeln!(out, "{doc}")?,
             None => out.write_all(self.human.as_bytes())?,
         }
         out.flush()

@@ -2,7 +2,7 @@
 //! migrations and, with `--schema`, the pending plan.
 
 use anyhow::Context;
-use dal::Database;
+use dal::{Database, ScalingAdvice};
 use serde::Serialize;
 
 use super::{describe, migrate};
@@ -43,7 +43,9 @@ struct Pool {
     timeouts: u64,
     errors: u64,
     wait_p99_ms: f64,
-    scaling_advice: String,
+    /// `normal`, `review_slow_queries`, `scale_vertically`, `scale_horizontally`.
+    #[serde(serialize_with = "advice_name")]
+    scaling_advice: Option<ScalingAdvice>,
 }
 
 #[derive(Serialize)]
@@ -115,10 +117,8 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         errors: metrics.as_ref().map_or(0, |m| m.errors.values().sum()),
         wait_p99_ms: metrics
             .as_ref()
-            .map_or(0.0, |m| m.wait_time.p99.as_secs_f64() * 1000.0),
-        scaling_advice: metrics
-            .as_ref()
-            .map_or_else(String::new, |m| m.scaling_advice().to_string()),
+            .map_or(0.0, |m| (m.wait_time.p99.as_secs_f64() * 1e6).round() / 1e3),
+        scaling_advice: metrics.as_ref().map(|m| m.scaling_advice()),
     };
 
     let status = Status {
@@ -146,7 +146,8 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
             format!(
                 "{} open ({} in use, {} idle, {} waiting), min {} max {}; {} acquisitions, {} queries, {} timeouts, {} errors, wait p99 {:.1} ms, advice: {}",
                 p.size, p.in_use, p.idle, p.waiting, p.min_size, p.max_size, p.acquisitions,
-                p.queries, p.timeouts, p.errors, p.wait_p99_ms, p.scaling_advice
+                p.queries, p.timeouts, p.errors, p.wait_p99_ms,
+                p.scaling_advice.map_or("unknown", ScalingAdvice::action)
             ),
         );
         if status.entities.is_empty() {
@@ -202,4 +203,11 @@ async fn still_there(db: &Database, name: &str) -> bool {
     dal::backup::entities(db)
         .await
         .map_or(true, |names| names.iter().any(|n| n == name))
+}
+
+fn advice_name<S: serde::Serializer>(a: &Option<ScalingAdvice>, s: S) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => s.serialize_str(a.as_str()),
+        None => s.serialize_none(),
+    }
 }
