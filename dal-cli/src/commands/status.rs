@@ -2,6 +2,7 @@
 //! migrations and, with `--schema`, the pending plan.
 
 use anyhow::Context;
+use dal::migrate::{AppliedMigration, MigrationPlan};
 use dal::{Database, ScalingAdvice};
 use serde::Serialize;
 
@@ -10,16 +11,15 @@ use crate::cli::StatusArgs;
 use crate::output::Report;
 
 #[derive(Serialize)]
-struct Status {
+struct Status<'a> {
     database: String,
     backend: &'static str,
     server: Server,
     pool: Pool,
     entities: Vec<EntityCount>,
-    migrations: serde_json::Value,
-    migrations_applied: usize,
+    migrations: &'a [AppliedMigration],
     /// The pending plan (`null` without `--schema`).
-    pending: Option<serde_json::Value>,
+    pending: Option<&'a MigrationPlan>,
 }
 
 #[derive(Serialize)]
@@ -87,8 +87,6 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         .history()
         .await
         .context("cannot read the applied migrations")?;
-    let migrations_applied = history.len();
-    let migrations = serde_json::to_value(&history)?;
 
     let pending = match &args.schema {
         Some(path) => {
@@ -131,9 +129,8 @@ pub async fn status(db: &Database, args: StatusArgs, json: bool) -> anyhow::Resu
         },
         pool,
         entities,
-        migrations,
-        migrations_applied,
-        pending: pending.as_ref().map(serde_json::to_value).transpose()?,
+        migrations: &history,
+        pending: pending.as_ref(),
     };
 
     Report::new(json, &status, |t| {
