@@ -29,6 +29,23 @@ use crate::cli::Cli;
 fn main() -> ExitCode {
     // Usage errors (and --help, --version) end here, with clap's exit code 2 (0 for help).
     let cli = Cli::parse();
+    // A panic is a bug, but still a failure like any other: one `error:` line, exit code 1.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error (a bug){at}: {what}"
+        );
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -37,7 +54,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(commands::run(cli))
+    }));
+    let Ok(result) = outcome else {
+        // The hook has said what happened.
+        return ExitCode::FAILURE;
+    };
+    match result {
         Ok(report) => match report.print() {
             Ok(()) => ExitCode::SUCCESS,
             // A closed pipe (`dal status | head -1`) is not a failure of the command.
