@@ -12,11 +12,11 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     /// Database URL (postgres://user@host:5432/db, mysql://…, mariadb://…, sqlite://file.db).
     /// Default: DATABASE_URL (its password may come from DAL_PASSWORD_FILE or PGPASSFILE).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", display_order = 100)]
     pub url: Option<String>,
 
     /// Machine-readable output: one JSON document on stdout (no progress bars).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 101)]
     pub json: bool,
 
     #[command(subcommand)]
@@ -35,7 +35,8 @@ pub enum Command {
     /// Restore a backup written by `dal backup` into an empty database.
     Restore(RestoreArgs),
 
-    /// Copy entities with their history and metadata from one database to another.
+    /// Copy entities with their history and metadata from one database to another (which must
+    /// not hold them yet). Takes --from and --to instead of --url.
     Copy(CopyArgs),
 
     /// Restore an entity (or every entity of a kind) to its state at a past time.
@@ -71,8 +72,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub schema: SchemaArgs,
 
-    /// Run changes that lose data (drop a column or table, narrow a type, NOT NULL on a
-    /// column holding NULLs); without it a plan with such changes is refused.
+    /// Run changes that may lose data (drop a column, change a type other than widening it,
+    /// NOT NULL on a column holding NULLs); without it a plan with such changes is refused.
     #[arg(long)]
     pub allow_destructive: bool,
 
@@ -127,7 +128,7 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub entities: EntityList,
 
-    /// Rows per batch.
+    /// Rows per batch (one transaction each on the target); default 1000.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
 }

@@ -22,13 +22,21 @@ mod progress;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::Cli;
 
 fn main() -> ExitCode {
     // Usage errors (and --help, --version) end here, with clap's exit code 2 (0 for help).
     let cli = Cli::parse();
+    if matches!(cli.command, cli::Command::Copy(_)) && cli.url.is_some() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "copy takes --from URL and --to URL, not --url",
+            )
+            .exit();
+    }
     // A panic is a bug, but still a failure like any other: one `error:` line, exit code 1.
     std::panic::set_hook(Box::new(|info| {
         let payload = info.payload();

@@ -713,6 +713,21 @@ fn failures_exit_non_zero_with_a_clear_message() {
         stderr.contains("--to") && stderr.contains("RFC 3339"),
         "{stderr}"
     );
+    // As is --url on copy, which reads --from and writes --to.
+    let out = dal()
+        .args([
+            "copy",
+            "--url",
+            "sqlite::memory:",
+            "--from",
+            "sqlite::memory:",
+            "--to",
+            "sqlite::memory:",
+        ])
+        .output()
+        .unwrap();
+    let stderr = failed(&out, 2);
+    assert!(stderr.contains("--from"), "{stderr}");
     // As is an unknown command.
     failed(&dal().arg("frobnicate").output().unwrap(), 2);
 
