@@ -581,3 +581,68 @@ async fn a_json_schema_makes_foreign_keys_and_widens_types() {
     })
     .await;
 }
+
+mod resume_v1 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_resume")]
+    pub struct Doc {
+        pub id: Option<String>,
+        pub name: Option<String>,
+    }
+}
+
+mod resume_v2 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_resume")]
+    pub struct Doc {
+        pub id: Option<String>,
+        #[entity(unique)]
+        pub name: Option<String>,
+        pub extra: Option<i64>,
+    }
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_atomic_or_resumes_where_it_stopped_on_mysql() {
+    each_backend("mig_resume", |db| async move {
+        reset(&db, "mig_resume").await?;
+        let mut conn = db.async_connection().await?;
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let d = conn
+                .save(&resume_v1::Doc {
+                    id: None,
+                    name: Some("dup".into()),
+                })
+                .await?;
+            ids.push(d.id.unwrap());
+        }
+        let migrator = Migrator::new(&db).entity::<resume_v2::Doc>();
+        let plan = migrator.plan().await?;
+        assert_eq!(
+            kinds(plan.changes()),
+            [change("add_unique", "name"), change("add_column", "extra")]
+        );
+        let e = migrator.apply().await.unwrap_err();
+        assert!(e.is_unique_violation(), "{e}");
+        let after = migrator.plan().await?;
+        if db.backend() == Backend::MySql {
+            // DDL committed statement by statement: only the unique index is left.
+            assert_eq!(kinds(after.changes()), [change("add_unique", "name")]);
+        } else {
+            // One transaction: nothing happened.
+            assert_eq!(after.checksum(), plan.checksum());
+        }
+        conn.execute(
+            "DELETE FROM [mig_resume] WHERE [id] = ?",
+            params![ids[1].clone()],
+        )
+        .await?;
+        assert_eq!(migrator.apply().await?.checksum(), after.checksum());
+        assert!(migrator.plan().await?.is_empty());
+        Ok(())
+    })
+    .await;
+}

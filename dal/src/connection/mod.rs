@@ -68,6 +68,9 @@ pub struct Connection {
     busy: bool,
     /// The connection failed in a way that makes it unfit for reuse.
     broken: bool,
+    /// Closed instead of reused if dropped now: the session holds state another borrower must
+    /// not inherit (a MySQL named lock while a migration runs).
+    close_on_drop: bool,
     /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
     /// transaction is over for the user and is rolled back before the next statement.
     abandoned: Arc<AtomicBool>,
@@ -188,6 +191,7 @@ impl Connection {
             in_tx: false,
             busy: false,
             broken: false,
+            close_on_drop: false,
             abandoned: Arc::new(AtomicBool::new(false)),
             schema_changed_in_tx: false,
             verified: None,
@@ -391,6 +395,12 @@ impl Connection {
         self.run(sql, &params, &QueryOptions::default()).await
     }
 
+    /// While set, dropping the connection closes it instead of giving it back to the pool
+    /// (the server then drops the session's state, e.g. its named locks).
+    pub(crate) fn set_close_on_drop(&mut self, on: bool) {
+        self.close_on_drop = on;
+    }
+
     pub(crate) fn schema_changed_in_tx(&self) -> bool {
         self.schema_changed_in_tx
     }
@@ -450,7 +460,7 @@ impl Drop for Connection {
             }
             return;
         }
-        if self.broken {
+        if self.broken || self.close_on_drop {
             pool.release_broken(conn);
             return;
         }

@@ -11,7 +11,15 @@
 //!   (the documented MySQL caveat); metadata and table never disagree.
 //!
 //! The schema cache is per pool (held by the pool) and entity, revalidated after a short TTL
-//! so that changes made by other processes are seen.
+//! so that changes made by other processes are seen. It also knows the table's indexes, so an
+//! `#[entity(index)]`/`#[entity(unique)]` declared on a field whose column exists is created at
+//! the next save without a catalog query per save.
+//!
+//! Columns made here are always nullable and carry no default, check or foreign key: a dynamic
+//! save may leave any field out, and history rows predate later fields. `NOT NULL`, defaults,
+//! checks and foreign keys are the [`Migrator`](crate::migrate::Migrator)'s, which applies them
+//! to the entity's table only. In [`SchemaMode::Migrations`] nothing here runs DDL: a save that
+//! needs a table, a column or a wider type fails with [`Error::Entity`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -461,6 +469,16 @@ impl Connection {
                 Err(e) if *unique && e.is_unique_violation() => Err(Error::Entity(format!(
                     "cannot add the unique index on {entity}.{field}: stored values are not unique ({e}); remove the duplicates or drop #[entity(unique)]"
                 ))),
+                // E.g. MySQL cannot index the LONGTEXT column of a text field created
+                // unindexed: the save goes on, the Migrator changes the column type.
+                Err(e) if matches!(e, Error::Database { .. }) => {
+                    tracing::warn!(
+                        target: "dal::entity",
+                        entity, field = field.as_str(), error = %e,
+                        "the declared index could not be added to the existing column; run the migrator (dal::migrate::Migrator)"
+                    );
+                    Ok(())
+                }
                 other => other,
             };
             if result.is_err() {

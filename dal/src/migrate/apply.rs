@@ -40,6 +40,8 @@ pub(crate) async fn apply(
     let applied_by = applied_by(conn, user).await;
     match conn.backend() {
         Backend::MySql => {
+            // Cancelled while the lock is held: the session is closed, which releases it.
+            conn.set_close_on_drop(true);
             let got = conn
                 .query_count(
                     "SELECT GET_LOCK(?, ?)",
@@ -47,6 +49,7 @@ pub(crate) async fn apply(
                 )
                 .await?;
             if got != 1 {
+                conn.set_close_on_drop(false);
                 return Err(Error::Entity(format!(
                     "another migration held the lock {MYSQL_LOCK:?} for {MYSQL_LOCK_WAIT_SECS} s; nothing was applied"
                 )));
@@ -62,6 +65,9 @@ pub(crate) async fn apply(
             let released = conn
                 .query_rows("SELECT RELEASE_LOCK(?)", vec![Value::from(MYSQL_LOCK)])
                 .await;
+            if released.is_ok() {
+                conn.set_close_on_drop(false);
+            }
             let plan = result?;
             released?;
             Ok(plan)

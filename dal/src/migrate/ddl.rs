@@ -205,6 +205,9 @@ pub(crate) fn sqlite_rebuild(
     }
     let cols = copied.join(", ");
     let mut out = vec![
+        // Rows of other tables that reference this one must survive the DROP: foreign keys
+        // are checked at commit instead (the pragma ends with the transaction).
+        "PRAGMA defer_foreign_keys = ON".to_owned(),
         format!("CREATE TABLE [{tmp}] ({})", defs.join(", ")),
         format!("INSERT INTO [{tmp}] ({cols}) SELECT {cols} FROM [{t}]"),
         format!("DROP TABLE [{t}]"),

@@ -324,8 +324,21 @@ pub(crate) fn plan_entity(
                         Backend::Sqlite => rebuild = true,
                     }
                 }
-                if modify {
-                    let keep = if f.ty.is_some_and(|w| Some(w) != recorded) {
+                // MySQL cannot index LONGTEXT: an indexed text field needs a bounded type.
+                let missing_key = (f.index
+                    && !live.indexes.contains_key(&index_name(e, &f.name, false)))
+                    || (f.unique && !live.indexes.contains_key(&index_name(e, &f.name, true)))
+                    || f.references
+                        .as_ref()
+                        .is_some_and(|r| !live.constraints.contains(&fk_name(e, &f.name, r)));
+                let bound_text = backend == Backend::MySql
+                    && missing_key
+                    && ty == FieldType::Text
+                    && col.sql_type.eq_ignore_ascii_case("longtext");
+                if modify || bound_text {
+                    let keep = if bound_text {
+                        Some(d.column_type(FieldType::Text, true))
+                    } else if f.ty.is_some_and(|w| Some(w) != recorded) {
                         None
                     } else {
                         Some(col.sql_type.as_str())

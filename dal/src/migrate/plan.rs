@@ -31,7 +31,9 @@ pub enum Change {
         /// Its logical type.
         ty: FieldType,
     },
-    /// An index on the field.
+    /// An index on the field. On MySQL/MariaDB a text column created unindexed (`LONGTEXT`)
+    /// first becomes `VARCHAR(255)`, as indexed text fields are (the server refuses longer
+    /// values in strict mode).
     AddIndex {
         /// Entity name.
         entity: String,
