@@ -432,8 +432,8 @@ fn migrate_plans_applies_and_then_has_nothing_to_do() {
 }
 
 /// The backup of one entity with history (an update and a soft delete), restored into a fresh
-/// database: same counts, same history. A second restore into the now non-empty database is
-/// refused.
+/// database of the same backend and into SQLite: same counts, same history. A second restore
+/// into the now non-empty database is refused.
 #[test]
 fn backup_restores_into_a_fresh_database_and_refuses_a_non_empty_one() {
     each_backend("backup", |backend| {
@@ -491,6 +491,16 @@ fn backup_restores_into_a_fresh_database_and_refuses_a_non_empty_one() {
         assert!(stderr.contains("restore"), "{stderr}");
         assert_eq!(count(&mut restored, &entity, true), 5);
         drop(restored);
+
+        // The same backup into SQLite: a backup is portable.
+        if backend != Backend::Sqlite {
+            let file = Target::fresh(Backend::Sqlite);
+            ok_json(&file.url, &["restore", out_dir_s]);
+            let mut restored = file.conn();
+            assert_eq!(count(&mut restored, &entity, true), 5);
+            let history = restored.get_entity_history(&entity, &ids[1]).unwrap();
+            assert_eq!(history.len(), 2, "{history:?}");
+        }
     });
 }
 
