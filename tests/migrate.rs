@@ -529,7 +529,12 @@ async fn a_json_schema_makes_foreign_keys_and_widens_types() {
                     {"name": "orderTotal", "type": total},
                     {"name": "customer", "type": "text", "nullable": true, "references": "mig_fk_cust"}
                 ]},
-                {"name": "mig_fk_cust", "fields": [{"name": "name", "type": "text", "nullable": true}]}
+                {"name": "mig_fk_cust", "fields": [
+                    {"name": "name", "type": "text", "nullable": true},
+                    {"name": "Label", "type": "text", "nullable": true, "default": "O'Brien \\ \"x\""},
+                    {"name": "vip", "type": "bool", "default": false},
+                    {"name": "rate", "type": "float", "default": -0.5}
+                ]}
             ])
         };
         std::fs::write(&file, schema("int").to_string()).unwrap();
@@ -538,8 +543,12 @@ async fn a_json_schema_makes_foreign_keys_and_widens_types() {
             .changes()
             .iter()
             .any(|c| matches!(c, Change::AddForeignKey { references, .. } if references == "mig_fk_cust")));
+        let again = Migrator::new(&db).schema_file(&file).plan().await?;
+        assert!(again.is_empty(), "{again}");
         let mut conn = db.async_connection().await?;
         let cust = conn.save_entity("mig_fk_cust", json!({"name": "Ann"})).await?;
+        assert_eq!(cust["Label"], json!("O'Brien \\ \"x\""));
+        assert_eq!(cust["rate"], json!(-0.5));
         conn.save_entity(
             "mig_fk_order",
             json!({"orderTotal": 5, "customer": cust["id"].clone()}),

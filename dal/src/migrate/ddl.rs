@@ -65,15 +65,39 @@ pub(crate) fn literal(backend: Backend, ty: FieldType, v: &serde_json::Value) ->
     })
 }
 
-/// The catalog's default expression reduced to its value: `'a''b'::text` → `a'b`, `(-5)` → `-5`.
-fn live_value(live: &str) -> String {
+/// The catalog's default expression reduced to its value: `'a''b'::text` → `a'b`, `(-5)` →
+/// `-5`; MySQL also escapes with backslashes (`'a\'b'`).
+fn live_value(backend: Backend, live: &str) -> String {
     let mut s = live.trim();
     while s.starts_with('(') && s.ends_with(')') && s.len() >= 2 {
         s = s[1..s.len() - 1].trim();
     }
     if let Some(rest) = s.strip_prefix('\'') {
         if let Some(end) = rest.rfind('\'') {
-            return rest[..end].replace("''", "'").replace("\\\\", "\\");
+            let inner = &rest[..end];
+            if backend != Backend::MySql {
+                return inner.replace("''", "'");
+            }
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some('n') => out.push('\n'),
+                        Some('t') => out.push('\t'),
+                        Some('r') => out.push('\r'),
+                        Some('0') => out.push('\0'),
+                        Some(other) => out.push(other),
+                        None => {}
+                    },
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    c => out.push(c),
+                }
+            }
+            return out;
         }
     }
     match s.find("::") {
@@ -83,10 +107,15 @@ fn live_value(live: &str) -> String {
 }
 
 /// True when the catalog's default `live` is the declared `v`.
-pub(crate) fn default_matches(ty: FieldType, v: &serde_json::Value, live: Option<&str>) -> bool {
+pub(crate) fn default_matches(
+    backend: Backend,
+    ty: FieldType,
+    v: &serde_json::Value,
+    live: Option<&str>,
+) -> bool {
     use serde_json::Value as J;
     let Some(live) = live else { return false };
-    let got = live_value(live);
+    let got = live_value(backend, live);
     let json_text = (ty == FieldType::Json).then(|| v.to_string());
     match v {
         _ if json_text.is_some() => Some(got) == json_text,
@@ -258,28 +287,79 @@ mod tests {
 
     #[test]
     fn catalog_defaults_compare_with_declared_values() {
-        assert!(default_matches(FieldType::Int, &json!(5), Some("5")));
         assert!(default_matches(
+            Backend::Postgres,
+            FieldType::Int,
+            &json!(5),
+            Some("5")
+        ));
+        assert!(default_matches(
+            Backend::Postgres,
             FieldType::Int,
             &json!(-5),
             Some("'-5'::bigint")
         ));
-        assert!(default_matches(FieldType::Int, &json!(-5), Some("(-5)")));
         assert!(default_matches(
+            Backend::Postgres,
+            FieldType::Int,
+            &json!(-5),
+            Some("(-5)")
+        ));
+        assert!(default_matches(
+            Backend::Postgres,
             FieldType::Decimal,
             &json!(5),
             Some("5.0000000000000000000000000000")
         ));
         assert!(default_matches(
+            Backend::Postgres,
             FieldType::Text,
             &json!("a'b"),
             Some("'a''b'::text")
         ));
-        assert!(default_matches(FieldType::Text, &json!("x"), Some("'x'")));
-        assert!(default_matches(FieldType::Bool, &json!(true), Some("true")));
-        assert!(default_matches(FieldType::Bool, &json!(false), Some("0")));
-        assert!(!default_matches(FieldType::Int, &json!(5), None));
-        assert!(!default_matches(FieldType::Int, &json!(5), Some("6")));
+        assert!(default_matches(
+            Backend::Postgres,
+            FieldType::Text,
+            &json!("x"),
+            Some("'x'")
+        ));
+        assert!(default_matches(
+            Backend::Postgres,
+            FieldType::Bool,
+            &json!(true),
+            Some("true")
+        ));
+        assert!(default_matches(
+            Backend::Postgres,
+            FieldType::Bool,
+            &json!(false),
+            Some("0")
+        ));
+        assert!(!default_matches(
+            Backend::Postgres,
+            FieldType::Int,
+            &json!(5),
+            None
+        ));
+        assert!(!default_matches(
+            Backend::Postgres,
+            FieldType::Int,
+            &json!(5),
+            Some("6")
+        ));
+        let text = json!("O'Brien \\ \"x\"");
+        assert!(default_matches(
+            Backend::MySql,
+            FieldType::Text,
+            &text,
+            Some(r#"'O\'Brien \\ "x"'"#)
+        ));
+        assert!(default_matches(
+            Backend::Sqlite,
+            FieldType::Text,
+            &text,
+            Some(r#"'O''Brien \ "x"'"#)
+        ));
     }
 
     #[test]

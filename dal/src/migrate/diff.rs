@@ -258,7 +258,7 @@ pub(crate) fn plan_entity(
                 }
                 // Default.
                 match &f.default {
-                    Some(v) if !default_matches(ty, v, col.default.as_deref()) => {
+                    Some(v) if !default_matches(backend, ty, v, col.default.as_deref()) => {
                         out.changes.push(Change::SetDefault {
                             entity: entity.clone(),
                             field: field.clone(),
