@@ -261,6 +261,12 @@ pub enum Error {
         actual: i64,
     },
 
+    /// A backup, restore, copy or native dump failed: a file is missing or altered (checksum),
+    /// the target already holds an entity, counts differ after a restore, a dump tool is
+    /// missing or failed. The message names the entity, file or tool.
+    #[error("backup: {0}")]
+    Backup(String),
+
     /// A row has no such column.
     #[error("no column {0} in row")]
     ColumnNotFound(String),
@@ -326,6 +332,7 @@ impl Error {
             Error::CircuitOpen { .. } => "circuit_open",
             Error::Transaction(_) => "transaction",
             Error::Entity(_) => "entity",
+            Error::Backup(_) => "backup",
             Error::Conflict { .. } => "conflict",
             Error::ReadOnly(_) => "read_only",
             Error::ColumnNotFound(_) => "input",

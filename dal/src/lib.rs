@@ -31,6 +31,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+pub mod backup;
 mod blocking;
 mod config;
 mod connection;
@@ -55,7 +56,7 @@ pub use database::{Database, DatabaseFactory};
 pub use entity::{
     is_serializer_registered, register_serializer, unregister_serializer, DeleteOptions, Entity,
     FieldDef, FieldType, FindOptions, GetOptions, HistoryOptions, IntoEntity, RestoreOptions,
-    SaveOptions, ValueTypeError, Versioned,
+    RollbackOptions, RollbackReport, SaveOptions, ValueTypeError, Versioned,
 };
 pub use error::{ConnectionError, DbErrorKind, Error, Result, TimeoutKind};
 pub use mapping::{QueryAs, RowsExt};

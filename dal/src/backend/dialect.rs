@@ -49,6 +49,12 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn begin(&self) -> &'static str {
         "BEGIN"
     }
+    /// The statement that makes the next (or, with `false`, the just begun) transaction read
+    /// one snapshot of the database, and whether it runs before `BEGIN`. `None`: every
+    /// transaction already reads one snapshot (SQLite).
+    fn snapshot_isolation(&self) -> Option<(&'static str, bool)> {
+        None
+    }
     /// The database namespace tracing reports (`db.namespace`, OpenTelemetry): the database
     /// name (SQLite: the file path, or `:memory:`), given the configured `database` and the
     /// run-time parameters set at connect (`session`).
@@ -73,6 +79,13 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     }
     /// `SELECT COUNT(*)` of tables named `?` in the current schema.
     fn table_exists_sql(&self) -> &'static str;
+    /// The names of the tables in the current schema, one per row (column 0).
+    fn tables_sql(&self) -> &'static str;
+    /// True when a row-value comparison `([a], [b]) > (?, ?)` seeks in an index on `(a, b)`
+    /// (keyset pagination); false where it is spelt `[a] > ? OR ([a] = ? AND [b] > ?)`.
+    fn row_value_seek(&self) -> bool {
+        true
+    }
     /// `SELECT COUNT(*)` of columns named `?` (second) of the table named `?` (first).
     fn column_exists_sql(&self) -> &'static str;
     /// `SELECT` of the names of the indexes of the table named `?` (one column).

@@ -99,7 +99,10 @@ pub(crate) mod schema;
 pub mod typed;
 pub mod value_types;
 
-pub(crate) use ops::{Audit, EntityMap, SaveRequest};
+pub use ops::RollbackReport;
+pub(crate) use ops::{part_columns, Audit, EntityMap, Layout, PageKey, Part, SaveRequest};
+pub use rollback::{RollbackAllTyped, RollbackEntities, RollbackOptions, RollbackTyped};
+pub(crate) use schema::validate_entity_name as validate_name;
 pub use typed::{Entity, FieldDef, FieldType};
 pub use typed_api::{
     CountTyped, DeleteTyped, FindTyped, GetTyped, RestoreTyped, SaveAllTyped, SaveTyped, Versioned,
@@ -708,6 +711,7 @@ macro_rules! builder_find {
 }
 
 // Declared after the builder macros so that it can use them.
+mod rollback;
 mod typed_api;
 
 /// `find_entities` being built; `.await` it.

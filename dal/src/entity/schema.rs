@@ -248,6 +248,12 @@ impl Connection {
         }
     }
 
+    /// Drops what the schema cache knows of `entity` (after its tables were dropped or
+    /// created behind the cache's back).
+    pub(crate) fn forget_schema(&self, entity: &str) {
+        cache_forget(&self.schema_key(entity));
+    }
+
     /// The schema of `entity`, from cache or the database. With `create`, missing tables are
     /// created.
     pub(crate) async fn entity_schema(
@@ -344,7 +350,7 @@ impl Connection {
             .unwrap_or(0))
     }
 
-    async fn table_exists(&mut self, name: &str) -> Result<bool> {
+    pub(crate) async fn table_exists(&mut self, name: &str) -> Result<bool> {
         let sql = self.dialect().table_exists_sql();
         Ok(self.query_count(sql, vec![Value::from(name)]).await? > 0)
     }

@@ -131,7 +131,7 @@ fn to_map<T: Entity>(value: &T) -> Result<(EntityMap, Option<i64>)> {
 /// the Rust types expect them (integer ids, naive timestamps), defaults applied to fields
 /// stored before they existed. A struct may declare system fields, e.g.
 /// `created_at: Option<DateTime<Utc>>`, to receive them.
-fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
+pub(super) fn from_map<T: Entity>(mut map: EntityMap) -> Result<T> {
     let mut out = Map::new();
     for f in T::fields() {
         let key = if f.id { "id" } else { f.column };

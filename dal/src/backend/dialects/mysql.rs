@@ -102,6 +102,16 @@ impl super::super::Dialect for MySqlDialect {
     fn transactional_ddl(&self) -> bool {
         false
     }
+    fn snapshot_isolation(&self) -> Option<(&'static str, bool)> {
+        Some(("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", true))
+    }
+    fn tables_sql(&self) -> &'static str {
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1"
+    }
+    fn row_value_seek(&self) -> bool {
+        // MariaDB's range optimizer does not seek with a row-value comparison.
+        false
+    }
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
     }

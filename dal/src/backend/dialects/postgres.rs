@@ -101,6 +101,12 @@ impl super::super::Dialect for PgDialect {
             long_text: "TEXT",
         }
     }
+    fn snapshot_isolation(&self) -> Option<(&'static str, bool)> {
+        Some(("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", false))
+    }
+    fn tables_sql(&self) -> &'static str {
+        "SELECT tablename::text FROM pg_catalog.pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+    }
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?"
     }

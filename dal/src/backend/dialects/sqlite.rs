@@ -52,6 +52,9 @@ impl super::super::Dialect for SqliteDialect {
             long_text: "TEXT",
         }
     }
+    fn tables_sql(&self) -> &'static str {
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    }
     fn table_exists_sql(&self) -> &'static str {
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
     }

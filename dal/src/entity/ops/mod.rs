@@ -59,10 +59,15 @@ mod copy;
 mod delete;
 mod input;
 mod read;
+mod rollback;
 mod save;
 mod sql;
+mod transfer;
 
+pub(crate) use rollback::rollback_comment;
+pub use rollback::RollbackReport;
 pub(crate) use save::SaveRequest;
+pub(crate) use transfer::{part_columns, Layout, PageKey, Part};
 
 /// Who and why, recorded in history.
 #[derive(Debug, Clone, Default)]
