@@ -141,7 +141,7 @@ fn tool_either(
                 cmd.arg("--username").arg(user);
             }
             cmd.env_remove("PGPASSWORD");
-            if let Some(pw) = cfg.password_secret() {
+            if let Some(pw) = password(cfg) {
                 cmd.env("PGPASSWORD", pw);
             }
         }
@@ -159,12 +159,24 @@ fn tool_either(
                 cmd.arg(format!("--user={user}"));
             }
             cmd.env_remove("MYSQL_PWD");
-            if let Some(pw) = cfg.password_secret() {
+            if let Some(pw) = password(cfg) {
                 cmd.env("MYSQL_PWD", pw);
             }
         }
     }
     Ok((cmd, found))
+}
+
+/// The configured password (only ever passed through the tool's environment).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn password(cfg: &crate::config::DatabaseConfig) -> Option<&str> {
+    cfg.password_secret()
+}
+
+/// Without a server backend compiled in, no tool needs a password.
+#[cfg(not(any(feature = "postgres", feature = "mysql")))]
+fn password(_cfg: &crate::config::DatabaseConfig) -> Option<&str> {
+    None
 }
 
 fn tool(db: &Database, names: &[&'static str]) -> Result<tokio::process::Command> {
