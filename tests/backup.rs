@@ -760,3 +760,41 @@ async fn rollback_of_one_entity_and_the_typed_and_blocking_twins() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rollback_holds_its_rows_until_its_transaction_ends() {
+    each_backend("bk_rollback_lock", |db| async move {
+        let entity = "bk_rollback_lock";
+        let mut a = db.async_connection().await?;
+        common::reset_entity(&mut a, entity).await?;
+        a.save_entity(entity, json!({"id": "x", "n": 1})).await?;
+        let at = Utc::now();
+        clock_past(at).await;
+        a.save_entity(entity, json!({"id": "x", "n": 2})).await?;
+
+        a.begin_transaction().await?;
+        let report = a.rollback_entities_to(entity, at).await?;
+        assert_eq!(report.restored, 1);
+        // Another writer waits for the rollback's lock (here: until its own deadline).
+        let mut b = db.async_connection().await?;
+        let blocked = b
+            .save_entity(entity, json!({"id": "x", "n": 3}))
+            .timeout(Duration::from_millis(300))
+            .await;
+        let err = blocked.expect_err("a concurrent save went through");
+        // Its own deadline (PostgreSQL, MariaDB), or SQLite's busy write lock.
+        assert!(err.is_timeout() || err.kind().is_conflict(), "{err:?}");
+        a.commit_transaction().await?;
+        let saved = b.save_entity(entity, json!({"id": "x", "n": 3})).await?;
+        assert_eq!(saved["version"], json!(4), "rollback was version 3");
+        let versions: Vec<i64> = b
+            .get_entity_history(entity, "x")
+            .await?
+            .iter()
+            .map(|h| h["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3, 4]);
+        Ok(())
+    })
+    .await;
+}
