@@ -157,7 +157,7 @@ fn item(i: usize, round: i64) -> Item {
         at,
         day: NaiveDate::from_ymd_opt(1000 + (i % 9000) as i32, 2, 28).unwrap(),
         clock: NaiveTime::from_hms_micro_opt(23, 59, (i % 60) as u32, 123_456).unwrap(),
-        note: if i % 3 == 0 {
+        note: if i.is_multiple_of(3) {
             None
         } else {
             Some(format!("note {round}"))
@@ -168,10 +168,10 @@ fn item(i: usize, round: i64) -> Item {
             _ => i as i64 * 1_000_003 + round,
         },
         ratio: [0.1, 1e-300, -2.5e300, 123.0, f64::MIN_POSITIVE][i % 5] * (round as f64 + 1.0),
-        flag: (i + round as usize) % 2 == 0,
+        flag: (i + round as usize).is_multiple_of(2),
         key: uuid::Uuid::from_u128(i as u128 * 0x1234_5678_9abc + round as u128),
         doc: json!({"i": i, "nested": {"list": [1, "two", null, 3.5]}, "big": u64::MAX, "round": round}),
-        mixed: if i % 5 == 0 {
+        mixed: if i.is_multiple_of(5) {
             None
         } else {
             Some(i as i64 - round)
@@ -580,8 +580,8 @@ async fn rollback_entities_to_a_time_between_two_batches_restores_the_earlier_st
         let at = Utc::now();
         clock_past(at).await;
         // Batch 2: changes of every kind.
-        for i in 0..4 {
-            conn.save_entity(entity, json!({"id": ids[i], "n": 100 + i, "Label": null, "extra": "new field"})).await?;
+        for (i, id) in ids.iter().enumerate().take(4) {
+            conn.save_entity(entity, json!({"id": id, "n": 100 + i, "Label": null, "extra": "new field"})).await?;
         }
         conn.save_entity(entity, json!({"id": "e00", "opt": 5})).await?; // twice changed
         conn.delete_entity(entity, "e04").await?; // deleted since → back
@@ -756,6 +756,44 @@ async fn rollback_of_one_entity_and_the_typed_and_blocking_twins() {
         .unwrap()?;
         assert_eq!(blocking.0.unchanged, 2);
         assert_eq!(blocking.1.unwrap(), b);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rollback_holds_its_rows_until_its_transaction_ends() {
+    each_backend("bk_rollback_lock", |db| async move {
+        let entity = "bk_rollback_lock";
+        let mut a = db.async_connection().await?;
+        common::reset_entity(&mut a, entity).await?;
+        a.save_entity(entity, json!({"id": "x", "n": 1})).await?;
+        let at = Utc::now();
+        clock_past(at).await;
+        a.save_entity(entity, json!({"id": "x", "n": 2})).await?;
+
+        a.begin_transaction().await?;
+        let report = a.rollback_entities_to(entity, at).await?;
+        assert_eq!(report.restored, 1);
+        // Another writer waits for the rollback's lock (here: until its own deadline).
+        let mut b = db.async_connection().await?;
+        let blocked = b
+            .save_entity(entity, json!({"id": "x", "n": 3}))
+            .timeout(Duration::from_millis(300))
+            .await;
+        let err = blocked.expect_err("a concurrent save went through");
+        // Its own deadline (PostgreSQL, MariaDB), or SQLite's busy write lock.
+        assert!(err.is_timeout() || err.kind().is_conflict(), "{err:?}");
+        a.commit_transaction().await?;
+        let saved = b.save_entity(entity, json!({"id": "x", "n": 3})).await?;
+        assert_eq!(saved["version"], json!(4), "rollback was version 3");
+        let versions: Vec<i64> = b
+            .get_entity_history(entity, "x")
+            .await?
+            .iter()
+            .map(|h| h["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3, 4]);
         Ok(())
     })
     .await;

@@ -620,22 +620,31 @@ async fn copy_part(
     let (suffix, phase) = part_names(part);
     let total = src.count_table(name, suffix.0).await?;
     let cols = part_columns(fields, part);
-    let mut after: Option<PageKey> = None;
     let mut done = 0u64;
     opts.report(name, phase, 0, Some(total));
-    loop {
-        let page = src
-            .read_page(name, &cols, part, after.as_ref(), opts.batch_size)
-            .await?;
-        if !page.is_empty() {
-            insert_batch(dst, name, &cols, part, &page).await?;
-            done += page.len() as u64;
-            opts.report(name, phase, done, Some(total));
-        }
-        match page.last() {
-            Some(last) if page.len() == opts.batch_size => after = Some(page_key(last)?),
-            _ => break,
-        }
+    let mut page = src
+        .read_page(name, &cols, part, None, opts.batch_size)
+        .await?;
+    // Each page is written while the next one is read (two connections, two servers).
+    while !page.is_empty() {
+        let after = match page.last() {
+            Some(last) if page.len() == opts.batch_size => Some(page_key(last)?),
+            _ => None,
+        };
+        let read_next = async {
+            match &after {
+                Some(key) => {
+                    src.read_page(name, &cols, part, Some(key), opts.batch_size)
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (written, next) = tokio::join!(insert_batch(dst, name, &cols, part, &page), read_next);
+        written?;
+        done += page.len() as u64;
+        opts.report(name, phase, done, Some(total));
+        page = next?;
     }
     Ok(done)
 }

@@ -17,21 +17,26 @@ use crate::sql::Backend;
 ///
 /// * PostgreSQL: `pg_dump --format=custom` (restore with [`native_restore`] or `pg_restore`);
 /// * MySQL/MariaDB: `mariadb-dump` (else `mysqldump`) `--single-transaction`, plain SQL;
-/// * SQLite: `VACUUM INTO`, an online, consistent copy of the database file, with no tool.
+/// * SQLite: `VACUUM INTO`, an online, consistent copy of the database file, with no tool
+///   (of a database file: the shared in-memory database of `sqlite::memory:` is not
+///   supported).
 ///
 /// A missing tool is an [`Error::Backup`] that names it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> dal::Result<()> {
 /// use dal::prelude::*;
-/// let db = Database::from_url("sqlite::memory:")?;
+/// let dir = std::env::temp_dir();
+/// let source = dir.join(format!("dal-doc-dump-src-{}.db", std::process::id()));
+/// let path = dir.join(format!("dal-doc-dump-{}.db", std::process::id()));
+/// # let _ = std::fs::remove_file(&path); let _ = std::fs::remove_file(&source);
+/// let db = Database::from_url(&format!("sqlite://{}", source.display()))?;
 /// db.async_connection().await?.save_entity("doc_dumped", json!({"a": 1})).await?;
-/// let path = std::env::temp_dir().join(format!("dal-doc-dump-{}.db", std::process::id()));
-/// # let _ = std::fs::remove_file(&path);
 /// let written = dal::backup::native_dump(&db, &path).await?;
 /// let copy = Database::from_url(&format!("sqlite://{}", written.display()))?;
 /// assert_eq!(copy.async_connection().await?.count_entities("doc_dumped").await?, 1);
 /// # copy.close(std::time::Duration::from_secs(1)).await?; let _ = std::fs::remove_file(&path);
+/// # db.close(std::time::Duration::from_secs(1)).await?; let _ = std::fs::remove_file(&source);
 /// # Ok(()) }
 /// ```
 pub async fn native_dump(db: &Database, path: impl AsRef<Path>) -> Result<PathBuf> {
@@ -44,6 +49,12 @@ pub async fn native_dump(db: &Database, path: impl AsRef<Path>) -> Result<PathBu
     }
     match db.backend() {
         Backend::Sqlite => {
+            let name = db.config().database();
+            if name == ":memory:" || name.contains("mode=memory") {
+                return Err(Error::Backup(
+                    "native_dump copies a SQLite database file; this database is in memory (use backup::export or backup::copy)".into(),
+                ));
+            }
             let mut conn = db.async_connection().await?;
             let target = path.to_string_lossy().into_owned();
             conn.execute("VACUUM INTO ?", crate::params![target])
@@ -130,7 +141,7 @@ fn tool_either(
                 cmd.arg("--username").arg(user);
             }
             cmd.env_remove("PGPASSWORD");
-            if let Some(pw) = cfg.password_secret() {
+            if let Some(pw) = password(cfg) {
                 cmd.env("PGPASSWORD", pw);
             }
         }
@@ -148,12 +159,24 @@ fn tool_either(
                 cmd.arg(format!("--user={user}"));
             }
             cmd.env_remove("MYSQL_PWD");
-            if let Some(pw) = cfg.password_secret() {
+            if let Some(pw) = password(cfg) {
                 cmd.env("MYSQL_PWD", pw);
             }
         }
     }
     Ok((cmd, found))
+}
+
+/// The configured password (only ever passed through the tool's environment).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn password(cfg: &crate::config::DatabaseConfig) -> Option<&str> {
+    cfg.password_secret()
+}
+
+/// Without a server backend compiled in, no tool needs a password.
+#[cfg(not(any(feature = "postgres", feature = "mysql")))]
+fn password(_cfg: &crate::config::DatabaseConfig) -> Option<&str> {
+    None
 }
 
 fn tool(db: &Database, names: &[&'static str]) -> Result<tokio::process::Command> {

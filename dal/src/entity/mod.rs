@@ -430,7 +430,7 @@ macro_rules! builder_timeout {
             /// retries included — by `limit`: a statement still running at the deadline is
             /// stopped on the server (as a statement timeout is), the operation's own
             /// transaction is rolled back (nothing is written), and the result is an
-            /// [`Error::Timeout`] of kind [`TimeoutKind::Operation`](crate::TimeoutKind::Operation).
+            /// [`Error::Timeout`](crate::Error::Timeout) of kind [`TimeoutKind::Operation`](crate::TimeoutKind::Operation).
             /// Inside the caller's transaction, the transaction stays the caller's to roll
             /// back. Without it, each statement has `query_execution_timeout` (60 s).
             pub fn timeout(mut self, limit: std::time::Duration) -> Self {
