@@ -679,3 +679,65 @@ async fn a_failed_apply_is_atomic_or_resumes_where_it_stopped_on_mysql() {
     })
     .await;
 }
+
+/// A NOT NULL column added by the migrator has no value in the history recorded before it:
+/// rolling back past it keeps the column's current value (or its default for an entity
+/// deleted for good), and a rollback to now changes nothing.
+#[tokio::test]
+async fn rollback_past_a_migration_keeps_not_null_columns_filled() {
+    each_backend("mig_rollback", |db| async move {
+        reset(&db, "mig_rollback").await?;
+        let mut conn = db.async_connection().await?;
+        let a = conn
+            .save_entity("mig_rollback", json!({"name": "a1"}))
+            .await?;
+        let b = conn
+            .save_entity("mig_rollback", json!({"name": "b1"}))
+            .await?;
+        let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+        let schema: Vec<EntitySchema> = serde_json::from_value(json!([
+            {"name": "mig_rollback", "fields": [
+                {"name": "name", "type": "text", "nullable": true},
+                {"name": "Rank", "type": "int", "default": 7}
+            ]}
+        ]))
+        .unwrap();
+        let mut m = Migrator::new(&db);
+        for s in schema {
+            m = m.schema(s);
+        }
+        m.apply().await?;
+        // A rollback to a moment after every change touches nothing.
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        let r = conn.rollback_entities_to("mig_rollback", later).await?;
+        assert_eq!((r.restored, r.unchanged), (0, 2), "{r:?}");
+
+        let mid = chrono::Utc::now();
+        poll_past(mid).await;
+        conn.save_entity("mig_rollback", json!({"id": a_id, "name": "a2", "Rank": 9}))
+            .await?;
+        conn.execute("DELETE FROM [mig_rollback] WHERE [id] = ?", params![b_id])
+            .await?;
+        let r = conn.rollback_entities_to("mig_rollback", mid).await?;
+        assert_eq!((r.restored, r.recreated), (1, 1), "{r:?}");
+        let a = conn.get_entity("mig_rollback", a_id).await?.unwrap();
+        assert_eq!(
+            (a["name"].clone(), a["Rank"].clone()),
+            (json!("a1"), json!(9))
+        );
+        let b = conn.get_entity("mig_rollback", b_id).await?.unwrap();
+        assert_eq!(
+            (b["name"].clone(), b["Rank"].clone()),
+            (json!("b1"), json!(7))
+        );
+        Ok(())
+    })
+    .await;
+}
+
+/// Waits until the clock has moved past `t` (timestamps are kept to the microsecond).
+async fn poll_past(t: chrono::DateTime<chrono::Utc>) {
+    while chrono::Utc::now() <= t + chrono::Duration::milliseconds(2) {
+        tokio::task::yield_now().await;
+    }
+}

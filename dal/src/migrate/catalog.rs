@@ -197,7 +197,10 @@ pub(crate) async fn load(conn: &mut Connection, entity: &str) -> Result<LiveEnti
 }
 
 /// The columns of `table`, in order.
-async fn columns(conn: &mut Connection, table: &str) -> Result<Vec<(String, LiveColumn)>> {
+pub(crate) async fn columns(
+    conn: &mut Connection,
+    table: &str,
+) -> Result<Vec<(String, LiveColumn)>> {
     let sql = match conn.backend() {
         Backend::Postgres => "SELECT column_name::text, data_type::text, is_nullable::text, column_default::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
         Backend::MySql => "SELECT column_name, column_type, is_nullable, column_default FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",

@@ -29,7 +29,7 @@
 //! constraints with other names are yours, and never touched.
 
 mod apply;
-mod catalog;
+pub(crate) mod catalog;
 mod ddl;
 mod diff;
 mod model;

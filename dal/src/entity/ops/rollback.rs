@@ -3,7 +3,7 @@
 //! with that state (or is soft-deleted when it did not exist then), appended to history like
 //! any change. All in one transaction, rows locked in id order as saves lock them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -43,6 +43,20 @@ fn id_of(row: &Stored) -> Result<String> {
         Some(Value::Uuid(u)) => Ok(u.to_string()),
         other => Err(Error::Internal(format!("entity row with id {other:?}"))),
     }
+}
+
+/// `state` with the NULLs of `required` fields (NOT NULL columns) replaced by `row`'s values:
+/// a field added since `state` was recorded (a migration adding a NOT NULL column with a
+/// default) has no earlier value, and the column cannot hold NULL, so it keeps what it holds.
+fn fill_required(mut state: Stored, row: &Stored, required: &BTreeSet<String>) -> Stored {
+    for f in required {
+        if state.get(f).is_none_or(Value::is_null) {
+            if let Some(v) = row.get(f) {
+                state.insert(f.clone(), v.clone());
+            }
+        }
+    }
+    state
 }
 
 fn is_deleted(row: &Stored) -> bool {
@@ -89,6 +103,14 @@ impl Connection {
         let mut report = RollbackReport::default();
         let cols = columns(schema);
         let lock = self.dialect().lock_rows();
+        // Fields whose column is NOT NULL (set by the migrator): history rows recorded before
+        // the column existed hold NULL there, which is no state to go back to.
+        let required: BTreeSet<String> = crate::migrate::catalog::columns(self, &table(entity))
+            .await?
+            .into_iter()
+            .filter(|(name, c)| !c.nullable && schema.fields.contains_key(name))
+            .map(|(name, _)| name)
+            .collect();
         // 1. Entities that have a row: page by page in id order, each page locked.
         let mut after: Option<String> = None;
         loop {
@@ -123,6 +145,7 @@ impl Connection {
                         changes.push((rid, Change::Delete));
                     }
                     Some(state) => {
+                        let state = &fill_required(state.clone(), row, &required);
                         let same_fields = schema.fields.keys().all(|f| row.get(f) == state.get(f));
                         let (now_gone, then_gone) = (is_deleted(row), is_deleted(state));
                         if same_fields && now_gone == then_gone {
@@ -168,7 +191,7 @@ impl Connection {
             let latest = self.latest_versions(entity, &wanted).await?;
             for (rid, state) in &alive {
                 let version = latest.get(*rid).copied().unwrap_or(0) + 1;
-                self.reinsert(entity, schema, rid, state, version, now, audit)
+                self.reinsert(entity, schema, rid, state, version, now, audit, &required)
                     .await?;
                 report.recreated += 1;
             }
@@ -300,8 +323,13 @@ impl Connection {
         version: i64,
         now: DateTime<Utc>,
         audit: &Audit,
+        required: &BTreeSet<String>,
     ) -> Result<()> {
-        let cols = columns(schema);
+        // A NOT NULL field without an earlier value takes the column's default.
+        let cols: Vec<String> = columns(schema)
+            .into_iter()
+            .filter(|c| !(required.contains(c) && state.get(c).is_none_or(Value::is_null)))
+            .collect();
         let mut params = Vec::with_capacity(cols.len());
         for c in &cols {
             params.push(match c.as_str() {
