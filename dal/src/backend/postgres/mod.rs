@@ -230,28 +230,7 @@ impl PgConn {
 impl RawConn for PgConn {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<QueryOutput> {
         let (sql, mut known) = self.shared_text(sql);
-        // Prepared once per connection (sqlx caches by SQL text); on later calls this is a
-        // cache lookup with no round trip. It tells us the parameter types the server chose.
-        let stmt = (&mut self.conn)
-            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-            .await
-            .map_err(map_sqlx_error)?;
-        let types: &[PgTypeInfo] = match stmt.parameters() {
-            Some(Either::Left(t)) => t,
-            _ => &[],
-        };
-        if types.len() != params.len() {
-            return Err(Error::ParameterCount {
-                expected: types.len(),
-                given: params.len(),
-            });
-        }
-        let mut args = PgArguments::default();
-        for (i, (v, t)) in params.iter().zip(types).enumerate() {
-            let p =
-                to_pg(v, t).map_err(|m| Error::Conversion(format!("parameter ${}: {m}", i + 1)))?;
-            args.add(p).map_err(|e| Error::Conversion(e.to_string()))?;
-        }
+        let args = self.arguments(&sql, params).await?;
         let mut out = QueryOutput::default();
         let mut columns: Option<Arc<[String]>> = None;
         let mut stream =
