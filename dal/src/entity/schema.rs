@@ -124,6 +124,10 @@ pub(crate) struct Schema {
     /// Names of the indexes of the entity's table (to add a declared index to an existing
     /// column without asking the catalog at every save).
     pub indexes: BTreeSet<String>,
+    /// Fields whose column is NOT NULL without a default (set by the migrator). An upsert
+    /// that leaves one out still gives it a value — the stored one — because the server
+    /// checks NOT NULL on the row it proposes to insert before it sees the conflict.
+    pub required: BTreeSet<String>,
     loaded: Instant,
     /// What is derived from the fields, computed on first use (a schema never changes once
     /// loaded: a changed table is a new `Schema`).
@@ -154,6 +158,7 @@ impl Schema {
             fields,
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
+            required: BTreeSet::new(),
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         }
@@ -165,6 +170,7 @@ impl Schema {
             fields: BTreeMap::new(),
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
+            required: BTreeSet::new(),
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         }
@@ -330,11 +336,18 @@ impl Connection {
                 indexes.insert(name);
             }
         }
+        let required = crate::migrate::catalog::columns(self, &table(entity))
+            .await?
+            .into_iter()
+            .filter(|(name, c)| !c.nullable && c.default.is_none() && fields.contains_key(name))
+            .map(|(name, _)| name)
+            .collect();
         Ok(Schema {
             exists: true,
             fields,
             custom,
             indexes,
+            required,
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         })

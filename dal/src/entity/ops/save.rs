@@ -14,7 +14,7 @@ use super::super::value_types;
 use super::copy::encode_rows;
 use super::input::{plan_fields, prepare_inputs};
 use super::sql::{
-    copy_stage_sql, create_stage_sql, drop_stage_sql, merge_stage_sql, next_versions_sql,
+    copy_stage_sql, create_stage_sql, drop_stage_sql, kept, merge_stage_sql, next_versions_sql,
     save_one_sql, upsert_sql, Expect, NewVersion,
 };
 use super::{
@@ -248,6 +248,10 @@ impl Connection {
             params.extend([Value::from(id), now.clone(), user.clone()]);
             params.extend([now.clone(), user.clone(), Value::from(id)]);
             params.extend(values);
+            if expect == Expect::Any {
+                let kept = kept(b.schema, &fields).len();
+                params.extend(std::iter::repeat_n(Value::from(id), kept));
+            }
         }
         params.extend([now, user, Value::from(b.audit.comment.clone())]);
         let sql = save_one_sql(self.dialect(), b.entity, &fields, b.schema, expect);
@@ -429,7 +433,13 @@ impl Connection {
             };
             for (group, plain) in [(&insert, split), (&update, false)] {
                 // id, created_at, created_by, updated_at, updated_by, version (from the id).
-                let per_row = 6 + fields.len();
+                let per_row = 6
+                    + fields.len()
+                    + if plain {
+                        0
+                    } else {
+                        kept(b.schema, fields).len()
+                    };
                 let per_chunk = (CHUNK_PARAMS / per_row).clamp(1, CHUNK_ROWS);
                 for chunk in group.chunks(per_chunk) {
                     let mut params = Vec::with_capacity(chunk.len() * per_row);
@@ -445,6 +455,11 @@ impl Connection {
                         });
                         for f in fields {
                             params.push(b.rows[i].get(*f).cloned().unwrap_or(Value::Null));
+                        }
+                        if !plain {
+                            let kept = kept(b.schema, fields).len();
+                            params
+                                .extend(std::iter::repeat_n(Value::from(b.ids[i].as_str()), kept));
                         }
                     }
                     let sql = upsert_sql(

@@ -30,17 +30,37 @@ pub(super) fn upsert_sql(
     version: NewVersion,
 ) -> String {
     let fp = schema.fingerprint();
-    let insert = insert_values(entity, fields, rows, version);
     if plain {
+        let insert = insert_values(entity, fields, &[], rows, version);
         return format!("{insert} /* dal:{fp:x} */");
     }
+    let insert = insert_values(entity, fields, &kept(schema, fields), rows, version);
     let tail = upsert_tail(dialect, entity, fields, schema);
     format!("{insert}{tail} /* dal:{fp:x} */")
 }
 
-/// The `INSERT … VALUES` of `rows` rows (system columns, then `fields`), without a conflict
-/// clause; parameters as [`upsert_sql`] says.
-fn insert_values(entity: &str, fields: &[&String], rows: usize, version: NewVersion) -> String {
+/// The required fields (NOT NULL without a default) an upsert of `fields` leaves out: its
+/// insert row carries their stored values (`(SELECT … WHERE id = ?)`, NULL for a new row, which
+/// the server then refuses), and its update leaves them alone. Each takes the id as one more
+/// parameter per row, after the fields.
+pub(super) fn kept<'a>(schema: &'a Schema, fields: &[&String]) -> Vec<&'a str> {
+    schema
+        .required
+        .iter()
+        .filter(|r| !fields.iter().any(|f| f == r))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The `INSERT … VALUES` of `rows` rows (system columns, `fields`, then the `kept` required
+/// fields, see [`kept`]), without a conflict clause; parameters as [`upsert_sql`] says.
+fn insert_values(
+    entity: &str,
+    fields: &[&String],
+    kept: &[&str],
+    rows: usize,
+    version: NewVersion,
+) -> String {
     let t = table(entity);
     let h = history_table(entity);
     let version = match version {
@@ -49,16 +69,23 @@ fn insert_values(entity: &str, fields: &[&String], rows: usize, version: NewVers
         ),
         NewVersion::Given => "?".to_owned(),
     };
-    let one = format!("(?, ?, ?, ?, ?, {version}{})", ", ?".repeat(fields.len()));
+    let stored: String = kept
+        .iter()
+        .map(|k| format!(", (SELECT [cur].[{k}] FROM [{t}] [cur] WHERE [cur].[id] = ?)"))
+        .collect();
+    let one = format!(
+        "(?, ?, ?, ?, ?, {version}{}{stored})",
+        ", ?".repeat(fields.len())
+    );
     let values = vec![one; rows].join(", ");
     format!(
         "INSERT INTO [{t}] ({}) VALUES {values}",
-        column_list(&insert_columns(fields))
+        column_list(&insert_columns(fields, kept))
     )
 }
 
-/// The columns an upsert writes: the system columns it sets, then `fields`.
-fn insert_columns<'a>(fields: &[&'a String]) -> Vec<&'a str> {
+/// The columns an upsert writes: the system columns it sets, then `fields`, then `kept`.
+fn insert_columns<'a>(fields: &[&'a String], kept: &[&'a str]) -> Vec<&'a str> {
     let mut cols: Vec<&str> = vec![
         "id",
         "created_at",
@@ -68,6 +95,7 @@ fn insert_columns<'a>(fields: &[&'a String]) -> Vec<&'a str> {
         "version",
     ];
     cols.extend(fields.iter().map(|f| f.as_str()));
+    cols.extend(kept);
     cols
 }
 
@@ -113,12 +141,18 @@ pub(super) fn save_one_sql(
     let write = match expect {
         Expect::Any => format!(
             "{}{}",
-            insert_values(entity, fields, 1, NewVersion::FromHistory),
+            insert_values(
+                entity,
+                fields,
+                &kept(schema, fields),
+                1,
+                NewVersion::FromHistory
+            ),
             upsert_tail(dialect, entity, fields, schema)
         ),
         Expect::Absent => format!(
             "{} ON CONFLICT ([id]) DO NOTHING RETURNING {returning}",
-            insert_values(entity, fields, 1, NewVersion::FromHistory)
+            insert_values(entity, fields, &[], 1, NewVersion::FromHistory)
         ),
         Expect::At => {
             let set: Vec<String> = fields
@@ -194,10 +228,17 @@ pub(super) fn merge_stage_sql(
         select.push_str(", ");
         select.push_str(f);
     }
+    let kept = kept(schema, fields);
+    let t = table(entity);
+    for k in &kept {
+        select.push_str(&format!(
+            ", (SELECT [cur].[{k}] FROM [{t}] [cur] WHERE [cur].[id] = [s].[id])"
+        ));
+    }
     let write = format!(
         "INSERT INTO [{}] ({}) {select} FROM pg_temp.[{STAGE}] [s] ORDER BY [s].[id] COLLATE \"C\"{}",
         table(entity),
-        column_list(&insert_columns(fields)),
+        column_list(&insert_columns(fields, &kept)),
         upsert_tail(dialect, entity, fields, schema)
     );
     with_history(entity, schema, &write)
