@@ -766,7 +766,10 @@ async fn partial_saves_keep_not_null_fields_the_migrator_made() {
         let one = conn
             .save_entity("mig_partial", json!({"id": "p000", "n": -1}))
             .await?;
-        assert_eq!((one["Name"].clone(), one["n"].clone()), (json!("n0"), json!(-1)));
+        assert_eq!(
+            (one["Name"].clone(), one["n"].clone()),
+            (json!("n0"), json!(-1))
+        );
         for size in [2, 600] {
             let batch: Vec<serde_json::Value> = (0..size)
                 .map(|i| json!({"id": format!("p{i:03}"), "n": size}))
@@ -781,6 +784,65 @@ async fn partial_saves_keep_not_null_fields_the_migrator_made() {
             .unwrap_err();
         assert_eq!(e.kind(), DbErrorKind::NotNullViolation, "{e}");
         assert!(conn.get_entity("mig_partial", "new").await?.is_none());
+        Ok(())
+    })
+    .await;
+}
+
+/// Changing a constraint of an entity other rows point to (SQLite rebuilds its table) keeps
+/// those rows and their foreign keys, on every backend.
+#[tokio::test]
+async fn a_constraint_change_on_a_referenced_entity_keeps_the_rows_pointing_at_it() {
+    each_backend("mig_fkr", |db| async move {
+        reset(&db, "mig_fkr_order").await?;
+        reset(&db, "mig_fkr_cust").await?;
+        let schema = |check: Option<&str>| -> Vec<EntitySchema> {
+            serde_json::from_value(json!([
+                {"name": "mig_fkr_cust", "fields": [
+                    {"name": "score", "type": "int", "nullable": true, "check": check}
+                ]},
+                {"name": "mig_fkr_order", "fields": [
+                    {"name": "cust", "type": "text", "nullable": true, "references": "mig_fkr_cust"}
+                ]}
+            ]))
+            .unwrap()
+        };
+        let mut m = Migrator::new(&db);
+        for s in schema(None) {
+            m = m.schema(s);
+        }
+        m.apply().await?;
+        let mut conn = db.async_connection().await?;
+        let cust = conn
+            .save_entity("mig_fkr_cust", json!({"score": 5}))
+            .await?;
+        for _ in 0..3 {
+            conn.save_entity("mig_fkr_order", json!({"cust": cust["id"].clone()}))
+                .await?;
+        }
+        let mut m = Migrator::new(&db);
+        for s in schema(Some("score >= 0")) {
+            m = m.schema(s);
+        }
+        let plan = m.apply().await?;
+        assert!(
+            plan.changes()
+                .iter()
+                .any(|c| matches!(c, Change::AddCheck { .. })),
+            "{plan}"
+        );
+        assert_eq!(conn.find_entities("mig_fkr_order").await?.len(), 3);
+        assert_eq!(conn.find_entities("mig_fkr_cust").await?.len(), 1);
+        let e = conn
+            .save_entity("mig_fkr_order", json!({"cust": "nobody"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::ForeignKeyViolation, "{e}");
+        let e = conn
+            .save_entity("mig_fkr_cust", json!({"score": -1}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DbErrorKind::CheckViolation, "{e}");
         Ok(())
     })
     .await;

@@ -520,7 +520,9 @@ impl Connection {
                 ))),
                 // E.g. MySQL cannot index the LONGTEXT column of a text field created
                 // unindexed: the save goes on, the Migrator changes the column type.
-                Err(e) if matches!(e, Error::Database { .. }) => {
+                // Not inside a transaction: there a failed statement aborts it (PostgreSQL),
+                // and the cause must reach the caller.
+                Err(e) if matches!(e, Error::Database { .. }) && !self.in_transaction() => {
                     tracing::warn!(
                         target: "dal::entity",
                         entity, field = field.as_str(), error = %e,

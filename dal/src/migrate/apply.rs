@@ -38,7 +38,7 @@ pub(crate) async fn apply(
     user: Option<&str>,
 ) -> Result<MigrationPlan> {
     let applied_by = applied_by(conn, user).await;
-    match conn.backend() {
+    let result = match conn.backend() {
         Backend::MySql => {
             // Cancelled while the lock is held: the session is closed, which releases it.
             conn.set_close_on_drop(true);
@@ -73,6 +73,16 @@ pub(crate) async fn apply(
             Ok(plan)
         }
         backend => {
+            // SQLite rebuilds a table to change its constraints (new table, copy, DROP, rename):
+            // with foreign keys on, the DROP would delete the rows of the old table under
+            // the rows pointing at them (and run their ON DELETE actions). Off for the
+            // migration (a no-op inside a transaction, so before BEGIN), checked before COMMIT,
+            // on again after; the connection is closed rather than pooled until it is.
+            let sqlite = backend == Backend::Sqlite;
+            if sqlite {
+                conn.set_close_on_drop(true);
+                conn.query_rows("PRAGMA foreign_keys = OFF", vec![]).await?;
+            }
             conn.begin_transaction().await?;
             let result = async {
                 if backend == Backend::Postgres {
@@ -82,30 +92,56 @@ pub(crate) async fn apply(
                     )
                     .await?;
                 }
-                locked(
+                let plan = locked(
                     conn,
                     schemas,
                     drop_undeclared,
                     allow_destructive,
                     &applied_by,
                 )
-                .await
+                .await?;
+                if sqlite {
+                    let dangling = conn.query_rows("PRAGMA foreign_key_check", vec![]).await?;
+                    if !dangling.is_empty() {
+                        return Err(Error::Entity(format!(
+                            "the migration would leave {} rows whose foreign key points to no row; nothing was applied",
+                            dangling.len()
+                        )));
+                    }
+                }
+                Ok(plan)
             }
             .await;
-            match result {
-                Ok(plan) => {
-                    conn.commit_transaction().await?;
-                    Ok(plan)
-                }
+            let result = match result {
+                Ok(plan) => conn.commit_transaction().await.map(|()| plan),
                 Err(e) => {
                     // The error that stopped the migration is the one to report.
                     let _ = conn.rollback_transaction().await;
                     Err(e)
                 }
+            };
+            if sqlite
+                && conn
+                    .query_rows("PRAGMA foreign_keys = ON", vec![])
+                    .await
+                    .is_ok()
+            {
+                conn.set_close_on_drop(false);
+            }
+            result
+        }
+    };
+    match &result {
+        Ok(plan) => forget_cached(conn, plan),
+        // On MySQL the statements before the failing one are applied: whatever the backend,
+        // no cached schema of a declared entity is trusted any more.
+        Err(_) => {
+            for s in schemas {
+                conn.schema_cache().forget(&s.name);
             }
         }
     }
-    .inspect(|plan| forget_cached(conn, plan))
+    result
 }
 
 /// With the lock held: plans, refuses destructive changes unless allowed, runs, records.

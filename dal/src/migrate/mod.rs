@@ -195,7 +195,9 @@ impl<'a> Migrator<'a> {
     }
 
     /// A directory where each applied plan is written as `<UTC timestamp>_<checksum8>.sql`
-    /// (created if missing).
+    /// (created if missing). The file is written after the plan is committed: if it cannot be
+    /// written, `apply` still returns the applied plan and logs a WARN (`dal::migrate`); the
+    /// statements are recorded in `dal_migrations` either way.
     pub fn audit_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.audit_dir = Some(dir.as_ref().to_owned());
         self
@@ -224,7 +226,15 @@ impl<'a> Migrator<'a> {
         )
         .await?;
         if let (Some(dir), false) = (&self.audit_dir, plan.is_empty()) {
-            apply::write_audit(dir, &plan).await?;
+            // The plan is applied and recorded in `dal_migrations` (its statements included):
+            // a file that cannot be written is no reason to report the migration as failed.
+            if let Err(e) = apply::write_audit(dir, &plan).await {
+                tracing::warn!(
+                    target: "dal::migrate",
+                    dir = %dir.display(), error = %e, checksum = plan.checksum(),
+                    "the migration was applied, but its audit file could not be written (the statements are in dal_migrations)"
+                );
+            }
         }
         Ok(plan)
     }
