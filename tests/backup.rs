@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use common::{config, each_backend, selected};
 use dal::backup::{BackupOptions, Manifest};
+use dal::migrate::SchemaMode;
 use dal::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -372,7 +373,16 @@ async fn copy_moves_every_entity_to_another_backend_with_identical_values() {
         let to = all[(all.iter().position(|b| *b == from).unwrap() + 1) % all.len()];
         let source = Fresh::new(from, "copy_src").await;
         seed(&source.db, ITEMS).await?;
-        let target = Fresh::new(to, "copy_dst").await;
+        let mut target = Fresh::new(to, "copy_dst").await;
+        // A target that runs no DDL at run time still takes a copy: it creates the tables.
+        target.db = Database::new(
+            to,
+            target
+                .db
+                .config()
+                .clone()
+                .schema_mode(SchemaMode::Migrations),
+        );
         let batches = Arc::new(AtomicU64::new(0));
         let b = batches.clone();
         let opts = BackupOptions::new().batch_size(500).on_progress(move |_| {

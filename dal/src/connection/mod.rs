@@ -74,6 +74,9 @@ pub struct Connection {
     /// Closed instead of reused if dropped now: the session holds state another borrower must
     /// not inherit (a MySQL named lock while a migration runs).
     close_on_drop: bool,
+    /// Set while an import or copy creates the tables of the entities it restores: an explicit
+    /// restore owns its DDL, whatever the pool's schema mode.
+    pub(crate) restoring: bool,
     /// Set by an abandoned `#[auto_transaction]` scope (panic or cancellation): the open
     /// transaction is over for the user and is rolled back before the next statement.
     /// Made on the first `#[auto_transaction]` scope: a checkout that never opens one
@@ -202,6 +205,7 @@ impl Connection {
             busy: false,
             broken: false,
             close_on_drop: false,
+            restoring: false,
             abandoned: OnceLock::new(),
             schema_changed_in_tx: false,
             verified: None,
@@ -407,6 +411,9 @@ impl Connection {
 
     /// Who may change entity tables ([`DatabaseConfig::schema_mode`](crate::DatabaseConfig::schema_mode)).
     pub(crate) fn schema_mode(&self) -> crate::migrate::SchemaMode {
+        if self.restoring {
+            return crate::migrate::SchemaMode::Auto;
+        }
         self.pool.config.get_schema_mode()
     }
 

@@ -136,8 +136,12 @@ impl Connection {
             })
             .collect::<Result<_>>()?;
         self.forget_schema(entity);
-        self.ensure_fields(entity, &specs, &[]).await?;
-        Ok(())
+        // An import or copy creates the tables even in `SchemaMode::Migrations`: restoring is
+        // an explicit request for them.
+        self.restoring = true;
+        let created = self.ensure_fields(entity, &specs, &[]).await;
+        self.restoring = false;
+        created.map(|_| ())
     }
 
     /// Drops `entity`'s three tables (an import undoing what it created).
