@@ -847,3 +847,61 @@ async fn a_constraint_change_on_a_referenced_entity_keeps_the_rows_pointing_at_i
     })
     .await;
 }
+
+mod roll_v1 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_rolltyped")]
+    pub struct Doc {
+        pub id: Option<String>,
+        pub title: String,
+    }
+}
+mod roll_v2 {
+    use super::*;
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Entity)]
+    #[entity(table = "mig_rolltyped")]
+    pub struct Doc {
+        pub id: Option<String>,
+        pub title: String,
+        pub pages: i64,
+    }
+}
+
+/// A typed rollback to a state the struct cannot hold (a required field added since) is an
+/// Err with nothing changed: the state is read as `T` before the commit.
+#[tokio::test]
+async fn a_typed_rollback_the_struct_cannot_hold_changes_nothing() {
+    each_backend("mig_rolltyped", |db| async move {
+        reset(&db, "mig_rolltyped").await?;
+        let mut conn = db.async_connection().await?;
+        let d = conn
+            .save(&roll_v1::Doc {
+                id: None,
+                title: "old".into(),
+            })
+            .await?;
+        let id = d.id.clone().unwrap();
+        let before = chrono::Utc::now();
+        poll_past(before).await;
+        conn.save(&roll_v2::Doc {
+            id: Some(id.clone()),
+            title: "new".into(),
+            pages: 3,
+        })
+        .await?;
+        let r = conn.rollback_to::<roll_v2::Doc>(&id, before).await;
+        assert!(r.is_err(), "{r:?}");
+        let now = conn.get_entity("mig_rolltyped", &id).await?.unwrap();
+        assert_eq!(
+            (now["title"].clone(), now["version"].clone()),
+            (json!("new"), json!(2))
+        );
+        assert_eq!(
+            conn.get_entity_history("mig_rolltyped", &id).await?.len(),
+            2
+        );
+        Ok(())
+    })
+    .await;
+}

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 
 use super::ops::{rollback_comment, Audit, RollbackReport};
 use super::typed::Entity;
-use super::typed_api::from_map;
 use super::BoxFuture;
 use crate::connection::Connection;
 use crate::error::Result;
@@ -111,13 +110,8 @@ impl<'c, T: Entity> IntoFuture for RollbackTyped<'c, T> {
                 .conn
                 .begin_operation("rollback", name, self.opts.timeout);
             self.conn
-                .rollback_impl(name, Some(&self.id), self.at, &self.opts.audit(self.at))
-                .await?;
-            self.conn
-                .get_entity_impl(name, &self.id, false, false)
-                .await?
-                .map(from_map)
-                .transpose()
+                .rollback_typed_impl(&self.id, self.at, &self.opts.audit(self.at))
+                .await
         })
     }
 }

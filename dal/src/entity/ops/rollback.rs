@@ -80,15 +80,46 @@ impl Connection {
         at: DateTime<Utc>,
         audit: &Audit,
     ) -> Result<RollbackReport> {
+        let schema = self.rollback_schema(entity).await?;
+        in_own_tx!(self, is_retryable_tx_error, {
+            self.rollback_inner(entity, &schema, id, at, audit).await
+        })
+    }
+
+    /// Rolls one typed entity back and reads it as `T` in the same transaction, so that a
+    /// state `T` cannot hold (a field added since, now required by the struct) rolls back
+    /// instead of failing after the commit.
+    pub(crate) async fn rollback_typed_impl<T: crate::entity::Entity>(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<Option<T>> {
+        let entity = T::table_name();
+        let schema = self.rollback_schema(entity).await?;
+        in_own_tx!(self, is_retryable_tx_error, {
+            match self
+                .rollback_inner(entity, &schema, Some(id), at, audit)
+                .await
+            {
+                Ok(_) => match self.get_entity_impl(entity, id, false, false).await {
+                    Ok(map) => map.map(super::super::typed_api::from_map::<T>).transpose(),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// The schema of an entity to roll back: it must have tables.
+    async fn rollback_schema(&mut self, entity: &str) -> Result<std::sync::Arc<Schema>> {
         let schema = self.entity_schema(entity, false).await?;
         if !schema.exists {
             return Err(Error::Entity(format!(
                 "no entity {entity:?} to roll back: it has no tables"
             )));
         }
-        in_own_tx!(self, is_retryable_tx_error, {
-            self.rollback_inner(entity, &schema, id, at, audit).await
-        })
+        Ok(schema)
     }
 
     async fn rollback_inner(
