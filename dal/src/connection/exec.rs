@@ -370,8 +370,9 @@ impl Connection {
             sql: op.sql(),
             params: op.params(),
             statement_hash: match op {
-                Op::Query(statement, _) | Op::Copy(statement, _) => Some(statement.hash),
-                Op::Control(_) => None,
+                Op::Query(statement, _) => Some(statement.hash),
+                // Sent as a simple query, never prepared: not a statement-cache entry.
+                Op::Control(_) | Op::Copy(..) => None,
             },
             elapsed: start.elapsed(),
             result,

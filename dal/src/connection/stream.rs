@@ -516,6 +516,15 @@ impl Lent<'_> {
                             before_first_row: false,
                         })
                     }
+                    // The driver could not convert a row: the statement is still sending
+                    // the rest, so it is stopped like a dropped stream's (and not retried).
+                    FirstWait::Failed(e @ Error::Conversion(_)) => {
+                        self.abandon().await;
+                        Err(Failed {
+                            error: self.observed_error(e),
+                            before_first_row: false,
+                        })
+                    }
                     FirstWait::Failed(e) => {
                         self.in_flight = false;
                         self.statement_failed(&e);
@@ -555,8 +564,13 @@ impl Lent<'_> {
                     Ok(Some(Ok(row))) => row,
                     Ok(Some(Err(e))) => {
                         drop(rows);
-                        self.in_flight = false;
-                        self.statement_failed(&e);
+                        if matches!(e, Error::Conversion(_)) {
+                            // As before the first row: the rest is still on its way.
+                            self.abandon().await;
+                        } else {
+                            self.in_flight = false;
+                            self.statement_failed(&e);
+                        }
                         return Err(Failed {
                             error: self.observed_error(e),
                             before_first_row: false,

@@ -33,7 +33,8 @@ impl Connection {
     /// expected versions, and — with `check` — that every row as it will be stored converts
     /// back through `out`. `out` runs inside the transaction, so a row that still fails to
     /// convert rolls the save back (in the caller's transaction, the error reaches the
-    /// caller before any commit).
+    /// caller before any commit) — except for the one-statement save of a single entity on
+    /// PostgreSQL, taken only where nothing after the statement can fail (see below).
     pub(crate) async fn save_entities_impl<R, F>(
         &mut self,
         req: SaveRequest<'_>,
@@ -164,12 +165,15 @@ impl Connection {
             audit: req.audit,
         };
         let dialect = self.dialect();
-        // One entity, one statement: it is atomic by itself, so no transaction of its own. A
-        // checked save's `out` then runs after the write: it was checked on the row as it
-        // will be stored, which the statement returns unchanged when the input holds every
-        // declared field (a typed entity is saved whole).
+        // One entity, one statement: it is atomic by itself, so no transaction of its own,
+        // and what runs after it must not be able to fail. A checked save's `out` was checked
+        // on the row as it will be stored, which the statement returns unchanged when the
+        // input holds every declared field (a typed entity is saved whole); decoding the
+        // returned row cannot fail on PostgreSQL's native types, but a custom value type's
+        // deserializer can, so an entity with one keeps its transaction (`out` before COMMIT).
         if ids.len() == 1
             && dialect.writes_in_cte()
+            && schema.custom.is_empty()
             && (!req.check || declared.iter().all(|d| rows[0].contains_key(&d.name)))
         {
             return self.save_one_statement(&batch, &out).await;
@@ -285,6 +289,8 @@ impl Connection {
             .await?;
         let copied = self.copy_in(&copy_stage_sql(&fields), data).await?;
         if copied != b.ids.len() as u64 {
+            // No server error: a caller's transaction goes on, so the staging table must go.
+            self.query_full(&drop_stage_sql(), Vec::new()).await?;
             return Err(Error::Internal(format!(
                 "COPY took {copied} of {} rows",
                 b.ids.len()
