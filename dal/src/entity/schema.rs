@@ -128,6 +128,8 @@ pub(crate) struct Schema {
     /// that leaves one out still gives it a value — the stored one — because the server
     /// checks NOT NULL on the row it proposes to insert before it sees the conflict.
     pub required: BTreeSet<String>,
+    /// Fields whose column is NOT NULL, with a default or without (`required` is a subset).
+    pub not_null: BTreeSet<String>,
     loaded: Instant,
     /// What is derived from the fields, computed on first use (a schema never changes once
     /// loaded: a changed table is a new `Schema`).
@@ -159,6 +161,7 @@ impl Schema {
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
             required: BTreeSet::new(),
+            not_null: BTreeSet::new(),
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         }
@@ -171,6 +174,7 @@ impl Schema {
             custom: BTreeMap::new(),
             indexes: BTreeSet::new(),
             required: BTreeSet::new(),
+            not_null: BTreeSet::new(),
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         }
@@ -336,18 +340,24 @@ impl Connection {
                 indexes.insert(name);
             }
         }
-        let required = crate::migrate::catalog::columns(self, &table(entity))
-            .await?
-            .into_iter()
-            .filter(|(name, c)| !c.nullable && c.default.is_none() && fields.contains_key(name))
-            .map(|(name, _)| name)
-            .collect();
+        let mut required = BTreeSet::new();
+        let mut not_null = BTreeSet::new();
+        for (name, c) in crate::migrate::catalog::columns(self, &table(entity)).await? {
+            if c.nullable || !fields.contains_key(&name) {
+                continue;
+            }
+            if c.default.is_none() {
+                required.insert(name.clone());
+            }
+            not_null.insert(name);
+        }
         Ok(Schema {
             exists: true,
             fields,
             custom,
             indexes,
             required,
+            not_null,
             loaded: Instant::now(),
             memo: SchemaMemo::default(),
         })

@@ -297,7 +297,7 @@ pub(crate) async fn write_audit(dir: &Path, plan: &MigrationPlan) -> Result<()> 
 
 /// Rows of `dal_migrations`, oldest first.
 pub(crate) async fn history(conn: &mut Connection) -> Result<Vec<AppliedMigration>> {
-    if !super::catalog::table_exists(conn, MIGRATIONS_TABLE).await? {
+    if !conn.table_exists(MIGRATIONS_TABLE).await? {
         return Ok(Vec::new());
     }
     let rows = conn

@@ -80,21 +80,15 @@ fn int(r: &Row, i: usize) -> Result<i64> {
     Ok(r.try_get::<Option<i64>, _>(i)?.unwrap_or(0))
 }
 
-/// True when table `name` exists.
-pub(crate) async fn table_exists(conn: &mut Connection, name: &str) -> Result<bool> {
-    let sql = conn.dialect().table_exists_sql();
-    Ok(conn.query_count(sql, vec![Value::from(name)]).await? > 0)
-}
-
 /// Reads what exists of `entity`.
 pub(crate) async fn load(conn: &mut Connection, entity: &str) -> Result<LiveEntity> {
     let mut live = LiveEntity::default();
     let main = table(entity);
-    if !table_exists(conn, &main).await? {
+    if !conn.table_exists(&main).await? {
         return Ok(live);
     }
-    live.exists = table_exists(conn, &meta_table(entity)).await?
-        && table_exists(conn, &history_table(entity)).await?;
+    live.exists = conn.table_exists(&meta_table(entity)).await?
+        && conn.table_exists(&history_table(entity)).await?;
     if live.exists {
         for r in conn
             .query_rows(

@@ -136,12 +136,7 @@ impl Connection {
         let lock = self.dialect().lock_rows();
         // Fields whose column is NOT NULL (set by the migrator): history rows recorded before
         // the column existed hold NULL there, which is no state to go back to.
-        let required: BTreeSet<String> = crate::migrate::catalog::columns(self, &table(entity))
-            .await?
-            .into_iter()
-            .filter(|(name, c)| !c.nullable && schema.fields.contains_key(name))
-            .map(|(name, _)| name)
-            .collect();
+        let required = &schema.not_null;
         // 1. Entities that have a row: page by page in id order, each page locked.
         let mut after: Option<String> = None;
         loop {
@@ -176,7 +171,7 @@ impl Connection {
                         changes.push((rid, Change::Delete));
                     }
                     Some(state) => {
-                        let state = &fill_required(state.clone(), row, &required);
+                        let state = &fill_required(state.clone(), row, required);
                         let same_fields = schema.fields.keys().all(|f| row.get(f) == state.get(f));
                         let (now_gone, then_gone) = (is_deleted(row), is_deleted(state));
                         if same_fields && now_gone == then_gone {
@@ -222,7 +217,7 @@ impl Connection {
             let latest = self.latest_versions(entity, &wanted).await?;
             for (rid, state) in &alive {
                 let version = latest.get(*rid).copied().unwrap_or(0) + 1;
-                self.reinsert(entity, schema, rid, state, version, now, audit, &required)
+                self.reinsert(entity, schema, rid, state, version, now, audit, required)
                     .await?;
                 report.recreated += 1;
             }
